@@ -1,0 +1,78 @@
+"""magnus' own services, registered through the same hooks as any third-party plugin.
+
+Classes are imported inside each hook so that importing magnus stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from magnus.hookspecs import hookimpl
+from magnus.integration import Problem
+
+if TYPE_CHECKING:
+    from magnus.executors.base import BaseExecutor
+    from magnus.services import BaseService
+
+
+@hookimpl
+def register_executors() -> list[type]:
+    from magnus.executors.local import LocalExecutor
+
+    return [LocalExecutor]
+
+
+@hookimpl
+def register_run_log_stores() -> list[type]:
+    from magnus.runlog.buffered import BufferedRunLogStore
+    from magnus.runlog.chunked import ChunkedFileSystemRunLogStore
+    from magnus.runlog.filesystem import FileSystemRunLogStore
+
+    return [BufferedRunLogStore, FileSystemRunLogStore, ChunkedFileSystemRunLogStore]
+
+
+@hookimpl
+def register_catalogs() -> list[type]:
+    from magnus.catalog import DoNothingCatalog, FileSystemCatalog
+
+    return [DoNothingCatalog, FileSystemCatalog]
+
+
+@hookimpl
+def register_secrets() -> list[type]:
+    from magnus.secrets import DoNothingSecrets
+
+    return [DoNothingSecrets]
+
+
+@hookimpl
+def register_experiment_trackers() -> list[type]:
+    from magnus.tracking import DoNothingTracker
+
+    return [DoNothingTracker]
+
+
+@hookimpl
+def register_task_types() -> list[type]:
+    from magnus.tasks import PythonTaskType, ShellTaskType
+
+    return [PythonTaskType, ShellTaskType]
+
+
+@hookimpl
+def check_compatibility(executor: BaseExecutor, service: BaseService) -> list[Problem]:
+    problems = []
+    if service.service_type == "run_log_store" and not getattr(service, "persistent", True):
+        if not executor.runs_in_one_process:
+            problems.append(
+                Problem.error(
+                    f"The {service.service_name!r} run log store keeps the log in memory and "
+                    f"cannot be used with the {executor.service_name!r} executor, whose steps "
+                    "run in other processes; use chunked-fs or file-system"
+                )
+            )
+    if service.service_type == "catalog" and service.service_name == "do-nothing":
+        problems.append(
+            Problem.warning("The do-nothing catalog cannot pass data between steps")
+        )
+    return problems

@@ -1,0 +1,198 @@
+"""The plugin manager: built-ins, entry points, blocking, tracing, and a typed facade.
+
+Plugins come from the ``magnus`` entry-point group. ``MAGNUS_DISABLE_PLUGINS`` (comma separated)
+blocks plugins by entry-point name or distribution name; ``MAGNUS_TRACE_HOOKS=1`` logs every hook
+call at DEBUG level. magnus' own services are the plugin ``magnus.builtins``, registered through
+the same hooks as everyone else's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pluggy
+
+from magnus import hookspecs
+from magnus.exceptions import ConfigurationError, PluginError
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "magnus"
+DISABLE_ENV = "MAGNUS_DISABLE_PLUGINS"
+TRACE_ENV = "MAGNUS_TRACE_HOOKS"
+BUILTIN_NAME = "magnus.builtins"
+
+
+@dataclass
+class PluginInfo:
+    """What ``magnus plugins`` shows of one plugin."""
+
+    name: str
+    distribution: str
+    version: str
+    hooks: list[str]
+    services: dict[str, list[str]] = field(default_factory=dict)
+    blocked: bool = False
+
+
+@dataclass
+class ServiceEntry:
+    """A service class and where it came from."""
+
+    cls: type
+    plugin: str
+    distribution: str
+
+
+def _blocked_names() -> set[str]:
+    raw = os.environ.get(DISABLE_ENV, "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+class MagnusPlugins:
+    """The plugin manager of one process, with a typed view of the service registry."""
+
+    def __init__(self, load_entry_points: bool = True) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self._origins: dict[str, tuple[str, str]] = {}
+        self.blocked: list[PluginInfo] = []
+        self._registry: dict[str, dict[str, ServiceEntry]] | None = None
+
+        from magnus import builtins
+
+        core_version = _distribution_version("magnus-core")
+        self.register(builtins, BUILTIN_NAME, "magnus-core", core_version)
+        if load_entry_points:
+            self._load_entry_points()
+        if os.environ.get(TRACE_ENV, "") not in ("", "0", "false"):
+            self.pm.trace.root.setwriter(lambda message: logger.debug(message.rstrip()))
+            self.pm.enable_tracing()
+
+    @property
+    def hook(self) -> Any:
+        """The pluggy hook relay (``plugins.hook.before_step(...)``)."""
+        return self.pm.hook
+
+    def register(
+        self, plugin: object, name: str, distribution: str = "", version: str = ""
+    ) -> None:
+        """Register a plugin object or module; the registry is rebuilt on next use."""
+        try:
+            self.pm.register(plugin, name=name)
+        except ValueError as exc:
+            raise PluginError(f"Could not register plugin {name!r}: {exc}") from None
+        self._origins[name] = (distribution or name, version)
+        self._registry = None
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin by name (tests use it to undo what they registered)."""
+        self.pm.unregister(name=name)
+        self._origins.pop(name, None)
+        self._registry = None
+
+    def _load_entry_points(self) -> None:
+        blocked = _blocked_names()
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist_name = ep.dist.name if ep.dist is not None else ""
+            version = ep.dist.version if ep.dist is not None else ""
+            if ep.name in blocked or dist_name in blocked:
+                self.blocked.append(PluginInfo(ep.name, dist_name, version, [], blocked=True))
+                continue
+            if self.pm.get_plugin(ep.name) is not None:
+                raise PluginError(
+                    f"Two plugins are named {ep.name!r}: {self._origins[ep.name][0]} and {dist_name}"
+                )
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"Plugin {ep.name!r} from {dist_name or 'an unknown distribution'} failed to "
+                    f"load ({ep.value}): {exc}. Block it with {DISABLE_ENV}={ep.name}"
+                ) from exc
+            self.register(plugin, ep.name, dist_name, version)
+
+    # ---------------------------------------------------------------- service registry
+
+    def _build_registry(self) -> dict[str, dict[str, ServiceEntry]]:
+        registry: dict[str, dict[str, ServiceEntry]] = {}
+        for family, hook_name in hookspecs.PROVIDER_HOOKS.items():
+            entries: dict[str, ServiceEntry] = {}
+            caller = getattr(self.pm.hook, hook_name)
+            for impl in caller.get_hookimpls():
+                distribution = self._origins.get(impl.plugin_name, (impl.plugin_name, ""))[0]
+                for cls in impl.function() or []:
+                    name = getattr(cls, "service_name", "")
+                    if not name:
+                        raise PluginError(
+                            f"{distribution} registers {cls!r} as a {family} without a service_name"
+                        )
+                    if name in entries:
+                        first = entries[name]
+                        raise PluginError(
+                            f"Two {family} services are named {name!r}: {first.cls.__qualname__} "
+                            f"from {first.distribution} and {cls.__qualname__} from {distribution}"
+                        )
+                    entries[name] = ServiceEntry(cls, impl.plugin_name, distribution)
+            registry[family] = entries
+        return registry
+
+    @property
+    def registry(self) -> dict[str, dict[str, ServiceEntry]]:
+        """``{family: {service_name: ServiceEntry}}`` built from every provider hook."""
+        if self._registry is None:
+            self._registry = self._build_registry()
+        return self._registry
+
+    def service_class(self, family: str, name: str) -> type:
+        """The class registered under ``name`` in ``family``, or a clear error listing choices."""
+        entries = self.registry.get(family, {})
+        try:
+            return entries[name].cls
+        except KeyError:
+            known = ", ".join(sorted(entries)) or "none"
+            raise ConfigurationError(
+                f"No {family} service of type {name!r} is installed (installed: {known}). "
+                "Is the plugin that provides it installed and not disabled?"
+            ) from None
+
+    def infos(self) -> list[PluginInfo]:
+        """Every registered plugin with its distribution, hooks and services, then blocked ones."""
+        by_plugin: dict[str, dict[str, list[str]]] = {}
+        for family, entries in self.registry.items():
+            for name, entry in entries.items():
+                by_plugin.setdefault(entry.plugin, {}).setdefault(family, []).append(name)
+        infos = []
+        for name, plugin in self.pm.list_name_plugin():
+            hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
+            distribution, version = self._origins.get(name, (name, ""))
+            infos.append(PluginInfo(name, distribution, version, hooks, by_plugin.get(name, {})))
+        return infos + self.blocked
+
+
+def _distribution_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+_PLUGINS: MagnusPlugins | None = None
+
+
+def get_plugins() -> MagnusPlugins:
+    """The process-wide plugin manager, created on first use."""
+    global _PLUGINS
+    if _PLUGINS is None:
+        _PLUGINS = MagnusPlugins()
+    return _PLUGINS
+
+
+def reset_plugins() -> None:
+    """Forget the process-wide manager (after changing ``MAGNUS_DISABLE_PLUGINS``, in tests)."""
+    global _PLUGINS
+    _PLUGINS = None

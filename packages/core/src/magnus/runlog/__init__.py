@@ -1,0 +1,1 @@
+"""The run log: its schema (``models``) and the store contract (``base``)."""

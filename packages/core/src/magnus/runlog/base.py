@@ -1,0 +1,171 @@
+"""The run-log store contract.
+
+Every store keeps runs by run id. A run log is a tree: run -> steps -> branches -> steps ... Step
+and branch logs are addressed by their *resolved internal names* (``train.left.fit``,
+``report.10``); a step log belongs to the branch named by its internal name minus the last
+segment (no segment left: the run itself), and a branch log to the step named likewise.
+
+Rules every store follows (``magnus.testing.RunLogStoreContract`` checks them):
+
+* every write is atomic: a reader never sees half a record, and a process killed at any moment
+  leaves a log that can be read;
+* ``create_run_log`` refuses an existing run id with ``RunLogExistsError``;
+* a missing run raises ``RunLogNotFoundError``, a missing step ``StepLogNotFoundError``, a missing
+  branch ``BranchLogNotFoundError``;
+* ``add_step_log``/``add_branch_log`` insert or replace; insertion order is kept;
+* ``set_parameters``/``set_run_config`` merge into what is stored;
+* ``update_run_log_status`` stamps ``end_time`` when the status becomes SUCCESS or FAIL.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from datetime import datetime
+from typing import Any, ClassVar
+
+from magnus.runlog.models import (
+    CREATED,
+    PROCESSING,
+    BranchLog,
+    CodeIdentity,
+    DataCatalog,
+    RunLog,
+    StepAttempt,
+    StepLog,
+)
+from magnus.services import BaseService
+
+
+def parent_branch_name(internal_name: str) -> str:
+    """The branch a step log belongs to: its name minus the last segment ("" for the run)."""
+    return internal_name.rpartition(".")[0]
+
+
+def parent_step_name(internal_branch_name: str) -> str:
+    """The step a branch log belongs to: its name minus the last segment."""
+    return internal_branch_name.rpartition(".")[0]
+
+
+class BaseRunLogStore(BaseService):
+    """Base of every run-log store. Subclasses implement the abstract methods."""
+
+    service_type: ClassVar[str] = "run_log_store"
+    #: whether several processes may write the same run at once (parallel branches)
+    supports_concurrent_writers: ClassVar[bool] = False
+    #: whether the log survives the process (``buffered`` does not)
+    persistent: ClassVar[bool] = True
+
+    # ------------------------------------------------------------------ factories
+
+    def create_step_log(self, name: str, internal_name: str) -> StepLog:
+        """A new, unsaved step log with status CREATED."""
+        return StepLog(name=name, internal_name=internal_name, status=CREATED)
+
+    def create_branch_log(self, internal_branch_name: str) -> BranchLog:
+        """A new, unsaved branch log with status CREATED."""
+        return BranchLog(internal_name=internal_branch_name, status=CREATED)
+
+    def create_attempt_log(self) -> StepAttempt:
+        """A new attempt record."""
+        return StepAttempt()
+
+    def create_code_identity(self) -> CodeIdentity:
+        """A new code identity record."""
+        return CodeIdentity()
+
+    def create_data_catalog(self, name: str) -> DataCatalog:
+        """A new catalog record."""
+        return DataCatalog(name=name)
+
+    # ------------------------------------------------------------------ runs
+
+    @abstractmethod
+    def create_run_log(
+        self,
+        run_id: str,
+        dag_hash: str = "",
+        use_cached: bool = False,
+        tag: str = "",
+        original_run_id: str = "",
+        status: str = PROCESSING,
+    ) -> RunLog:
+        """Persist a new run log (start_time = now); ``RunLogExistsError`` if the id is taken."""
+
+    @abstractmethod
+    def get_run_log_by_id(self, run_id: str, full: bool = True) -> RunLog:
+        """The run log; with ``full=False`` steps may be left out (parameters never are)."""
+
+    @abstractmethod
+    def put_run_log(self, run_log: RunLog) -> None:
+        """Overwrite the whole run log, steps and parameters included."""
+
+    @abstractmethod
+    def update_run_log_status(self, run_id: str, status: str) -> None:
+        """Set the run's status (and ``end_time`` when SUCCESS or FAIL)."""
+
+    @abstractmethod
+    def list_runs(self) -> list[RunLog]:
+        """Every run in the store, run-level fields only (``steps`` may be empty)."""
+
+    @abstractmethod
+    def location(self, run_id: str) -> str:
+        """Where the run's log lives, for people (a path, a URL, ``memory``)."""
+
+    def run_exists(self, run_id: str) -> bool:
+        """Whether a run log with this id exists."""
+        from magnus.exceptions import RunLogNotFoundError
+
+        try:
+            self.get_run_log_by_id(run_id, full=False)
+        except RunLogNotFoundError:
+            return False
+        return True
+
+    # ------------------------------------------------------------------ parameters and config
+
+    @abstractmethod
+    def get_parameters(self, run_id: str) -> dict[str, Any]:
+        """The run's current parameters."""
+
+    @abstractmethod
+    def set_parameters(self, run_id: str, parameters: dict[str, Any]) -> None:
+        """Merge ``parameters`` into the run's parameters (parameters are never deleted)."""
+
+    @abstractmethod
+    def get_run_config(self, run_id: str) -> dict[str, Any]:
+        """The run's ``run_config``."""
+
+    @abstractmethod
+    def set_run_config(self, run_id: str, run_config: dict[str, Any]) -> None:
+        """Merge ``run_config`` into the stored one (top-level keys)."""
+
+    def copy_parameters(self, from_run_id: str, to_run_id: str) -> dict[str, Any]:
+        """Carry an original run's parameters into a re-run; returns what was copied."""
+        parameters = self.get_parameters(from_run_id)
+        self.set_parameters(to_run_id, parameters)
+        return parameters
+
+    # ------------------------------------------------------------------ steps and branches
+
+    @abstractmethod
+    def get_step_log(self, internal_name: str, run_id: str) -> StepLog:
+        """A step log by resolved internal name, branches included."""
+
+    @abstractmethod
+    def add_step_log(self, step_log: StepLog, run_id: str) -> None:
+        """Insert or replace a step log under its parent branch (or the run)."""
+
+    @abstractmethod
+    def get_branch_log(self, internal_branch_name: str, run_id: str) -> BranchLog | RunLog:
+        """A branch log by resolved internal name; ``""`` gives the run log itself."""
+
+    @abstractmethod
+    def add_branch_log(self, branch_log: BranchLog | RunLog, run_id: str) -> None:
+        """Insert or replace a branch log under its parent step; a RunLog overwrites the run."""
+
+    @staticmethod
+    def now() -> str:
+        """The current time as the run log writes it."""
+        from magnus.runlog.models import format_time
+
+        return format_time(datetime.now())

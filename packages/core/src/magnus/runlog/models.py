@@ -1,0 +1,162 @@
+"""The run log schema.
+
+The JSON field names are a contract with magnus 0.5 users (the reproducibility page): extra fields
+may be added, none renamed. ``schema_version`` lets readers tell our records from 0.5's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1"
+
+CREATED = "CREATED"
+PROCESSING = "PROCESSING"
+SUCCESS = "SUCCESS"
+FAIL = "FAIL"
+TRIGGERED = "TRIGGERED"
+
+TERMINAL_STATUSES = frozenset({SUCCESS, FAIL})
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def format_time(moment: datetime) -> str:
+    """A wall-clock time as the run log writes it, always with microseconds."""
+    return moment.strftime(TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    """The inverse of :func:`format_time`."""
+    return datetime.strptime(text, TIME_FORMAT)
+
+
+def format_duration(delta: timedelta) -> str:
+    """A duration as ``H:MM:SS.ffffff``, always with microseconds."""
+    total = delta.total_seconds()
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{int(hours)}:{int(minutes):02d}:{seconds:09.6f}"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class CodeIdentity(_Record):
+    """Which code ran: a git commit (or another kind of identifier, e.g. an image digest)."""
+
+    code_identifier: str | None = None
+    code_identifier_type: str = "git"
+    code_identifier_dependable: bool = False
+    code_identifier_url: str | None = None
+    code_identifier_message: str | None = None
+
+
+class DataCatalog(_Record):
+    """One file moved through the catalog by a step."""
+
+    name: str
+    data_hash: str = ""
+    catalog_relative_path: str = ""
+    catalog_handler_location: str = ""
+    stage: str = ""
+
+    def __eq__(self, other: object) -> bool:
+        # 0.5 compares catalog entries by name only; de-duplication relies on it.
+        return isinstance(other, DataCatalog) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+class StepAttempt(_Record):
+    """One execution of a leaf step.
+
+    ``parameters`` holds what the attempt consumed; ``output_parameters`` what it produced.
+    """
+
+    attempt_number: int = 1
+    start_time: str = ""
+    end_time: str = ""
+    duration: str = ""
+    status: str = FAIL
+    message: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class BranchLog(_Record):
+    """The log of one branch of a composite step (a parallel branch, a map element, a dag)."""
+
+    internal_name: str
+    status: str = CREATED
+    steps: dict[str, StepLog] = Field(default_factory=dict)
+
+
+class StepLog(_Record):
+    """Everything recorded about one step of one run."""
+
+    name: str
+    internal_name: str
+    status: str = CREATED
+    step_type: str = "task"
+    message: str = ""
+    mock: bool = False
+    code_identities: list[CodeIdentity] = Field(default_factory=list)
+    attempts: list[StepAttempt] = Field(default_factory=list)
+    user_defined_metrics: dict[str, Any] = Field(default_factory=dict)
+    branches: dict[str, BranchLog] = Field(default_factory=dict)
+    data_catalog: list[DataCatalog] = Field(default_factory=list)
+
+    def add_data_catalogs(self, entries: list[DataCatalog]) -> None:
+        """Append catalog records, keeping their order (get, then API calls, then put)."""
+        self.data_catalog.extend(entries)
+
+
+class RunLog(_Record):
+    """The whole record of a run, as ``magnus runs show --json`` prints it."""
+
+    run_id: str
+    dag_hash: str | None = ""
+    use_cached: bool = False
+    tag: str = ""
+    original_run_id: str = ""
+    status: str = CREATED
+    steps: dict[str, StepLog] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    run_config: dict[str, Any] = Field(default_factory=dict)
+    schema_version: str = SCHEMA_VERSION
+    start_time: str = ""
+    end_time: str = ""
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The seed's JSON structure (plus our extra fields), ready for ``json.dumps``."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def search_step_by_internal_name(self, internal_name: str) -> StepLog:
+        """Find a step log anywhere in the tree by its resolved internal name.
+
+        Raises ``KeyError`` naming the step when absent.
+        """
+        parts = internal_name.split(".")
+        steps = self.steps
+        # Step names sit at even positions, branch names at odd ones: step.branch.step...
+        for depth in range(0, len(parts), 2):
+            step_name = ".".join(parts[: depth + 1])
+            step = steps.get(step_name)
+            if step is None:
+                raise KeyError(internal_name)
+            if depth + 1 == len(parts):
+                return step
+            branch = step.branches.get(".".join(parts[: depth + 2]))
+            if branch is None:
+                raise KeyError(internal_name)
+            steps = branch.steps
+        raise KeyError(internal_name)
+
+
+BranchLog.model_rebuild()
+StepLog.model_rebuild()

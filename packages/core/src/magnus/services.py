@@ -1,0 +1,75 @@
+"""What every configurable service has in common.
+
+A service is a pydantic model whose fields are its configuration: unknown keys are rejected with a
+message naming the service and the key. ``service_name`` (the ``type`` a configuration file uses)
+and ``service_type`` (executor, run_log_store, catalog, secrets, experiment_tracker) are class
+variables, so a plugin class declares both and nothing else is needed to register it.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr, ValidationError
+
+from magnus.exceptions import ConfigurationError
+
+ServiceT = TypeVar("ServiceT", bound="BaseService")
+
+SERVICE_TYPES = ("executor", "run_log_store", "catalog", "secrets", "experiment_tracker")
+
+
+def _is_secret_annotation(annotation: Any) -> bool:
+    if annotation in (SecretStr, SecretBytes):
+        return True
+    return any(_is_secret_annotation(arg) for arg in typing.get_args(annotation))
+
+
+def describe_validation_error(error: ValidationError, what: str) -> str:
+    """Turn a pydantic error into one readable line per problem, each naming the key."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{what}: unknown key {key!r}")
+        elif item["type"] == "missing":
+            lines.append(f"{what}: missing required key {key!r}")
+        else:
+            lines.append(f"{what}: key {key!r}: {item['msg']}")
+    return "\n".join(lines)
+
+
+class BaseService(BaseModel):
+    """Base of executors, run-log stores, catalogs, secrets providers and experiment trackers."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    service_name: ClassVar[str] = ""
+    service_type: ClassVar[str] = ""
+
+    @classmethod
+    def from_config(cls: type[ServiceT], config: dict[str, Any] | None) -> ServiceT:
+        """Build the service from the ``config`` mapping of its configuration block."""
+        try:
+            return cls.model_validate(config or {})
+        except ValidationError as exc:
+            raise ConfigurationError(
+                describe_validation_error(
+                    exc, f"{cls.service_type} service {cls.service_name!r}"
+                )
+            ) from None
+
+    @classmethod
+    def secret_field_names(cls) -> set[str]:
+        """Fields never written to ``run_config``: secret-typed or excluded ones."""
+        return {
+            name
+            for name, field in cls.model_fields.items()
+            if field.exclude or _is_secret_annotation(field.annotation)
+        }
+
+    def record(self) -> dict[str, Any]:
+        """What ``run_config`` records of this service: its names and public configuration."""
+        public = self.model_dump(mode="json", exclude=self.secret_field_names())
+        return {"service_name": self.service_name, "service_type": self.service_type, **public}
