@@ -8,10 +8,18 @@ working directory); a pattern or path that escapes that folder, or the catalog, 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+import posixpath
+import stat
+import tempfile
 from abc import abstractmethod
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import ClassVar
 
+from magnus.exceptions import CatalogError
 from magnus.runlog.models import DataCatalog
 from magnus.services import BaseService
 
@@ -69,3 +77,385 @@ class BaseCatalog(BaseService):
     @abstractmethod
     def location(self) -> str:
         """What ``catalog_handler_location`` records: where the catalog lives."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers shared by every catalog that moves local files
+# --------------------------------------------------------------------------------------------------
+
+#: Read size when hashing or copying; large enough to amortise system calls, small enough that a
+#: multi-gigabyte file never sits in memory.
+CHUNK_SIZE = 1024 * 1024
+
+# Suffix of the temporary file a copy writes before renaming it into place. Catalog reads skip such
+# files, so the leftovers of a killed copy are never handed to a step.
+_PARTIAL_SUFFIX = ".magnus-partial"
+
+_EXECUTION_LOG = ".execution.log"
+
+
+def is_execution_log(name: str) -> bool:
+    """Whether a catalog path names a step's execution log.
+
+    Execution logs are ``<step>.execution.log``, with ``_<value>`` appended per map value
+    (``execute.execution.log_10``); only the last path segment is looked at.
+    """
+    base = name.rsplit("/", 1)[-1]
+    return base.endswith(_EXECUTION_LOG) or f"{_EXECUTION_LOG}_" in base
+
+
+def file_hash(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 hex digest of a file's content, read in :data:`CHUNK_SIZE` chunks.
+
+    Raises ``OSError`` when the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    # Unbuffered reads into one reused buffer: no per-chunk allocation, no double copy.
+    with open(path, "rb", buffering=0) as reader:
+        while size := reader.readinto(buffer):
+            digest.update(view[:size])
+    return digest.hexdigest()
+
+
+def copy_with_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> str:
+    """Copy ``src`` to ``dst`` and return the SHA-256 hex digest of the content.
+
+    The data is read once: each chunk is hashed and written before the next is read, so a copy
+    costs about what hashing alone costs. The copy is written to a temporary file beside ``dst``
+    and renamed over it, so a copy killed half-way never leaves a truncated ``dst`` (an existing
+    ``dst`` stays intact until the rename). Parent folders of ``dst`` are created and the
+    permission bits of ``src`` are kept. Raises ``OSError`` when either side fails.
+    """
+    target = Path(dst)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    # Open the source first so that a missing source leaves no temporary file behind.
+    with open(src, "rb", buffering=0) as reader:
+        mode = stat.S_IMODE(os.fstat(reader.fileno()).st_mode)
+        handle, temp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=_PARTIAL_SUFFIX
+        )
+        try:
+            with open(handle, "wb") as writer:
+                while size := reader.readinto(buffer):
+                    chunk = view[:size]
+                    digest.update(chunk)
+                    writer.write(chunk)
+            # mkstemp creates the file 0600; give the copy the source's bits, as shutil.copy does.
+            os.chmod(temp_name, mode)
+            os.replace(temp_name, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp_name)
+            raise
+    return digest.hexdigest()
+
+
+def _safe_relative(path: str, what: str, run_id: str) -> str:
+    """``path`` normalised to a relative POSIX path that stays inside its folder.
+
+    Raises ``CatalogError`` for an empty or absolute path or one whose ``..`` segments climb out.
+    """
+    if not path or "\0" in path:
+        raise CatalogError(f"Refusing {what} {path!r} of run {run_id!r}: it is empty or invalid")
+    if os.path.isabs(path) or PurePosixPath(path).is_absolute() or PureWindowsPath(path).drive:
+        raise CatalogError(
+            f"Refusing {what} {path!r} of run {run_id!r}: it must be relative to its folder"
+        )
+    normalised = posixpath.normpath(path)
+    if normalised == ".." or normalised.startswith("../"):
+        raise CatalogError(
+            f"Refusing {what} {path!r} of run {run_id!r}: it escapes its folder through '..'"
+        )
+    return normalised
+
+
+def _check_destination(target: Path, root: Path, what: str, run_id: str) -> None:
+    """Refuse to write ``target`` when an existing folder on its way links outside ``root``.
+
+    ``root`` must be resolved. Only the parent is resolved: when ``target`` itself is a link,
+    ``os.replace`` swaps the link and never writes through it.
+    """
+    parent = target.parent.resolve()
+    if not parent.is_relative_to(root):
+        raise CatalogError(
+            f"Refusing {what} of run {run_id!r}: {target} lies in {parent}, outside {root}"
+        )
+
+
+def _check_run_id(run_id: str) -> None:
+    # The run id becomes a folder name; one that is not a single plain segment could escape.
+    if not run_id or run_id in (".", "..") or any(char in run_id for char in ("/", "\\", "\0")):
+        raise CatalogError(f"Run id {run_id!r} cannot name a catalog folder")
+
+
+# --------------------------------------------------------------------------------------------------
+# do-nothing
+# --------------------------------------------------------------------------------------------------
+
+
+class DoNothingCatalog(BaseCatalog):
+    """A catalog that stores nothing: steps cannot pass files through it.
+
+    ``get`` and ``put`` move and record nothing; ``put_file`` still returns a record carrying the
+    file's hash (so a step log shows what its execution log was) but with empty catalog paths.
+    """
+
+    service_name: ClassVar[str] = "do-nothing"
+
+    def get(
+        self, name: str, run_id: str, compute_data_folder: str | None = None
+    ) -> list[DataCatalog]:
+        """Get nothing."""
+        return []
+
+    def put(
+        self,
+        name: str,
+        run_id: str,
+        compute_data_folder: str | None = None,
+        synced_catalogs: list[DataCatalog] | None = None,
+    ) -> list[DataCatalog]:
+        """Put nothing."""
+        return []
+
+    def put_file(self, path: Path, catalog_name: str, run_id: str) -> DataCatalog:
+        """Store nothing; return a record of the file's name and hash only."""
+        try:
+            data_hash = file_hash(path)
+        except OSError as exc:
+            raise CatalogError(
+                f"Cannot read {path} to record it as {catalog_name!r} for run {run_id!r}: {exc}"
+            ) from exc
+        return DataCatalog(name=catalog_name, data_hash=data_hash, stage="put")
+
+    def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:
+        """Nothing to sync."""
+
+    @property
+    def location(self) -> str:
+        """Nowhere."""
+        return ""
+
+
+# --------------------------------------------------------------------------------------------------
+# file-system
+# --------------------------------------------------------------------------------------------------
+
+
+class FileSystemCatalog(BaseCatalog):
+    """A catalog in a local (or mounted) folder: ``<catalog_location>/<run_id>/<path>``.
+
+    ``<path>`` is the file's path relative to the compute data folder, so the run folder mirrors
+    the project; execution logs and ``put_file`` files sit at ``<run_id>/<catalog_name>``. Relative
+    locations are taken from the working directory at the time of each call.
+    """
+
+    service_name: ClassVar[str] = "file-system"
+
+    catalog_location: str = ".catalog"
+
+    @property
+    def location(self) -> str:
+        """The configured ``catalog_location``, as written in the configuration."""
+        return self.catalog_location
+
+    def _catalog_root(self) -> Path:
+        return Path(self.catalog_location).resolve()
+
+    def _run_folder(self, run_id: str) -> Path:
+        _check_run_id(run_id)
+        return self._catalog_root() / run_id
+
+    def _record(self, name: str, run_id: str, data_hash: str, stage: str) -> DataCatalog:
+        return DataCatalog(
+            name=name,
+            data_hash=data_hash,
+            catalog_relative_path=f"{run_id}/{name}",
+            catalog_handler_location=self.catalog_location,
+            stage=stage,
+        )
+
+    def _glob(
+        self, root: Path, pattern: str, run_id: str, skip: Callable[[str, Path], bool]
+    ) -> dict[str, Path]:
+        """Regular files under ``root`` matching ``pattern``, by POSIX path relative to ``root``.
+
+        ``skip`` gets the relative name and the resolved path. A match resolving outside ``root``
+        refuses the whole transfer: copying the other files would hide that the step asked for
+        something it must not have.
+        """
+        relative = _safe_relative(pattern, "pattern", run_id)
+        try:
+            candidates = sorted(root.glob(relative))
+        except (ValueError, OSError) as exc:
+            raise CatalogError(f"Cannot glob pattern {pattern!r} in {root}: {exc}") from exc
+        found: dict[str, Path] = {}
+        for candidate in candidates:
+            # is_file() is false for folders, broken links and fifos (reading one would hang).
+            if not candidate.is_file():
+                continue
+            name = candidate.relative_to(root).as_posix()
+            resolved = candidate.resolve()
+            if skip(name, resolved):
+                continue
+            if not resolved.is_relative_to(root):
+                raise CatalogError(
+                    f"Refusing pattern {pattern!r} of run {run_id!r}: it matched {candidate}, "
+                    f"which resolves to {resolved}, outside {root}"
+                )
+            found[name] = candidate
+        return found
+
+    def get(
+        self, name: str, run_id: str, compute_data_folder: str | None = None
+    ) -> list[DataCatalog]:
+        """Copy the run's catalog files matching ``name`` into the compute (or given) folder.
+
+        The destination folder is created when missing. Execution logs are never matched.
+        """
+        run_folder = self._run_folder(run_id)
+        if not run_folder.is_dir():
+            raise CatalogError(
+                f"No data in the catalog for run {run_id!r} at {run_folder}: "
+                "put something in the catalog before getting from it"
+            )
+        destination = Path(compute_data_folder or self.compute_data_folder).resolve()
+
+        def skip(relative: str, _resolved: Path) -> bool:
+            return is_execution_log(relative) or relative.endswith(_PARTIAL_SUFFIX)
+
+        matches = self._glob(run_folder, name, run_id, skip)
+        if not matches:
+            raise CatalogError(
+                f"Did not find any files matching {name!r} in the catalog of run {run_id!r} "
+                f"at {run_folder}"
+            )
+        try:
+            destination.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CatalogError(
+                f"Cannot create {destination} to get {name!r} of run {run_id!r}: {exc}"
+            ) from exc
+        records = []
+        for relative, source in matches.items():
+            target = destination / relative
+            try:
+                _check_destination(target, destination, f"getting {name!r}", run_id)
+                data_hash = copy_with_hash(source, target)
+            except OSError as exc:
+                raise CatalogError(
+                    f"Cannot get {relative!r} of run {run_id!r} into {destination}: {exc}"
+                ) from exc
+            records.append(self._record(relative, run_id, data_hash, "get"))
+        return records
+
+    def put(
+        self,
+        name: str,
+        run_id: str,
+        compute_data_folder: str | None = None,
+        synced_catalogs: list[DataCatalog] | None = None,
+    ) -> list[DataCatalog]:
+        """Copy the compute folder's files matching ``name`` into the run's catalog folder.
+
+        A file whose record would equal (name, catalog path, hash) one of ``synced_catalogs``
+        is already in the catalog with that content: it is recorded but not copied again.
+        """
+        source_root = Path(compute_data_folder or self.compute_data_folder).resolve()
+        if not source_root.is_dir():
+            raise CatalogError(
+                f"The compute data folder {source_root} does not exist (putting {name!r} for "
+                f"run {run_id!r}); magnus does not create it for you"
+            )
+        run_folder = self._run_folder(run_id)
+        catalog_root = self._catalog_root()
+        # With the catalog inside the compute folder (the default: ".catalog" in "."), a "**/*"
+        # put would otherwise copy the catalog into itself.
+        catalog_nested = catalog_root.is_relative_to(source_root)
+
+        def skip(_relative: str, resolved: Path) -> bool:
+            return catalog_nested and resolved.is_relative_to(catalog_root)
+
+        matches = self._glob(source_root, name, run_id, skip)
+        if not matches:
+            raise CatalogError(
+                f"Did not find any files matching {name!r} in {source_root} (run {run_id!r})"
+            )
+        synced = {
+            (entry.name, entry.catalog_relative_path, entry.data_hash)
+            for entry in synced_catalogs or []
+        }
+        synced_paths = {(entry_name, path) for entry_name, path, _ in synced}
+        records = []
+        for relative, source in matches.items():
+            record = self._record(relative, run_id, "", "put")
+            key = (relative, record.catalog_relative_path)
+            try:
+                if key in synced_paths:
+                    # Hashing first costs a read but saves the write when nothing changed.
+                    record.data_hash = file_hash(source)
+                    if (*key, record.data_hash) in synced:
+                        records.append(record)
+                        continue
+                record.data_hash = self._store(source, run_folder / relative, run_folder, run_id)
+            except OSError as exc:
+                raise CatalogError(
+                    f"Cannot put {relative!r} from {source_root} into the catalog of run "
+                    f"{run_id!r} at {run_folder}: {exc}"
+                ) from exc
+            records.append(record)
+        return records
+
+    @staticmethod
+    def _store(source: Path, target: Path, run_folder: Path, run_id: str) -> str:
+        """Copy ``source`` to ``target`` inside ``run_folder``; return the content's hash."""
+        run_folder.mkdir(parents=True, exist_ok=True)
+        _check_destination(target, run_folder, f"putting {target.name!r}", run_id)
+        return copy_with_hash(source, target)
+
+    def put_file(self, path: Path, catalog_name: str, run_id: str) -> DataCatalog:
+        """Copy one file from anywhere to ``<run_id>/<catalog_name>`` in the catalog."""
+        relative = _safe_relative(catalog_name, "catalog name", run_id)
+        run_folder = self._run_folder(run_id)
+        source = Path(path)
+        if not source.is_file():
+            raise CatalogError(
+                f"Cannot put {source} into the catalog of run {run_id!r} as {catalog_name!r}: "
+                "it is not a file"
+            )
+        try:
+            data_hash = self._store(source, run_folder / relative, run_folder, run_id)
+        except OSError as exc:
+            raise CatalogError(
+                f"Cannot put {source} into the catalog of run {run_id!r} as {catalog_name!r}: {exc}"
+            ) from exc
+        return self._record(relative, run_id, data_hash, "put")
+
+    def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:
+        """Copy the previous run's catalog folder (without execution logs) into this run's."""
+        previous = self._run_folder(previous_run_id)
+        current = self._run_folder(run_id)
+        if not previous.is_dir():
+            raise CatalogError(
+                f"Cannot sync the catalog of run {previous_run_id!r} into run {run_id!r}: "
+                f"no catalog folder at {previous}"
+            )
+        if previous == current:
+            return
+
+        def skip(relative: str, _resolved: Path) -> bool:
+            return is_execution_log(relative) or relative.endswith(_PARTIAL_SUFFIX)
+
+        for relative, source in self._glob(previous, "**/*", previous_run_id, skip).items():
+            try:
+                self._store(source, current / relative, current, run_id)
+            except OSError as exc:
+                raise CatalogError(
+                    f"Cannot sync {relative!r} from the catalog of run {previous_run_id!r} into "
+                    f"run {run_id!r} at {current}: {exc}"
+                ) from exc

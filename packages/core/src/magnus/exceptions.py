@@ -23,7 +23,9 @@ class PipelineValidationError(MagnusError):
         self.source = source
         where = f" in {source}" if source else ""
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"The pipeline{where} is not valid ({len(self.problems)} problems):\n{lines}")
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"The pipeline{where} is not valid ({count} {noun}):\n{lines}")
 
 
 class PluginError(MagnusError):

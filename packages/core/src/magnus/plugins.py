@@ -61,7 +61,7 @@ class MagnusPlugins:
         self.pm.add_hookspecs(hookspecs)
         self._origins: dict[str, tuple[str, str]] = {}
         self.blocked: list[PluginInfo] = []
-        self._registry: dict[str, dict[str, ServiceEntry]] | None = None
+        self._registry: dict[str, dict[str, ServiceEntry]] = {}
 
         from magnus import builtins
 
@@ -69,7 +69,8 @@ class MagnusPlugins:
         self.register(builtins, BUILTIN_NAME, "magnus-core", core_version)
         if load_entry_points:
             self._load_entry_points()
-        if os.environ.get(TRACE_ENV, "") not in ("", "0", "false"):
+        self.tracing = os.environ.get(TRACE_ENV, "") not in ("", "0", "false")
+        if self.tracing:
             self.pm.trace.root.setwriter(lambda message: logger.debug(message.rstrip()))
             self.pm.enable_tracing()
 
@@ -87,13 +88,34 @@ class MagnusPlugins:
         except ValueError as exc:
             raise PluginError(f"Could not register plugin {name!r}: {exc}") from None
         self._origins[name] = (distribution or name, version)
-        self._registry = None
+        self._registry = {}
+
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an observer hook on every plugin, isolating failures.
+
+        pluggy stops at the first implementation that raises; an observer must never change a
+        run's outcome nor keep other observers from seeing it, so each is called on its own.
+        """
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):
+            if self.tracing:
+                logger.debug("hook %s -> %s", hook_name, impl.plugin_name)
+            try:
+                impl.function(*[kwargs[name] for name in impl.argnames])
+            except Exception as exc:
+                logger.warning(
+                    "Plugin %r failed in %s: %s: %s",
+                    impl.plugin_name,
+                    hook_name,
+                    type(exc).__name__,
+                    exc,
+                )
 
     def unregister(self, name: str) -> None:
         """Remove a plugin by name (tests use it to undo what they registered)."""
         self.pm.unregister(name=name)
         self._origins.pop(name, None)
-        self._registry = None
+        self._registry = {}
 
     def _load_entry_points(self) -> None:
         blocked = _blocked_names()
@@ -118,39 +140,40 @@ class MagnusPlugins:
 
     # ---------------------------------------------------------------- service registry
 
-    def _build_registry(self) -> dict[str, dict[str, ServiceEntry]]:
-        registry: dict[str, dict[str, ServiceEntry]] = {}
-        for family, hook_name in hookspecs.PROVIDER_HOOKS.items():
-            entries: dict[str, ServiceEntry] = {}
-            caller = getattr(self.pm.hook, hook_name)
-            for impl in caller.get_hookimpls():
-                distribution = self._origins.get(impl.plugin_name, (impl.plugin_name, ""))[0]
-                for cls in impl.function() or []:
-                    name = getattr(cls, "service_name", "")
-                    if not name:
-                        raise PluginError(
-                            f"{distribution} registers {cls!r} as a {family} without a service_name"
-                        )
-                    if name in entries:
-                        first = entries[name]
-                        raise PluginError(
-                            f"Two {family} services are named {name!r}: {first.cls.__qualname__} "
-                            f"from {first.distribution} and {cls.__qualname__} from {distribution}"
-                        )
-                    entries[name] = ServiceEntry(cls, impl.plugin_name, distribution)
-            registry[family] = entries
-        return registry
+    def _build_family(self, family: str) -> dict[str, ServiceEntry]:
+        entries: dict[str, ServiceEntry] = {}
+        caller = getattr(self.pm.hook, hookspecs.PROVIDER_HOOKS[family])
+        for impl in caller.get_hookimpls():
+            distribution = self._origins.get(impl.plugin_name, (impl.plugin_name, ""))[0]
+            for cls in impl.function() or []:
+                name = getattr(cls, "service_name", "")
+                if not name:
+                    raise PluginError(
+                        f"{distribution} registers {cls!r} as a {family} without a service_name"
+                    )
+                if name in entries:
+                    first = entries[name]
+                    raise PluginError(
+                        f"Two {family} services are named {name!r}: {first.cls.__qualname__} "
+                        f"from {first.distribution} and {cls.__qualname__} from {distribution}"
+                    )
+                entries[name] = ServiceEntry(cls, impl.plugin_name, distribution)
+        return entries
+
+    def services(self, family: str) -> dict[str, ServiceEntry]:
+        """``{service_name: ServiceEntry}`` of one family, built from its provider hook once."""
+        if family not in self._registry:
+            self._registry[family] = self._build_family(family)
+        return self._registry[family]
 
     @property
     def registry(self) -> dict[str, dict[str, ServiceEntry]]:
-        """``{family: {service_name: ServiceEntry}}`` built from every provider hook."""
-        if self._registry is None:
-            self._registry = self._build_registry()
-        return self._registry
+        """Every family: ``{family: {service_name: ServiceEntry}}``."""
+        return {family: self.services(family) for family in hookspecs.PROVIDER_HOOKS}
 
     def service_class(self, family: str, name: str) -> type:
         """The class registered under ``name`` in ``family``, or a clear error listing choices."""
-        entries = self.registry.get(family, {})
+        entries = self.services(family)
         try:
             return entries[name].cls
         except KeyError:

@@ -28,15 +28,16 @@ def _is_secret_annotation(annotation: Any) -> bool:
 
 def describe_validation_error(error: ValidationError, what: str) -> str:
     """Turn a pydantic error into one readable line per problem, each naming the key."""
+    prefix = f"{what}: " if what else ""
     lines = []
     for item in error.errors():
         key = ".".join(str(p) for p in item["loc"]) or "(top level)"
         if item["type"] == "extra_forbidden":
-            lines.append(f"{what}: unknown key {key!r}")
+            lines.append(f"{prefix}unknown key {key!r}")
         elif item["type"] == "missing":
-            lines.append(f"{what}: missing required key {key!r}")
+            lines.append(f"{prefix}missing required key {key!r}")
         else:
-            lines.append(f"{what}: key {key!r}: {item['msg']}")
+            lines.append(f"{prefix}key {key!r}: {item['msg']}")
     return "\n".join(lines)
 
 

@@ -86,6 +86,7 @@ class StepAttempt(_Record):
     status: str = FAIL
     message: str = ""
     parameters: dict[str, Any] = Field(default_factory=dict)
+    output_parameters: dict[str, Any] = Field(default_factory=dict)
 
 
 class BranchLog(_Record):

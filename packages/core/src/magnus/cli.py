@@ -1,0 +1,196 @@
+"""The ``magnus`` command line.
+
+Only click is imported at start-up; everything else is imported by the command that needs it, so
+``magnus --help`` stays fast. Errors reach the user as one message, never a traceback (unless
+``--log-level DEBUG``). Exit status: 0 success, 1 the run failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from magnus import __version__
+
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "FATAL"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("magnus").setLevel(level)
+
+
+def _friendly_errors(function: F) -> F:
+    """Turn magnus' errors into one line on stderr and exit status 2."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from magnus.exceptions import MagnusError
+
+        try:
+            return function(*args, **kwargs)
+        except MagnusError as exc:
+            if logging.getLogger("magnus").isEnabledFor(logging.DEBUG):
+                raise
+            from magnus.console import print_error
+
+            print_error(str(exc))
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+log_level_option = click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="WARNING",
+    show_default=True,
+    help="How much magnus itself logs.",
+)
+config_option = click.option(
+    "-c",
+    "--config-file",
+    default=None,
+    help="Configuration file (default: $MAGNUS_CONFIGURATION_FILE, magnus-config.yaml, built-ins).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="magnus")
+def cli() -> None:
+    """magnus: run data science pipelines anywhere, and record everything to reproduce them."""
+
+
+@cli.command()
+@click.option("-f", "--file", "pipeline_file", default="pipeline.yaml", show_default=True,
+              help="The pipeline definition (YAML).")
+@config_option
+@click.option("-p", "--parameters-file", default="", help="Initial parameters (YAML).")
+@log_level_option
+@click.option("--tag", default="", help="A free-text tag recorded in the run log.")
+@click.option("--run-id", default="", help="Run id (default: generated, adjective-name-HHMM).")
+@_friendly_errors
+def execute(
+    pipeline_file: str,
+    config_file: str | None,
+    parameters_file: str,
+    log_level: str,
+    tag: str,
+    run_id: str,
+) -> None:
+    """Run a pipeline; exit status 0 when it succeeds, 1 when it fails."""
+    _setup_logging(log_level)
+    from magnus import config as config_mod
+    from magnus import entrypoints
+    from magnus.console import REPORTER_NAME, ConsoleReporter, print_summary
+    from magnus.runlog.models import SUCCESS
+
+    context = entrypoints.build_context(
+        configuration_file=config_mod.configuration_file_for_cli(config_file),
+        pipeline_file=pipeline_file,
+        parameters_file=parameters_file,
+        run_id=run_id,
+        tag=tag,
+    )
+    context.plugins.register(ConsoleReporter(), REPORTER_NAME)
+    try:
+        run_log = entrypoints.execute(context)
+    finally:
+        context.plugins.unregister(REPORTER_NAME)
+    print_summary(run_log, context)
+    if run_log.status != SUCCESS:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("-f", "--file", "pipeline_file", default="pipeline.yaml", show_default=True)
+@config_option
+@log_level_option
+@_friendly_errors
+def validate(pipeline_file: str, config_file: str | None, log_level: str) -> None:
+    """Check a pipeline, its configuration and their compatibility without running anything."""
+    _setup_logging(log_level)
+    from magnus import config as config_mod
+    from magnus import entrypoints
+
+    context = entrypoints.build_context(
+        configuration_file=config_mod.configuration_file_for_cli(config_file),
+        pipeline_file=pipeline_file,
+    )
+    warnings = entrypoints.check_compatibility(context)
+    assert context.dag is not None
+    for warning in [*context.dag.warnings, *(w.message for w in warnings)]:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(
+        f"{pipeline_file} is valid: {len(context.dag.nodes)} steps; executor "
+        f"{context.executor.service_name}, run log store {context.run_log_store.service_name}, "
+        f"catalog {context.catalog.service_name}"
+    )
+
+
+@cli.group()
+def runs() -> None:
+    """Look at recorded runs."""
+
+
+def _store(config_file: str | None) -> Any:
+    from magnus import config as config_mod
+    from magnus.entrypoints import build_services
+    from magnus.plugins import get_plugins
+
+    services = build_services(config_mod.configuration_file_for_cli(config_file), get_plugins())
+    return services["run_log_store"]
+
+
+@runs.command("show")
+@click.argument("run_id")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="The whole run log as JSON.")
+@_friendly_errors
+def runs_show(run_id: str, config_file: str | None, as_json: bool) -> None:
+    """Print the run log of RUN_ID."""
+    store = _store(config_file)
+    run_log = store.get_run_log_by_id(run_id, full=True)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(run_log.to_json_dict(), indent=2))
+        return
+    from magnus.reports import render_run_log
+
+    render_run_log(run_log)
+
+
+@runs.command("list")
+@config_option
+@_friendly_errors
+def runs_list(config_file: str | None) -> None:
+    """List the runs of the run log store: id, status, start, duration, tag."""
+    from magnus.reports import render_run_list
+
+    render_run_list(_store(config_file).list_runs())
+
+
+@cli.command()
+@_friendly_errors
+def plugins() -> None:
+    """List installed plugins: distribution, version, services and hooks."""
+    from magnus.plugins import get_plugins
+    from magnus.reports import render_plugins
+
+    render_plugins(get_plugins().infos())
+
+
+def main() -> None:
+    """The console-script entry point."""
+    cli()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

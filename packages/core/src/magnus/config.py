@@ -1,0 +1,156 @@
+"""The configuration file: which service runs each of the five roles, and with what config.
+
+Resolution, per service independently: the block in the run's configuration file, else the block
+under ``defaults:`` in ``magnus-config.yaml`` of the working directory, else the built-in default.
+The configuration file is ``-c``/``configuration_file=``; ``MAGNUS_CONFIGURATION_FILE`` selects it
+for the command line when ``-c`` is not given, and overrides the SDK argument (as in 0.5, so a
+deployment can redirect a script without editing it).
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from magnus.exceptions import ConfigurationError
+from magnus.services import describe_validation_error
+
+CONFIGURATION_FILE_ENV = "MAGNUS_CONFIGURATION_FILE"
+VARIABLE_PREFIX = "MAGNUS_VAR_"
+PROJECT_DEFAULTS_FILE = "magnus-config.yaml"
+
+#: the configuration-file key of each service, and the ``service_type`` it holds
+SERVICE_KEYS: dict[str, str] = {
+    "executor": "executor",
+    "run_log_store": "run_log_store",
+    "catalog": "catalog",
+    "secrets": "secrets",
+    "experiment_tracker": "experiment_tracker",
+}
+
+BUILT_IN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "executor": {"type": "local"},
+    "run_log_store": {"type": "chunked-fs"},
+    "catalog": {"type": "file-system"},
+    "secrets": {"type": "do-nothing"},
+    "experiment_tracker": {"type": "do-nothing"},
+}
+
+
+class ServiceBlock(BaseModel):
+    """One service block: ``type`` picks the service, ``config`` configures it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConfigurationFile(BaseModel):
+    """A configuration file: up to five service blocks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    executor: ServiceBlock | None = None
+    run_log_store: ServiceBlock | None = None
+    catalog: ServiceBlock | None = None
+    secrets: ServiceBlock | None = None
+    experiment_tracker: ServiceBlock | None = None
+
+
+def _parse(document: Any, source: str) -> ConfigurationFile:
+    if document is None:
+        return ConfigurationFile()
+    if not isinstance(document, dict):
+        raise ConfigurationError(f"{source}: a configuration file must be a mapping")
+    # An empty block (``catalog:`` with nothing under it) means "not configured here".
+    cleaned = {k: v for k, v in document.items() if v not in (None, {})}
+    for key, block in cleaned.items():
+        if isinstance(block, dict) and block.get("config") is None:
+            block.pop("config", None)
+    try:
+        return ConfigurationFile.model_validate(cleaned)
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc, source)) from None
+
+
+def load_configuration_file(path: str | Path) -> ConfigurationFile:
+    """Read and check one configuration file."""
+    from magnus.graph import read_yaml
+
+    return _parse(read_yaml(path, "configuration file"), str(path))
+
+
+def _project_defaults(workdir: Path) -> ConfigurationFile:
+    from magnus.graph import read_yaml
+
+    path = workdir / PROJECT_DEFAULTS_FILE
+    if not path.is_file():
+        return ConfigurationFile()
+    document = read_yaml(path, "project configuration")
+    if document is None:
+        return ConfigurationFile()
+    if not isinstance(document, dict) or set(document) - {"defaults"}:
+        raise ConfigurationError(f"{path}: expected a single top-level key 'defaults'")
+    return _parse(document.get("defaults"), f"{path} (defaults)")
+
+
+def resolve_services(
+    configuration_file: str | None, workdir: str | Path = "."
+) -> dict[str, ServiceBlock]:
+    """The block each service will be built from, after the resolution order."""
+    chosen = load_configuration_file(configuration_file) if configuration_file else None
+    project = _project_defaults(Path(workdir))
+    resolved = {}
+    for key in SERVICE_KEYS:
+        block = getattr(chosen, key, None) if chosen else None
+        block = block or getattr(project, key) or ServiceBlock(**BUILT_IN_DEFAULTS[key])
+        resolved[key] = block
+    return resolved
+
+
+def configuration_file_for_cli(explicit: str | None) -> str | None:
+    """``-c`` when given, else ``MAGNUS_CONFIGURATION_FILE``, else none."""
+    return explicit or os.environ.get(CONFIGURATION_FILE_ENV) or None
+
+
+def configuration_file_for_sdk(argument: str | None) -> str | None:
+    """``MAGNUS_CONFIGURATION_FILE`` when set (it overrides the argument), else the argument."""
+    return os.environ.get(CONFIGURATION_FILE_ENV) or argument or None
+
+
+def collect_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every ``MAGNUS_VAR_<name>`` as ``{name: value}``, case kept. Variables are not secret."""
+    environ = os.environ if environ is None else environ
+    return {
+        key[len(VARIABLE_PREFIX) :]: value
+        for key, value in environ.items()
+        if key.startswith(VARIABLE_PREFIX)
+    }
+
+
+def substitute_variables(data: Any, variables: Mapping[str, str], where: str) -> Any:
+    """Fill ``$name``/``${name}`` placeholders in every string of ``data``.
+
+    An undefined variable is an error naming it and where it was used (``$$`` escapes a dollar).
+    """
+    if isinstance(data, str):
+        try:
+            return string.Template(data).substitute(variables)
+        except KeyError as exc:
+            name = exc.args[0]
+            raise ConfigurationError(
+                f"{where}: variable ${name} is not defined; set MAGNUS_VAR_{name}"
+            ) from None
+        except ValueError as exc:
+            raise ConfigurationError(f"{where}: bad placeholder in {data!r}: {exc}") from None
+    if isinstance(data, dict):
+        return {k: substitute_variables(v, variables, f"{where}.{k}") for k, v in data.items()}
+    if isinstance(data, list):
+        return [substitute_variables(v, variables, f"{where}[{i}]") for i, v in enumerate(data)]
+    return data

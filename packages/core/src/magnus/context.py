@@ -1,0 +1,110 @@
+"""The run context: the services and identifiers of the run this process works on.
+
+The interaction API (``get_parameter``, ``put_in_catalog``, ...) reads the current run and step
+from context variables, not globals, so nothing leaks between runs in one process.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from magnus.exceptions import NoRunContextError
+
+if TYPE_CHECKING:
+    from magnus.catalog import BaseCatalog
+    from magnus.executors.base import BaseExecutor
+    from magnus.graph import Graph
+    from magnus.nodes import BaseNode
+    from magnus.plugins import MagnusPlugins
+    from magnus.runlog.base import BaseRunLogStore
+    from magnus.runlog.models import CodeIdentity, StepLog
+    from magnus.secrets import BaseSecrets
+    from magnus.tracking import BaseExperimentTracker
+
+
+@dataclass
+class RunContext:
+    """Everything a process needs to run steps of one run."""
+
+    executor: BaseExecutor
+    run_log_store: BaseRunLogStore
+    catalog: BaseCatalog
+    secrets: BaseSecrets
+    experiment_tracker: BaseExperimentTracker
+    plugins: MagnusPlugins
+    run_id: str
+    tag: str = ""
+    pipeline_file: str = ""
+    parameters_file: str = ""
+    configuration_file: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    use_cached: bool = False
+    original_run_id: str = ""
+    dag: Graph | None = None
+    dag_hash: str = ""
+    execution_plan: str = "chained"
+    #: computed once per process and copied into every step log
+    code_identities: list[CodeIdentity] = field(default_factory=list)
+    #: python, platform and installed distributions, recorded once per run
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    def run_config(self) -> dict[str, Any]:
+        """What the run log records as ``run_config``: never a secret value."""
+        return {
+            "executor": self.executor.record(),
+            "run_log_store": self.run_log_store.record(),
+            "secrets_handler": self.secrets.record(),
+            "catalog_handler": self.catalog.record(),
+            "experiment_tracker": self.experiment_tracker.record(),
+            "pipeline_file": self.pipeline_file,
+            "parameters_file": self.parameters_file,
+            "configuration_file": self.configuration_file,
+            "tag": self.tag,
+            "run_id": self.run_id,
+            "variables": dict(self.variables),
+            "use_cached": self.use_cached,
+            "original_run_id": self.original_run_id,
+            "dag": self.dag.dump() if self.dag else {},
+            "dag_hash": self.dag_hash,
+            "execution_plan": self.execution_plan,
+            "environment": self.environment,
+        }
+
+
+@dataclass
+class StepContext:
+    """The step a task is running in: what the interaction API reads and records into."""
+
+    run: RunContext
+    node: BaseNode
+    step_log: StepLog
+    parameters: dict[str, Any]
+    map_variables: dict[str, Any] = field(default_factory=dict)
+    #: ``track_this`` values by key, then by step index
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+current_run: ContextVar[RunContext | None] = ContextVar("magnus_run", default=None)
+current_step: ContextVar[StepContext | None] = ContextVar("magnus_step", default=None)
+
+
+def require_run() -> RunContext:
+    """The current run, or a clear error when called outside one."""
+    run = current_run.get()
+    if run is None:
+        raise NoRunContextError(
+            "This magnus function works inside a running pipeline step; no run is active"
+        )
+    return run
+
+
+def require_step() -> StepContext:
+    """The current step, or a clear error when called outside one."""
+    step = current_step.get()
+    if step is None:
+        raise NoRunContextError(
+            "This magnus function works inside a running pipeline step; no step is active"
+        )
+    return step

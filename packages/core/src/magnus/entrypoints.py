@@ -1,0 +1,172 @@
+"""Building a run's context and running a pipeline: what the CLI and the SDK both call."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from magnus import config as config_mod
+from magnus.context import RunContext, current_run
+from magnus.exceptions import RunLogExistsError
+from magnus.graph import Graph, dag_hash, load_pipeline_file
+from magnus.integration import Problem, collect_problems, enforce
+from magnus.plugins import MagnusPlugins, get_plugins
+from magnus.runlog.models import PROCESSING, RunLog
+
+logger = logging.getLogger(__name__)
+
+
+def build_services(
+    configuration_file: str | None, plugins: MagnusPlugins
+) -> dict[str, Any]:
+    """Instantiate the five services the configuration resolves to."""
+    blocks = config_mod.resolve_services(configuration_file)
+    return {
+        key: plugins.service_class(key, block.type).from_config(block.config)  # type: ignore[attr-defined]
+        for key, block in blocks.items()
+    }
+
+
+def build_context(
+    *,
+    configuration_file: str | None = None,
+    pipeline_file: str = "",
+    graph: Graph | None = None,
+    parameters_file: str = "",
+    run_id: str = "",
+    tag: str = "",
+    execution_plan: str = "chained",
+) -> RunContext:
+    """Everything a run needs, checked: services, graph, run id. Nothing is written yet."""
+    from magnus.names import generate_run_id, validate_run_id
+
+    plugins = get_plugins()
+    services = build_services(configuration_file, plugins)
+    if graph is None:
+        graph = load_pipeline_file(pipeline_file, plugins)
+    return RunContext(
+        executor=services["executor"],
+        run_log_store=services["run_log_store"],
+        catalog=services["catalog"],
+        secrets=services["secrets"],
+        experiment_tracker=services["experiment_tracker"],
+        plugins=plugins,
+        run_id=validate_run_id(run_id) if run_id else generate_run_id(),
+        tag=tag or "",
+        pipeline_file=pipeline_file or "",
+        parameters_file=parameters_file or "",
+        configuration_file=configuration_file or "",
+        variables=config_mod.collect_variables(),
+        dag=graph,
+        dag_hash=dag_hash(graph),
+        execution_plan=execution_plan,
+    )
+
+
+def _services(context: RunContext) -> list[Any]:
+    return [
+        context.run_log_store,
+        context.catalog,
+        context.secrets,
+        context.experiment_tracker,
+    ]
+
+
+def check_compatibility(context: RunContext) -> list[Problem]:
+    """Raise on incompatible services; return the warnings."""
+    return enforce(collect_problems(context.plugins, context.executor, _services(context)))
+
+
+def _output_folders(context: RunContext) -> list[str]:
+    # magnus' own output (the catalog, the log store) must not make the git tree look dirty.
+    folders = []
+    for service in _services(context):
+        for attribute in ("log_folder", "catalog_location"):
+            value = getattr(service, attribute, None)
+            if isinstance(value, str) and value:
+                folders.append(value)
+    return folders
+
+
+def record_identity(context: RunContext, store_diff: bool) -> None:
+    """Compute the code identity once for this process (and store a dirty tree's diff)."""
+    from magnus import identity
+
+    code = identity.code_identity(".", ignore=_output_folders(context))
+    if store_diff and not code.code_identifier_dependable and code.code_identifier:
+        diff = identity.code_diff(".")
+        if diff:
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "code.diff"
+                path.write_text(diff, encoding="utf-8")
+                try:
+                    entry = context.catalog.put_file(path, "code.diff", context.run_id)
+                    code.code_identifier_diff = entry.catalog_relative_path  # type: ignore[attr-defined]
+                except Exception as exc:  # a diff we cannot store must not stop the run
+                    logger.warning("Could not store the diff of the working tree: %s", exc)
+    context.code_identities = [code]
+
+
+def prepare_for_execution(context: RunContext) -> None:
+    """Let integrations adapt each service to where steps execute (once per process)."""
+    for service in _services(context):
+        context.plugins.hook.configure_for_execution(executor=context.executor, service=service)
+
+
+def export_run_environment(context: RunContext) -> None:
+    """The variables 0.5 exports for user code: run id, tag, configuration file."""
+    os.environ["MAGNUS_RUN_ID"] = context.run_id
+    if context.tag:
+        os.environ["MAGNUS_RUN_TAG"] = context.tag
+    if context.configuration_file:
+        os.environ["MAGNUS_CONFIG_FILE"] = context.configuration_file
+
+
+def start_run(context: RunContext) -> RunLog:
+    """Create the run log: parameters, run_config, code and environment identity."""
+    from magnus import identity
+    from magnus.parameters import initial_parameters
+
+    store = context.run_log_store
+    if store.run_exists(context.run_id):
+        raise RunLogExistsError(context.run_id)
+    parameters = initial_parameters(context.parameters_file or None, os.environ)
+    context.environment = identity.environment_identity()
+    store.create_run_log(
+        context.run_id,
+        dag_hash=context.dag_hash,
+        use_cached=context.use_cached,
+        tag=context.tag,
+        original_run_id=context.original_run_id,
+        status=PROCESSING,
+    )
+    store.set_parameters(context.run_id, parameters)
+    record_identity(context, store_diff=True)
+    store.set_run_config(context.run_id, context.run_config())
+    return store.get_run_log_by_id(context.run_id, full=False)
+
+
+def execute(context: RunContext) -> RunLog:
+    """Run the whole pipeline of ``context`` and return its complete run log."""
+    for warning in check_compatibility(context):
+        logger.warning(warning.message)
+    for service in _services(context):
+        context.plugins.hook.configure_for_traversal(executor=context.executor, service=service)
+    if context.executor.runs_in_one_process:
+        # Steps execute in this very process: it is also where they need their services adapted.
+        prepare_for_execution(context)
+    export_run_environment(context)
+    token = current_run.set(context)
+    try:
+        run_log = start_run(context)
+        context.plugins.notify("before_run", run_log=run_log, context=context)
+        assert context.dag is not None
+        context.executor.execute_graph(context, context.dag)
+        run_log = context.run_log_store.get_run_log_by_id(context.run_id, full=True)
+        context.plugins.notify("after_run", run_log=run_log, context=context)
+    finally:
+        current_run.reset(token)
+    return run_log

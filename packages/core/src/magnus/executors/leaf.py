@@ -1,0 +1,222 @@
+"""The leaf wrapper: what happens around every leaf step, whatever executor runs it.
+
+It fetches parameters, pulls catalog data, runs the task (retrying up to ``max_attempts``),
+records each attempt, stores the execution log, pushes catalog data, writes parameters back on
+success and stores the step log. Because every executor goes through here, the run log has the
+same structure wherever a pipeline ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from magnus.context import RunContext, StepContext, current_step
+from magnus.exceptions import CatalogError, MagnusError
+from magnus.nodes import BaseNode, ExecutableNode, TaskNode
+from magnus.runlog.base import parent_branch_name
+from magnus.runlog.models import (
+    FAIL,
+    SUCCESS,
+    DataCatalog,
+    StepAttempt,
+    StepLog,
+    format_duration,
+    format_time,
+)
+from magnus.tasks import TaskInput
+
+logger = logging.getLogger(__name__)
+
+ATTEMPT_ENV = "MAGNUS_STEP_ATTEMPT"
+
+
+def execution_log_name(node: BaseNode, map_variables: dict[str, Any], attempt: int) -> str:
+    """``<step name, spaces as _>.execution.log`` (+ ``_<value>`` per map value, as 0.5)."""
+    name = node.name.replace(" ", "_")
+    if attempt > 1:
+        name = f"{name}.attempt-{attempt}"
+    suffix = "".join(f"_{value}" for value in map_variables.values())
+    return f"{name}.execution.log{suffix}"
+
+
+def describe_error(error: BaseException) -> str:
+    """The attempt message: magnus' own errors speak for themselves; others name their type."""
+    if isinstance(error, MagnusError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def attempt_numbers(node: BaseNode) -> list[int]:
+    """Attempts to make here: an orchestrator that retries sets ``MAGNUS_STEP_ATTEMPT``."""
+    given = os.environ.get(ATTEMPT_ENV)
+    if given:
+        return [int(given)]
+    retries = node.max_attempts if isinstance(node, ExecutableNode) else 1
+    return list(range(1, retries + 1))
+
+
+def execute_terminal(context: RunContext, node: BaseNode, step_log: StepLog) -> StepLog:
+    """A success or fail step: one SUCCESS attempt, then the enclosing log takes its outcome."""
+    store = context.run_log_store
+    now = datetime.now()
+    context.plugins.notify("before_step", step_log=step_log, node=node, context=context)
+    step_log.attempts.append(
+        StepAttempt(
+            attempt_number=1,
+            start_time=format_time(now),
+            end_time=format_time(now),
+            duration=format_duration(now - now),
+            status=SUCCESS,
+        )
+    )
+    step_log.status = SUCCESS
+    context.plugins.notify("after_step", step_log=step_log, node=node, context=context)
+    store.add_step_log(step_log, context.run_id)
+
+    outcome = SUCCESS if node.node_type == "success" else FAIL
+    branch_name = parent_branch_name(step_log.internal_name)
+    if not branch_name:
+        store.update_run_log_status(context.run_id, outcome)
+    else:
+        branch_log = store.get_branch_log(branch_name, context.run_id)
+        branch_log.status = outcome
+        store.add_branch_log(branch_log, context.run_id)
+    return step_log
+
+
+def execute_leaf(
+    context: RunContext,
+    node: BaseNode,
+    step_log: StepLog,
+    map_variables: dict[str, Any] | None = None,
+) -> StepLog:
+    """Run a task or stub step with retries and record everything in its step log."""
+    map_variables = map_variables or {}
+    if node.is_terminal:
+        return execute_terminal(context, node, step_log)
+    store = context.run_log_store
+    catalog = context.catalog
+    run_id = context.run_id
+    parameters = store.get_parameters(run_id)
+    catalog_settings = node.catalog if isinstance(node, ExecutableNode) else None
+
+    context.plugins.notify("before_step", step_log=step_log, node=node, context=context)
+    step_context = StepContext(context, node, step_log, parameters, map_variables)
+    token = current_step.set(step_context)
+    try:
+        get_error: CatalogError | None = None
+        synced: list[DataCatalog] = []
+        try:
+            for pattern in catalog_settings.get if catalog_settings else []:
+                synced += catalog.get(pattern, run_id)
+        except CatalogError as exc:
+            get_error = exc
+        step_log.add_data_catalogs(synced)
+
+        produced: dict[str, Any] = {}
+        for number in attempt_numbers(node):
+            attempt, produced, error = _run_attempt(context, node, map_variables, number, get_error)
+            step_log.attempts.append(attempt)
+            if error is None:
+                break
+            step_log.message = attempt.message
+            context.plugins.notify(
+                "on_step_error", step_log=step_log, node=node, error=error, context=context
+            )
+            if get_error is not None:
+                break  # the data is missing: running again would fail the same way
+
+        last = step_log.attempts[-1]
+        if last.status == SUCCESS:
+            try:
+                for pattern in catalog_settings.put if catalog_settings else []:
+                    step_log.add_data_catalogs(catalog.put(pattern, run_id, synced_catalogs=synced))
+            except CatalogError as exc:
+                last.status = FAIL
+                last.message = step_log.message = str(exc)
+                context.plugins.notify(
+                    "on_step_error", step_log=step_log, node=node, error=exc, context=context
+                )
+        if last.status == SUCCESS:
+            if produced:
+                store.set_parameters(run_id, produced)
+            step_log.status = SUCCESS
+            step_log.message = ""
+        else:
+            step_log.status = FAIL
+    finally:
+        current_step.reset(token)
+
+    context.plugins.notify("after_step", step_log=step_log, node=node, context=context)
+    store.add_step_log(step_log, run_id)
+    return step_log
+
+
+def _run_attempt(
+    context: RunContext,
+    node: BaseNode,
+    map_variables: dict[str, Any],
+    number: int,
+    get_error: CatalogError | None,
+) -> tuple[StepAttempt, dict[str, Any], BaseException | None]:
+    step_context = current_step.get()
+    assert step_context is not None
+    # Each attempt starts from the run's parameters as they were before the step.
+    task_input = TaskInput(
+        step_name=node.internal_name,
+        parameters=dict(step_context.parameters),
+        map_variables=map_variables,
+    )
+    produced: dict[str, Any] = {}
+    error: BaseException | None = get_error
+    start = datetime.now()
+    log_path: Path | None = None
+    if get_error is None and isinstance(node, TaskNode):
+        fd, name = tempfile.mkstemp(prefix="magnus-", suffix=".execution.log")
+        log_path = Path(name)
+        with os.fdopen(fd, "w", encoding="utf-8") as log_file:
+            task_input.output = log_file
+            try:
+                produced = node.executable.execute(task_input)
+            except Exception as exc:
+                error = exc
+                if isinstance(exc, MagnusError):
+                    log_file.write(f"{exc}\n")
+    end = datetime.now()
+    attempt = StepAttempt(
+        attempt_number=number,
+        start_time=format_time(start),
+        end_time=format_time(end),
+        duration=format_duration(end - start),
+        status=FAIL if error is not None else SUCCESS,
+        message=describe_error(error) if error is not None else "",
+        parameters=task_input.consumed,
+        output_parameters=produced,
+    )
+    if log_path is not None:
+        _store_execution_log(context, node, map_variables, number, log_path)
+    return attempt, produced, error
+
+
+def _store_execution_log(
+    context: RunContext,
+    node: BaseNode,
+    map_variables: dict[str, Any],
+    attempt: int,
+    log_path: Path,
+) -> None:
+    step_context = current_step.get()
+    assert step_context is not None
+    name = execution_log_name(node, map_variables, attempt)
+    try:
+        entry = context.catalog.put_file(log_path, name, context.run_id)
+        step_context.step_log.add_data_catalogs([entry])
+    except CatalogError as exc:
+        logger.warning("Could not store the execution log of %s: %s", node.internal_name, exc)
+    finally:
+        log_path.unlink(missing_ok=True)

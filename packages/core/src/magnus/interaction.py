@@ -1,0 +1,142 @@
+"""The interaction API: what a running task calls to talk to magnus.
+
+Every function reads the current run and step from context variables (``magnus.context``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from magnus import parameters as params_mod
+from magnus.context import current_step, require_run, require_step
+from magnus.exceptions import ParameterError
+from magnus.runlog.models import DataCatalog, RunLog
+
+logger = logging.getLogger(__name__)
+
+
+def _current_parameters() -> dict[str, Any]:
+    step = require_step()
+    # set_parameter writes the environment (as in 0.5), so it overlays what the step started with.
+    return {
+        **step.parameters,
+        **params_mod.from_environment(
+            {k: v for k, v in os.environ.items() if k.startswith(params_mod.PARAMETER_PREFIX)}
+        ),
+    }
+
+
+def get_parameter(key: str | None = None, cast_as: Any = None) -> Any:
+    """A parameter's current value (all of them without ``key``), cast to ``cast_as`` if given."""
+    parameters = _current_parameters()
+    if key is None:
+        if cast_as is None:
+            return parameters
+        return params_mod.cast_value(parameters, cast_as, "parameters")
+    if key not in parameters:
+        raise ParameterError(f"Parameter {key!r} is not set before")
+    value = parameters[key]
+    return value if cast_as is None else params_mod.cast_value(value, cast_as, key)
+
+
+def get_parameters() -> dict[str, Any]:
+    """Every current parameter."""
+    return _current_parameters()
+
+
+def set_parameter(**kwargs: Any) -> None:
+    """Set parameters; they reach the run log when the step succeeds."""
+    require_step()
+    os.environ.update(params_mod.to_environment(kwargs))
+
+
+def get_run_id() -> str:
+    """The current run's id."""
+    return require_run().run_id
+
+
+def get_tag() -> str:
+    """The current run's tag."""
+    return require_run().tag
+
+
+def get_run_log() -> RunLog:
+    """A copy of the whole current run log."""
+    run = require_run()
+    return run.run_log_store.get_run_log_by_id(run.run_id, full=True).model_copy(deep=True)
+
+
+def _record(entries: list[DataCatalog]) -> None:
+    step = current_step.get()
+    if step is None:
+        logger.warning("Catalog transfer outside a step: nothing is recorded in the run log")
+        return
+    step.step_log.add_data_catalogs(entries)
+
+
+def put_in_catalog(name: str) -> None:
+    """Put files matching glob ``name`` into the run's catalog, recorded in this step."""
+    run = require_run()
+    _record(run.catalog.put(name, run.run_id))
+
+
+def get_from_catalog(name: str, destination_folder: str | None = None) -> None:
+    """Get files matching glob ``name`` from the run's catalog into ``destination_folder``."""
+    run = require_run()
+    _record(run.catalog.get(name, run.run_id, compute_data_folder=destination_folder or None))
+
+
+def put_object(data: Any, name: str) -> None:
+    """Pickle ``data`` into the run's catalog as ``<name>.pickle``."""
+    run = require_run()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{name}.pickle"
+        with path.open("wb") as handle:
+            pickle.dump(data, handle)
+        _record([run.catalog.put_file(path, path.name, run.run_id)])
+
+
+def get_object(name: str) -> Any:
+    """The object stored by ``put_object(data, name)`` in this run."""
+    run = require_run()
+    with tempfile.TemporaryDirectory() as folder:
+        entries = run.catalog.get(f"{name}.pickle", run.run_id, compute_data_folder=folder)
+        _record(entries)
+        with (Path(folder) / f"{name}.pickle").open("rb") as handle:
+            return pickle.load(handle)
+
+
+def get_secret(name: str) -> str:
+    """A secret's value from the configured secrets provider."""
+    return require_run().secrets.get(name)
+
+
+def track_this(step: int = 0, **kwargs: Any) -> None:
+    """Record metrics for this step (``user_defined_metrics``) and send them to the tracker.
+
+    A key tracked at one step only is stored as its value; tracked at several steps, as
+    ``{step: value}``.
+    """
+    from pydantic_core import to_jsonable_python
+
+    current = require_step()
+    for key, value in kwargs.items():
+        current.metrics.setdefault(key, {})[str(step)] = to_jsonable_python(value)
+    for key in kwargs:
+        series = current.metrics[key]
+        current.step_log.user_defined_metrics[key] = (
+            next(iter(series.values())) if len(series) == 1 else dict(series)
+        )
+    current.run.experiment_tracker.publish_data(
+        dict(kwargs), current.step_log.internal_name
+    )
+
+
+def get_experiment_tracker_context() -> Any:
+    """The tracker's own context (e.g. an active MLflow run) for calling the tool directly."""
+    return require_run().experiment_tracker.client_context

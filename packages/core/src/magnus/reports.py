@@ -1,0 +1,125 @@
+"""Readable views of run logs and plugins for the terminal (rich, imported lazily)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from magnus.runlog.models import parse_time
+
+if TYPE_CHECKING:
+    from magnus.plugins import PluginInfo
+    from magnus.runlog.models import BranchLog, RunLog, StepLog
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _status(status: str) -> str:
+    colour = {"SUCCESS": "green", "FAIL": "red"}.get(status, "yellow")
+    return f"[{colour}]{status}[/{colour}]"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def duration_of(run_log: RunLog) -> str:
+    """Seconds between start and end (or now, for a run still going)."""
+    if not run_log.start_time:
+        return ""
+    end = parse_time(run_log.end_time) if run_log.end_time else datetime.now()
+    return f"{(end - parse_time(run_log.start_time)).total_seconds():.2f}s"
+
+
+def _add_step(tree: Any, step: StepLog) -> None:
+    from rich.markup import escape
+
+    node = tree.add(f"{escape(step.name)} [dim]{step.step_type}[/dim] {_status(step.status)}"
+                    + (" [dim](mocked)[/dim]" if step.mock else ""))
+    if step.message:
+        node.add(f"[red]{escape(step.message)}[/red]")
+    for attempt in step.attempts:
+        line = f"attempt {attempt.attempt_number} {_status(attempt.status)} {attempt.duration}"
+        if attempt.message:
+            line += f" [red]{escape(attempt.message)}[/red]"
+        branch = node.add(line)
+        if attempt.parameters:
+            branch.add(f"[dim]parameters[/dim] {escape(_short(attempt.parameters))}")
+        if attempt.output_parameters:
+            branch.add(f"[dim]produced[/dim] {escape(_short(attempt.output_parameters))}")
+    for entry in step.data_catalog:
+        node.add(f"[dim]{entry.stage}[/dim] {escape(entry.name)} [dim]{entry.data_hash[:12]}[/dim]")
+    if step.user_defined_metrics:
+        node.add(f"[dim]metrics[/dim] {escape(_short(step.user_defined_metrics))}")
+    for branch_log in step.branches.values():
+        _add_branch(node, branch_log)
+
+
+def _add_branch(tree: Any, branch: BranchLog) -> None:
+    from rich.markup import escape
+
+    node = tree.add(f"branch {escape(branch.internal_name)} {_status(branch.status)}")
+    for step in branch.steps.values():
+        _add_step(node, step)
+
+
+def render_run_log(run_log: RunLog) -> None:
+    """The run log as a tree: steps, attempts, parameters, catalog entries, branches."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    tree = Tree(
+        f"[bold]{run_log.run_id}[/bold] {_status(run_log.status)} {duration_of(run_log)}"
+        + (f" tag={escape(run_log.tag)}" if run_log.tag else "")
+    )
+    code = next(
+        (s.code_identities[0] for s in run_log.steps.values() if s.code_identities), None
+    )
+    if code is not None:
+        dependable = "clean" if code.code_identifier_dependable else "dirty"
+        tree.add(f"[dim]code[/dim] {code.code_identifier} ({dependable})")
+    if run_log.parameters:
+        tree.add(f"[dim]parameters[/dim] {escape(_short(run_log.parameters, 200))}")
+    for step in run_log.steps.values():
+        _add_step(tree, step)
+    _console().print(tree)
+
+
+def render_run_list(run_logs: list[RunLog]) -> None:
+    """A table of runs, newest first."""
+    from rich.table import Table
+
+    table = Table("run id", "status", "start", "duration", "tag")
+    for run_log in sorted(run_logs, key=lambda r: r.start_time, reverse=True):
+        table.add_row(
+            run_log.run_id,
+            _status(run_log.status),
+            run_log.start_time[:19],
+            duration_of(run_log),
+            run_log.tag,
+        )
+    _console().print(table)
+
+
+def render_plugins(infos: list[PluginInfo]) -> None:
+    """A table of plugins with their services and hooks."""
+    from rich.table import Table
+
+    table = Table("plugin", "distribution", "version", "services", "hooks")
+    for info in infos:
+        services = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(info.services.items()))
+        table.add_row(
+            info.name + (" [red](disabled)[/red]" if info.blocked else ""),
+            info.distribution,
+            info.version,
+            services,
+            ", ".join(h for h in info.hooks if not h.startswith("register_")),
+        )
+    _console().print(table)
+

@@ -1,0 +1,139 @@
+"""File helpers shared by the file-based run-log stores.
+
+Every write goes to a temporary file in the destination folder and is then renamed over the
+record: a reader sees either the old or the new record, never half of one, and a process killed
+mid-write leaves at worst a stray temporary file (dot-named, ignored by the stores).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote, unquote
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import to_jsonable_python
+
+from magnus.exceptions import RunLogStoreError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# Characters kept as they are in file names; everything else is percent-encoded. ``%`` cannot
+# occur in magnus names, so decoding is unambiguous.
+_SAFE = " -_."
+# Separates an encoded name from its capital-letter mask (``^`` itself is always encoded).
+_CASE_MARK = "^"
+
+
+def encode_name(name: str) -> str:
+    """A file-name-safe form of a step, branch or parameter name, unique even where case is not.
+
+    On case-insensitive file systems (macOS, Windows) ``Foo`` and ``foo`` would be one file, so a
+    name with ASCII capitals gets a suffix ``^<hex bitmask of their positions>``; names without
+    capitals (the usual case) stay readable as they are.
+    """
+    mask = sum(1 << i for i, char in enumerate(name) if "A" <= char <= "Z")
+    encoded = quote(name, safe=_SAFE)
+    return f"{encoded}{_CASE_MARK}{mask:x}" if mask else encoded
+
+
+def decode_name(encoded: str) -> str:
+    """The inverse of :func:`encode_name` (the file system keeps the case it was given)."""
+    return unquote(encoded.partition(_CASE_MARK)[0])
+
+
+def encode_run_id(run_id: str) -> str:
+    """The file or folder name of a run.
+
+    No case mask here: on a case-insensitive file system two ids differing only in case meet the
+    existing log and creation is refused, which loses nothing.
+    """
+    encoded = quote(run_id, safe=_SAFE)
+    if encoded in ("", ".", ".."):
+        raise RunLogStoreError(f"{run_id!r} cannot be used as a run id")
+    return encoded
+
+
+def ensure_folder(folder: Path) -> None:
+    """Create ``folder`` (and parents) or explain why it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunLogStoreError(
+            f"Cannot create the run log folder {folder}: {exc.strerror or exc}"
+        ) from exc
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically replace ``path`` with ``data`` (pydantic models allowed) as indented JSON."""
+    try:
+        text = json.dumps(to_jsonable_python(data), indent=4)
+    except (TypeError, ValueError) as exc:
+        raise RunLogStoreError(
+            f"Cannot write {path}: a value is not JSON serialisable: {exc}"
+        ) from exc
+    # A unique name per writer, so concurrent writers of one record never share a temp file;
+    # os.open (unlike mkstemp) honours the umask, keeping the log readable by other users.
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(temp, path)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(temp)
+            raise
+    except OSError as exc:
+        raise RunLogStoreError(
+            f"Cannot write {path} in the run log folder {path.parent}: {exc.strerror or exc}"
+        ) from exc
+
+
+def read_json(path: Path) -> Any:
+    """The parsed content of ``path``; ``FileNotFoundError`` passes through for the caller."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RunLogStoreError(f"The run log record {path} is not valid JSON: {exc}") from exc
+    except OSError as exc:
+        raise RunLogStoreError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def validate(path: Path, model: type[ModelT], data: Any) -> ModelT:
+    """``data`` read from ``path`` as a ``model``; a record of the wrong shape names the file."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RunLogStoreError(
+            f"The run log record {path} is not a valid {model.__name__}: {exc}"
+        ) from exc
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed) for the ``with`` block.
+
+    Not re-entrant: a process already holding the lock through another descriptor would wait
+    for itself, so locked sections never call each other.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise RunLogStoreError(f"Cannot open the lock file {path}: {exc.strerror or exc}") from exc
+    try:
+        pass
+        yield
+    finally:
+        # Closing the descriptor releases the lock, also when the block raised.
+        os.close(fd)

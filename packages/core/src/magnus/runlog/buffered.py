@@ -1,0 +1,51 @@
+"""The ``buffered`` run-log store: run logs kept in the memory of one process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import ClassVar
+
+from pydantic import PrivateAttr
+
+from magnus.exceptions import RunLogExistsError, RunLogNotFoundError
+from magnus.runlog._memory import WholeRunLogStore
+from magnus.runlog.models import RunLog
+
+
+class BufferedRunLogStore(WholeRunLogStore):
+    """Keeps run logs in memory, keyed by run id; nothing survives the process.
+
+    Only usable when every step runs in the process that owns the store (the ``local``
+    executor); meant for trying pipelines out and for tests.
+    """
+
+    service_name: ClassVar[str] = "buffered"
+    persistent: ClassVar[bool] = False
+
+    _runs: dict[str, RunLog] = PrivateAttr(default_factory=dict)
+
+    def location(self, run_id: str) -> str:
+        return "memory"
+
+    def _read(self, run_id: str) -> RunLog:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise RunLogNotFoundError(run_id, where="memory") from None
+
+    @contextmanager
+    def _modify(self, run_id: str) -> Iterator[RunLog]:
+        # The stored object is changed in place; the helpers check before they change anything.
+        yield self._read(run_id)
+
+    def _create(self, run_log: RunLog) -> None:
+        if run_log.run_id in self._runs:
+            raise RunLogExistsError(run_log.run_id)
+        self._runs[run_log.run_id] = run_log
+
+    def _replace(self, run_log: RunLog) -> None:
+        self._runs[run_log.run_id] = run_log
+
+    def _stored_runs(self) -> Iterable[RunLog]:
+        return self._runs.values()

@@ -1,0 +1,311 @@
+"""The Python SDK: build a pipeline from step objects and run it.
+
+``Pipeline(steps=[a, b, c])`` links the steps in list order (a -> b -> c -> success) unless a step
+says otherwise (``next=``, ``a >> b``, ``terminate_with_success``/``terminate_with_failure``).
+The SDK produces the same definition a YAML file would and builds the graph through the same
+code, so a YAML pipeline and its SDK twin record the same ``dag`` and ``dag_hash``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from magnus.exceptions import ConfigurationError
+from magnus.runlog.models import RunLog
+
+logger = logging.getLogger(__name__)
+
+
+class Catalog(BaseModel):
+    """Files a step gets from the catalog before it runs and puts into it after it succeeds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    get: list[str] = Field(default_factory=list)
+    put: list[str] = Field(default_factory=list)
+
+
+class _Step(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str
+    next_node: str = Field(default="", alias="next")
+    on_failure: str = ""
+    terminate_with_success: bool = False
+    terminate_with_failure: bool = False
+
+    @model_validator(mode="after")
+    def _one_ending(self) -> _Step:
+        if self.terminate_with_success and self.terminate_with_failure:
+            raise ValueError(
+                f"step {self.name!r}: terminate_with_success and terminate_with_failure "
+                "are mutually exclusive"
+            )
+        if (self.terminate_with_success or self.terminate_with_failure) and self.next_node:
+            raise ValueError(f"step {self.name!r}: a terminating step cannot also have a next")
+        return self
+
+    # Linking, as in 0.5: ``a >> b`` runs b after a; ``a << b`` runs b before a.
+    def __rshift__(self, other: _Step) -> _Step:
+        self._link(other)
+        return other
+
+    def __lshift__(self, other: _Step) -> _Step:
+        other._link(self)
+        return other
+
+    def depends_on(self, other: _Step) -> _Step:
+        """Run this step after ``other``."""
+        other._link(self)
+        return self
+
+    def _link(self, following: _Step) -> None:
+        if self.next_node:
+            raise ConfigurationError(f"step {self.name!r} already has a next node")
+        self.next_node = following.name
+
+    def _ending(self) -> str:
+        if self.terminate_with_success:
+            return "success"
+        if self.terminate_with_failure:
+            return "fail"
+        return self.next_node
+
+    def definition(self, following: str) -> dict[str, Any]:
+        """The YAML ``steps`` entry of this step; ``following`` is its default next."""
+        entry: dict[str, Any] = {"type": self._node_type(), "next": self._ending() or following}
+        if self.on_failure:
+            entry["on_failure"] = self.on_failure
+        entry.update(self._fields())
+        return entry
+
+    def _node_type(self) -> str:
+        raise NotImplementedError
+
+    def _fields(self) -> dict[str, Any]:
+        return {}
+
+
+class _Executable(_Step):
+    catalog: Catalog | None = None
+    overrides: dict[str, str] = Field(default_factory=dict)
+    max_attempts: int = Field(default=1, ge=1)
+
+    def _fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if self.catalog is not None:
+            fields["catalog"] = self.catalog.model_dump()
+        if self.overrides:
+            fields["overrides"] = dict(self.overrides)
+        if self.max_attempts != 1:
+            fields["max_attempts"] = self.max_attempts
+        return fields
+
+
+def function_path(function: Callable[..., Any] | str) -> str:
+    """The importable ``module.function`` path of a function, checked.
+
+    Other processes (parallel branches, containers, pods) import the function by this path, so
+    lambdas, nested functions and bound methods are refused.
+    """
+    if isinstance(function, str):
+        return function
+    qualname = getattr(function, "__qualname__", "")
+    module = getattr(function, "__module__", "")
+    if not qualname or not module or "<lambda>" in qualname or "<locals>" in qualname:
+        raise ConfigurationError(
+            f"{function!r} cannot be a task: other processes must import it by name, so it has "
+            "to be a module-level function (no lambdas, closures or nested functions)"
+        )
+    if "." in qualname:
+        raise ConfigurationError(
+            f"{qualname} is a method; give a module-level function or a 'module.function' string"
+        )
+    if module == "__main__":
+        module = _main_module_name()
+    return f"{module}.{qualname}"
+
+
+def _main_module_name() -> str:
+    main = sys.modules["__main__"]
+    path = getattr(main, "__file__", None)
+    if not path:
+        raise ConfigurationError(
+            "Functions defined in an interactive session cannot be tasks: put them in a module"
+        )
+    try:
+        relative = Path(path).resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        raise ConfigurationError(
+            f"{path} is outside the working directory; run it from the project folder so its "
+            "functions can be imported by name"
+        ) from None
+    name = ".".join(relative.with_suffix("").parts)
+    # In this process the script is already loaded as __main__: importing it again under its
+    # own name would run it twice.
+    sys.modules.setdefault(name, main)
+    return name
+
+
+class PythonTask(_Executable):
+    """Calls a python function: a module-level callable or a ``"package.module.function"``."""
+
+    function: Any
+
+    @field_validator("function")
+    @classmethod
+    def _importable(cls, value: Any) -> str:
+        return function_path(value)
+
+    def _node_type(self) -> str:
+        return "task"
+
+    def _fields(self) -> dict[str, Any]:
+        return {"command_type": "python", "command": self.function, **super()._fields()}
+
+
+class ShellTask(_Executable):
+    """Runs a shell command."""
+
+    command: str
+
+    def _node_type(self) -> str:
+        return "task"
+
+    def _fields(self) -> dict[str, Any]:
+        return {"command_type": "shell", "command": self.command, **super()._fields()}
+
+
+class Task(_Executable):
+    """0.5's generic task: ``command`` with a ``command_type`` (python, shell, ...)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    command: str
+    command_type: str = "python"
+
+    def _node_type(self) -> str:
+        return "task"
+
+    def _fields(self) -> dict[str, Any]:
+        extra = {k: v for k, v in (self.model_extra or {}).items() if v is not None}
+        return {
+            "command_type": self.command_type,
+            "command": self.command,
+            **extra,
+            **super()._fields(),
+        }
+
+
+class Stub(_Executable):
+    """Does nothing and succeeds; any extra field is kept, for sketching pipelines."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    def _node_type(self) -> str:
+        return "stub"
+
+    def _fields(self) -> dict[str, Any]:
+        return {**super()._fields(), **(self.model_extra or {})}
+
+
+class Success(BaseModel):
+    """The success step of a pipeline."""
+
+    name: str = "success"
+
+
+class Fail(BaseModel):
+    """The fail step of a pipeline."""
+
+    name: str = "fail"
+
+
+class Pipeline(BaseModel):
+    """A pipeline built from steps; ``execute`` runs it and returns the run log."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    steps: list[Any]
+    start_at: Any = None
+    name: str = ""
+    description: str = ""
+    add_terminal_nodes: bool = True
+
+    def definition(self) -> dict[str, Any]:
+        """The ``dag`` mapping a YAML pipeline file would hold."""
+        steps: dict[str, Any] = {}
+        ordinary = [s for s in self.steps if isinstance(s, _Step)]
+        terminals = [s for s in self.steps if isinstance(s, (Success, Fail))]
+        success_name = next((s.name for s in terminals if isinstance(s, Success)), "success")
+        for index, step in enumerate(ordinary):
+            following = ordinary[index + 1].name if index + 1 < len(ordinary) else success_name
+            steps[step.name] = step.definition(following)
+        for terminal in terminals:
+            steps[terminal.name] = {"type": "success" if isinstance(terminal, Success) else "fail"}
+        if self.add_terminal_nodes:
+            if not any(isinstance(t, Success) for t in terminals):
+                steps.setdefault("success", {"type": "success"})
+            if not any(isinstance(t, Fail) for t in terminals):
+                steps.setdefault("fail", {"type": "fail"})
+        start = self.start_at.name if self.start_at is not None else (ordinary[0].name if ordinary else "")
+        definition: dict[str, Any] = {"start_at": start, "steps": steps}
+        if self.description:
+            definition["description"] = self.description
+        if self.name:
+            definition["name"] = self.name
+        return definition
+
+    def execute(
+        self,
+        configuration_file: str = "",
+        run_id: str = "",
+        tag: str = "",
+        parameters_file: str = "",
+        use_cached: str = "",
+        log_level: str = "WARNING",
+        output_pipeline_definition: str = "magnus-pipeline.yaml",
+    ) -> RunLog | None:
+        """Run the pipeline; returns the run log (it does not raise when the run fails)."""
+        from magnus import config as config_mod
+        from magnus import entrypoints
+        from magnus.console import REPORTER_NAME, ConsoleReporter, print_summary
+        from magnus.graph import build_graph
+        from magnus.plugins import get_plugins
+
+        if use_cached:
+            raise ConfigurationError("Re-running a failed run (use_cached) is not available yet")
+        logging.getLogger("magnus").setLevel(log_level.upper())
+        plugins = get_plugins()
+        graph = build_graph(self.definition(), plugins, source="the SDK pipeline")
+        context = entrypoints.build_context(
+            configuration_file=config_mod.configuration_file_for_sdk(configuration_file),
+            graph=graph,
+            parameters_file=parameters_file,
+            run_id=run_id,
+            tag=tag,
+        )
+        if not context.executor.runs_in_one_process:
+            import yaml
+
+            Path(output_pipeline_definition).write_text(
+                yaml.safe_dump({"dag": self.definition()}, sort_keys=False)
+            )
+            logger.warning("Wrote %s for the %s executor", output_pipeline_definition,
+                           context.executor.service_name)
+            return None
+        plugins.register(ConsoleReporter(), REPORTER_NAME)
+        try:
+            run_log = entrypoints.execute(context)
+        finally:
+            plugins.unregister(REPORTER_NAME)
+        if os.environ.get("MAGNUS_QUIET") is None:
+            print_summary(run_log, context)
+        return run_log

@@ -1,0 +1,210 @@
+"""The plugin system: hookspecs documented and exercised, discovery, blocking, duplicates."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from magnus import hookimpl, hookspecs
+from magnus.catalog import DoNothingCatalog
+from magnus.exceptions import ConfigurationError, PluginError
+from magnus.plugins import MagnusPlugins, get_plugins
+
+REPO = Path(__file__).resolve().parents[2]
+ALL_HOOKS = sorted(
+    name
+    for name, value in vars(hookspecs).items()
+    if callable(value) and hasattr(value, "magnus_spec")
+)
+
+
+def test_there_are_hooks_of_every_family() -> None:
+    assert set(hookspecs.PROVIDER_HOOKS.values()) <= set(ALL_HOOKS)
+    for name in (
+        "before_run",
+        "after_run",
+        "before_step",
+        "after_step",
+        "on_step_error",
+        "check_compatibility",
+        "configure_for_traversal",
+        "configure_for_execution",
+    ):
+        assert name in ALL_HOOKS
+
+
+@pytest.mark.parametrize("hook", ALL_HOOKS)
+def test_every_hook_is_documented(hook: str) -> None:
+    spec = getattr(hookspecs, hook)
+    docstring = inspect.getdoc(spec) or ""
+    assert len(docstring) > 40, f"{hook} needs a docstring saying what it is for"
+    for argument in inspect.signature(spec).parameters:
+        assert (
+            argument in docstring
+            or hook.startswith("register_")
+            or hook in ("check_compatibility", "configure_for_traversal", "configure_for_execution")
+        ), f"{hook} does not document its argument {argument}"
+    guide = (REPO / "docs" / "writing-plugins.md").read_text()
+    assert re.search(rf"`{hook}`", guide), f"docs/writing-plugins.md does not describe {hook}"
+
+
+def test_every_hook_is_exercised_by_the_test_suite() -> None:
+    """Each hook name appears in a test that registers an implementation of it."""
+    sources = "\n".join(p.read_text() for p in (REPO / "tests").rglob("test_*.py"))
+    for hook in ALL_HOOKS:
+        assert re.search(rf"def {hook}\(", sources), f"no test implements {hook}"
+
+
+def test_observer_hooks_are_never_firstresult() -> None:
+    for hook in ("before_run", "after_run", "before_step", "after_step", "on_step_error"):
+        options = getattr(hookspecs, hook).magnus_spec
+        assert not options.get("firstresult")
+
+
+def test_built_ins_come_through_the_provider_hooks() -> None:
+    plugins = get_plugins()
+    assert sorted(plugins.services("run_log_store")) == ["buffered", "chunked-fs", "file-system"]
+    assert sorted(plugins.services("catalog")) == ["do-nothing", "file-system"]
+    assert sorted(plugins.services("executor")) == ["local"]
+    assert sorted(plugins.services("task_type")) == ["python", "shell"]
+    entry = plugins.services("catalog")["file-system"]
+    assert entry.distribution == "magnus-core"
+    assert plugins.service_class("catalog", "do-nothing") is DoNothingCatalog
+
+
+class _ExtraCatalog(DoNothingCatalog):
+    service_name: ClassVar[str] = "extra"
+
+
+class _ClashingCatalog(DoNothingCatalog):
+    service_name: ClassVar[str] = "file-system"
+
+
+class _ProviderPlugin:
+    def __init__(self, *classes: type) -> None:
+        self.classes = list(classes)
+
+    @hookimpl
+    def register_catalogs(self) -> list[type]:
+        return self.classes
+
+
+def test_a_third_party_service_is_found_by_type() -> None:
+    plugins = MagnusPlugins(load_entry_points=False)
+    plugins.register(_ProviderPlugin(_ExtraCatalog), "extra-plugin", "magnus-extra", "1.0")
+    assert plugins.service_class("catalog", "extra") is _ExtraCatalog
+    info = next(i for i in plugins.infos() if i.name == "extra-plugin")
+    assert info.services == {"catalog": ["extra"]}
+    assert info.distribution == "magnus-extra"
+    assert "register_catalogs" in info.hooks
+
+
+def test_a_duplicate_service_name_names_both_origins() -> None:
+    plugins = MagnusPlugins(load_entry_points=False)
+    plugins.register(_ProviderPlugin(_ClashingCatalog), "clash", "magnus-clash", "1.0")
+    with pytest.raises(PluginError) as info:
+        plugins.service_class("catalog", "file-system")
+    message = str(info.value)
+    assert "magnus-core" in message and "magnus-clash" in message
+    assert "'file-system'" in message
+
+
+def test_an_unknown_type_lists_the_installed_ones() -> None:
+    with pytest.raises(ConfigurationError, match=r"installed: buffered, chunked-fs, file-system"):
+        get_plugins().service_class("run_log_store", "postgres")
+
+
+def _fake_entry_point_plugin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Install a real distribution with a `magnus` entry point on sys.path (no pip needed)."""
+    package = tmp_path / "fake_magnus_plugin"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from typing import ClassVar\n"
+        "from magnus import hookimpl\n"
+        "from magnus.catalog import DoNothingCatalog\n"
+        "class FakeCatalog(DoNothingCatalog):\n"
+        "    service_name: ClassVar[str] = 'fake'\n"
+        "@hookimpl\n"
+        "def register_catalogs():\n"
+        "    return [FakeCatalog]\n"
+    )
+    dist = tmp_path / "fake_magnus_plugin-2.5.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fake-magnus-plugin\nVersion: 2.5\n"
+    )
+    (dist / "entry_points.txt").write_text("[magnus]\nfake = fake_magnus_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "fake_magnus_plugin", raising=False)
+
+
+def test_entry_point_plugins_are_loaded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _fake_entry_point_plugin(monkeypatch, tmp_path)
+    plugins = MagnusPlugins()
+    assert plugins.services("catalog")["fake"].distribution == "fake-magnus-plugin"
+    info = next(i for i in plugins.infos() if i.name == "fake")
+    assert (info.distribution, info.version) == ("fake-magnus-plugin", "2.5")
+
+
+@pytest.mark.parametrize("blocked", ["fake", "fake-magnus-plugin"])
+def test_plugins_can_be_blocked_by_name_or_distribution(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, blocked: str
+) -> None:
+    _fake_entry_point_plugin(monkeypatch, tmp_path)
+    monkeypatch.setenv("MAGNUS_DISABLE_PLUGINS", f"other, {blocked}")
+    plugins = MagnusPlugins()
+    assert "fake" not in plugins.services("catalog")
+    assert any(i.blocked and i.name == "fake" for i in plugins.infos())
+
+
+def test_a_broken_plugin_fails_loudly_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _fake_entry_point_plugin(monkeypatch, tmp_path)
+    (tmp_path / "fake_magnus_plugin" / "__init__.py").write_text("raise ImportError('boom')\n")
+    with pytest.raises(
+        PluginError,
+        match=r"'fake' from fake-magnus-plugin failed to load.*boom.*MAGNUS_DISABLE_PLUGINS=fake",
+    ):
+        MagnusPlugins()
+
+
+class _Raising:
+    @hookimpl
+    def before_step(self) -> None:
+        raise RuntimeError("observer bug")
+
+
+class _Recording:
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+
+    @hookimpl
+    def before_step(self, step_log: Any) -> None:
+        self.calls.append(step_log)
+
+
+def test_a_failing_observer_is_isolated(caplog: pytest.LogCaptureFixture) -> None:
+    plugins = MagnusPlugins(load_entry_points=False)
+    recording = _Recording()
+    plugins.register(_Raising(), "raising")
+    plugins.register(recording, "recording")
+    plugins.notify("before_step", step_log="S", node=None, context=None)
+    assert recording.calls == ["S"]
+    assert "observer bug" in caplog.text
+
+
+def test_hook_tracing_logs_calls(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MAGNUS_TRACE_HOOKS", "1")
+    plugins = MagnusPlugins(load_entry_points=False)
+    plugins.register(_Recording(), "recording")
+    with caplog.at_level("DEBUG", logger="magnus"):
+        plugins.notify("before_step", step_log="S", node=None, context=None)
+    assert "hook before_step -> recording" in caplog.text
