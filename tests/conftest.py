@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import helpers
@@ -61,3 +62,19 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def run_magnus() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the magnus command line in a subprocess, as a user would."""
     return helpers.run_magnus
+
+
+@pytest.fixture
+def user_module(project: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], Any]:
+    """Write a python module into the project and import it (forgotten after the test)."""
+    import importlib
+    import textwrap
+
+    def write(name: str, source: str) -> Any:
+        (project / f"{name}.py").write_text(textwrap.dedent(source))
+        monkeypatch.delitem(sys.modules, name, raising=False)
+        importlib.invalidate_caches()
+        module = importlib.import_module(name)
+        return module
+
+    return write

@@ -10,7 +10,7 @@ import json
 import sys
 import textwrap
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional, Union
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,13 +43,13 @@ class Aliased(BaseModel):
 def plain(count: int, name: str, ratio: float, flag: bool) -> None: ...
 
 
-def optional(value: int | None, other: int | None = None) -> None: ...
+def optional(value: Optional[int], other: int | None = None) -> None: ...  # noqa: UP045
 
 
 def generics(items: list[int], table: dict[str, int], pair: tuple[int, str]) -> None: ...
 
 
-def unions(value: int | str) -> None: ...
+def unions(value: Union[int, str]) -> None: ...  # noqa: UP007
 
 
 def annotated(value: Annotated[int, Field(gt=0)]) -> None: ...

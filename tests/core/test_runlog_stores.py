@@ -19,6 +19,8 @@ from magnus.testing.runlog_store import RunLogStoreContract
 
 RUN_ID = "wobbly-hopper-0915"
 
+FileStoreClass = type[FileSystemRunLogStore] | type[ChunkedFileSystemRunLogStore]
+
 
 class TestBufferedContract(RunLogStoreContract):
     @pytest.fixture
@@ -114,7 +116,7 @@ def test_all_stores_assemble_the_same_run_log(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("store_class", [FileSystemRunLogStore, ChunkedFileSystemRunLogStore])
 def test_uncreatable_log_folder_names_the_folder(
-    tmp_path: Path, store_class: type[BaseRunLogStore]
+    tmp_path: Path, store_class: FileStoreClass
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -127,7 +129,7 @@ def test_uncreatable_log_folder_names_the_folder(
 
 
 @pytest.mark.parametrize("store_class", [FileSystemRunLogStore, ChunkedFileSystemRunLogStore])
-def test_log_folder_that_is_a_file(tmp_path: Path, store_class: type[BaseRunLogStore]) -> None:
+def test_log_folder_that_is_a_file(tmp_path: Path, store_class: FileStoreClass) -> None:
     folder = tmp_path / "logs"
     folder.write_text("")
     with pytest.raises(RunLogStoreError, match=str(folder)):
@@ -137,7 +139,7 @@ def test_log_folder_that_is_a_file(tmp_path: Path, store_class: type[BaseRunLogS
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes through permission bits")
 @pytest.mark.parametrize("store_class", [FileSystemRunLogStore, ChunkedFileSystemRunLogStore])
 def test_unwritable_log_folder_names_the_folder(
-    tmp_path: Path, store_class: type[BaseRunLogStore]
+    tmp_path: Path, store_class: FileStoreClass
 ) -> None:
     folder = tmp_path / "logs"
     folder.mkdir()

@@ -95,13 +95,15 @@ def record_identity(context: RunContext, store_diff: bool) -> None:
     """Compute the code identity once for this process (and store a dirty tree's diff)."""
     from magnus import identity
 
-    code = identity.code_identity(".", ignore=_output_folders(context))
+    ignore = _output_folders(context)
+    code = identity.code_identity(".", ignore=ignore)
     if store_diff and not code.code_identifier_dependable and code.code_identifier:
-        diff = identity.code_diff(".")
+        diff = identity.code_diff(".", ignore=ignore)
         if diff:
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / "code.diff"
-                path.write_text(diff, encoding="utf-8")
+                # surrogateescape: a source file that is not UTF-8 is rebuilt byte for byte
+                path.write_text(diff, encoding="utf-8", errors="surrogateescape")
                 try:
                     entry = context.catalog.put_file(path, "code.diff", context.run_id)
                     code.code_identifier_diff = entry.catalog_relative_path  # type: ignore[attr-defined]

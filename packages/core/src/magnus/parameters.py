@@ -99,7 +99,7 @@ def _passes_through(annotation: Any) -> bool:
         annotation is _EMPTY
         or annotation is Any
         or annotation is None
-        or (isinstance(annotation, str))
+        or isinstance(annotation, str)
     )
 
 
@@ -198,9 +198,9 @@ def _hints_target(func: Callable[..., Any]) -> Any:
         target = target.func
     if inspect.isclass(target):
         return target.__init__
-    if not (inspect.isfunction(target) or inspect.ismethod(target)) and hasattr(
-        type(target), "__call__"
-    ):
+    if not (inspect.isfunction(target) or inspect.ismethod(target)):
+        # A callable instance: its annotations live on the class's __call__ (for a class
+        # without one this finds the metaclass's slot wrapper, which isfunction rejects).
         call = type(target).__call__
         if inspect.isfunction(call):
             return call
@@ -372,8 +372,9 @@ def returned_parameters(value: Any, step_name: str = "", func_name: str = "") ->
             dumped: dict[str, Any] = value.model_dump(mode="json", by_alias=True)
             return dumped
         except Exception:
-            # Find which field is at fault: dump to python and check key by key below.
-            value = value.model_dump(by_alias=True)
+            # Find which field is at fault by checking the fields one by one below.
+            fields = type(value).model_fields
+            value = {(info.alias or name): getattr(value, name) for name, info in fields.items()}
     elif isinstance(value, type) and issubclass(value, BaseModel):
         what = f"the pydantic model class {value.__qualname__} rather than an instance of it"
         raise _bad_return(what, step_name, func_name)

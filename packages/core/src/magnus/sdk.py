@@ -71,16 +71,20 @@ class _Step(BaseModel):
             raise ConfigurationError(f"step {self.name!r} already has a next node")
         self.next_node = following.name
 
-    def _ending(self) -> str:
-        if self.terminate_with_success:
-            return "success"
-        if self.terminate_with_failure:
-            return "fail"
-        return self.next_node
+    def definition(self, following: str, success: str = "success", fail: str = "fail") -> dict[str, Any]:
+        """The YAML ``steps`` entry of this step.
 
-    def definition(self, following: str) -> dict[str, Any]:
-        """The YAML ``steps`` entry of this step; ``following`` is its default next."""
-        entry: dict[str, Any] = {"type": self._node_type(), "next": self._ending() or following}
+        ``following`` is its next unless it says otherwise; ``success``/``fail`` are the names
+        of the pipeline's terminal steps, where ``terminate_with_*`` leads.
+        """
+        ending = (
+            success
+            if self.terminate_with_success
+            else fail
+            if self.terminate_with_failure
+            else self.next_node
+        )
+        entry: dict[str, Any] = {"type": self._node_type(), "next": ending or following}
         if self.on_failure:
             entry["on_failure"] = self.on_failure
         entry.update(self._fields())
@@ -245,9 +249,10 @@ class Pipeline(BaseModel):
         ordinary = [s for s in self.steps if isinstance(s, _Step)]
         terminals = [s for s in self.steps if isinstance(s, (Success, Fail))]
         success_name = next((s.name for s in terminals if isinstance(s, Success)), "success")
+        fail_name = next((s.name for s in terminals if isinstance(s, Fail)), "fail")
         for index, step in enumerate(ordinary):
             following = ordinary[index + 1].name if index + 1 < len(ordinary) else success_name
-            steps[step.name] = step.definition(following)
+            steps[step.name] = step.definition(following, success_name, fail_name)
         for terminal in terminals:
             steps[terminal.name] = {"type": "success" if isinstance(terminal, Success) else "fail"}
         if self.add_terminal_nodes:
@@ -255,7 +260,10 @@ class Pipeline(BaseModel):
                 steps.setdefault("success", {"type": "success"})
             if not any(isinstance(t, Fail) for t in terminals):
                 steps.setdefault("fail", {"type": "fail"})
-        start = self.start_at.name if self.start_at is not None else (ordinary[0].name if ordinary else "")
+        if self.start_at is not None:
+            start = self.start_at.name
+        else:
+            start = ordinary[0].name if ordinary else ""
         definition: dict[str, Any] = {"start_at": start, "steps": steps}
         if self.description:
             definition["description"] = self.description

@@ -145,7 +145,10 @@ class PythonTaskType(BaseTaskType):
         bound = params_mod.bind_arguments(
             function, task_input.parameters, task_input.map_variables, task_input.step_name
         )
-        task_input.consumed = params_mod.consumed_parameters(bound)
+        # A map element is recorded once on the map step, not in every attempt.
+        task_input.consumed = params_mod.consumed_parameters(
+            bound, exclude=task_input.map_variables
+        )
         exported = params_mod.to_environment(task_input.parameters)
         if task_input.map_variables:
             exported[MAP_VARIABLE_ENV] = json.dumps(task_input.map_variables)

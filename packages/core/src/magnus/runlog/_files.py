@@ -132,7 +132,7 @@ def exclusive_lock(path: Path) -> Iterator[None]:
     except OSError as exc:
         raise RunLogStoreError(f"Cannot open the lock file {path}: {exc.strerror or exc}") from exc
     try:
-        pass
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         # Closing the descriptor releases the lock, also when the block raised.

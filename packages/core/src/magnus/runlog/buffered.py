@@ -32,7 +32,7 @@ class BufferedRunLogStore(WholeRunLogStore):
         try:
             return self._runs[run_id]
         except KeyError:
-            raise RunLogNotFoundError(run_id, where="memory") from None
+            raise RunLogNotFoundError(run_id) from None
 
     @contextmanager
     def _modify(self, run_id: str) -> Iterator[RunLog]:

@@ -91,6 +91,8 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
     The default store. Adding or replacing a step, branch or parameter writes only its own file,
     whatever the size of the run, and writers of one run (parallel branches in several
     processes) serialise on a ``flock`` of the run's ``.lock`` file, so nothing is lost.
+    Replacing a step (or branch) log rewrites its own record; the branches (or steps) stored
+    under it stay, as in every built-in store.
     """
 
     service_name: ClassVar[str] = "chunked-fs"

@@ -263,9 +263,7 @@ class RunLogStoreContract:
         with pytest.raises(StepLogNotFoundError):
             run_log_store.get_step_log("par.c.x", RUN_ID)
 
-    def test_status_update_stamps_end_time_when_final(
-        self, run_log_store: BaseRunLogStore
-    ) -> None:
+    def test_status_update_stamps_end_time_when_final(self, run_log_store: BaseRunLogStore) -> None:
         created = run_log_store.create_run_log(RUN_ID, status="CREATED")
         run_log_store.update_run_log_status(RUN_ID, PROCESSING)
         stored = run_log_store.get_run_log_by_id(RUN_ID, full=False)
@@ -281,9 +279,7 @@ class RunLogStoreContract:
         assert parse_time(failed.end_time) >= parse_time(stored.end_time)
         assert failed.start_time == created.start_time
 
-    def test_status_update_keeps_steps_and_parameters(
-        self, run_log_store: BaseRunLogStore
-    ) -> None:
+    def test_status_update_keeps_steps_and_parameters(self, run_log_store: BaseRunLogStore) -> None:
         run_log_store.create_run_log(RUN_ID)
         run_log_store.add_step_log(_step(run_log_store, "one"), RUN_ID)
         run_log_store.set_parameters(RUN_ID, {"a": 1})
@@ -391,9 +387,7 @@ class RunLogStoreContract:
         assert list(stored.steps) == names
         assert stored.steps["zeta"].status == FAIL
 
-    def test_insertion_order_inside_branches_is_kept(
-        self, run_log_store: BaseRunLogStore
-    ) -> None:
+    def test_insertion_order_inside_branches_is_kept(self, run_log_store: BaseRunLogStore) -> None:
         run_log_store.create_run_log(RUN_ID)
         run_log_store.add_step_log(_step(run_log_store, "map"), RUN_ID)
         branch_names = ["map.10", "map.2", "map.1"]
