@@ -7,10 +7,10 @@ suite. `lint` and `typecheck` keep the code clean.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import nox
+import tomllib
 
 ROOT = Path(__file__).parent
 PACKAGES = ROOT / "packages"

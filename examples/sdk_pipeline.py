@@ -3,9 +3,8 @@
 Run it from the repository root: python -m examples.sdk_pipeline
 """
 
-from magnus import Catalog, Pipeline, PythonTask
-
 from examples.functions import prepare, report, train
+from magnus import Catalog, Pipeline, PythonTask
 
 
 def main() -> None:

@@ -46,7 +46,13 @@ def test_generated_id_is_valid() -> None:
 
 @pytest.mark.parametrize(
     "run_id",
-    ["abc-def_1", str(uuid.UUID(int=0x1234_5678_9ABC_DEF0_1234_5678_9ABC_DEF0)), "0a1b2c3d-1111-2222-3333-444455556666", "A", "x" * 128],
+    [
+        "abc-def_1",
+        str(uuid.UUID(int=0x1234_5678_9ABC_DEF0_1234_5678_9ABC_DEF0)),
+        "0a1b2c3d-1111-2222-3333-444455556666",
+        "A",
+        "x" * 128,
+    ],
 )
 def test_valid_run_ids(run_id: str) -> None:
     assert validate_run_id(run_id) == run_id

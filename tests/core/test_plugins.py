@@ -208,3 +208,95 @@ def test_hook_tracing_logs_calls(
     with caplog.at_level("DEBUG", logger="magnus"):
         plugins.notify("before_step", step_log="S", node=None, context=None)
     assert "hook before_step -> recording" in caplog.text
+
+
+def _named(base: type, name: str) -> type:
+    return type(f"Test{base.__name__}", (base,), {"service_name": name, "__module__": __name__})
+
+
+class _EveryProvider:
+    """One extra service of every family, through each provider hook."""
+
+    def __init__(self) -> None:
+        from magnus.executors.local import LocalExecutor
+        from magnus.runlog.buffered import BufferedRunLogStore
+        from magnus.secrets import DoNothingSecrets
+        from magnus.tasks import ShellTaskType
+        from magnus.tracking import DoNothingTracker
+
+        self.classes = {
+            "executor": _named(LocalExecutor, "test-executor"),
+            "run_log_store": _named(BufferedRunLogStore, "test-store"),
+            "catalog": _named(DoNothingCatalog, "test-catalog"),
+            "secrets": _named(DoNothingSecrets, "test-secrets"),
+            "experiment_tracker": _named(DoNothingTracker, "test-tracker"),
+            "task_type": _named(ShellTaskType, "test-shell"),
+        }
+
+    @hookimpl
+    def register_executors(self) -> list[type]:
+        return [self.classes["executor"]]
+
+    @hookimpl
+    def register_run_log_stores(self) -> list[type]:
+        return [self.classes["run_log_store"]]
+
+    @hookimpl
+    def register_catalogs(self) -> list[type]:
+        return [self.classes["catalog"]]
+
+    @hookimpl
+    def register_secrets(self) -> list[type]:
+        return [self.classes["secrets"]]
+
+    @hookimpl
+    def register_experiment_trackers(self) -> list[type]:
+        return [self.classes["experiment_tracker"]]
+
+    @hookimpl
+    def register_task_types(self) -> list[type]:
+        return [self.classes["task_type"]]
+
+
+def test_every_provider_hook_contributes_a_selectable_service(tmp_path: Path) -> None:
+    plugins = get_plugins()
+    provider = _EveryProvider()
+    plugins.register(provider, "every", "magnus-every", "0.1")
+    for family, cls in provider.classes.items():
+        assert plugins.service_class(family, cls.service_name) is cls
+        assert plugins.services(family)[cls.service_name].distribution == "magnus-every"
+
+    from magnus.entrypoints import build_services
+    from magnus.graph import build_graph
+
+    config = tmp_path / "every.yaml"
+    config.write_text(
+        "executor: {type: test-executor}\nrun_log_store: {type: test-store}\n"
+        "catalog: {type: test-catalog}\nsecrets: {type: test-secrets}\n"
+        "experiment_tracker: {type: test-tracker}\n"
+    )
+    services = build_services(str(config), plugins)
+    assert {k: s.service_name for k, s in services.items()} == {
+        "executor": "test-executor",
+        "run_log_store": "test-store",
+        "catalog": "test-catalog",
+        "secrets": "test-secrets",
+        "experiment_tracker": "test-tracker",
+    }
+    graph = build_graph(
+        {
+            "start_at": "t",
+            "steps": {
+                "t": {
+                    "type": "task",
+                    "command_type": "test-shell",
+                    "command": "true",
+                    "next": "success",
+                },
+                "success": {"type": "success"},
+                "fail": {"type": "fail"},
+            },
+        },
+        plugins,
+    )
+    assert graph.nodes["t"].dump()["command_type"] == "test-shell"

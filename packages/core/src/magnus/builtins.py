@@ -62,17 +62,15 @@ def register_task_types() -> list[type]:
 @hookimpl
 def check_compatibility(executor: BaseExecutor, service: BaseService) -> list[Problem]:
     problems = []
-    if service.service_type == "run_log_store" and not getattr(service, "persistent", True):
-        if not executor.runs_in_one_process:
-            problems.append(
-                Problem.error(
-                    f"The {service.service_name!r} run log store keeps the log in memory and "
-                    f"cannot be used with the {executor.service_name!r} executor, whose steps "
-                    "run in other processes; use chunked-fs or file-system"
-                )
-            )
-    if service.service_type == "catalog" and service.service_name == "do-nothing":
+    in_memory = service.service_type == "run_log_store" and not getattr(service, "persistent", True)
+    if in_memory and not executor.runs_in_one_process:
         problems.append(
-            Problem.warning("The do-nothing catalog cannot pass data between steps")
+            Problem.error(
+                f"The {service.service_name!r} run log store keeps the log in memory and "
+                f"cannot be used with the {executor.service_name!r} executor, whose steps "
+                "run in other processes; use chunked-fs or file-system"
+            )
         )
+    if service.service_type == "catalog" and service.service_name == "do-nothing":
+        problems.append(Problem.warning("The do-nothing catalog cannot pass data between steps"))
     return problems

@@ -68,8 +68,14 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("-f", "--file", "pipeline_file", default="pipeline.yaml", show_default=True,
-              help="The pipeline definition (YAML).")
+@click.option(
+    "-f",
+    "--file",
+    "pipeline_file",
+    default="pipeline.yaml",
+    show_default=True,
+    help="The pipeline definition (YAML).",
+)
 @config_option
 @click.option("-p", "--parameters-file", default="", help="Initial parameters (YAML).")
 @log_level_option

@@ -70,7 +70,7 @@ def _parse(document: Any, source: str) -> ConfigurationFile:
         raise ConfigurationError(f"{source}: a configuration file must be a mapping")
     # An empty block (``catalog:`` with nothing under it) means "not configured here".
     cleaned = {k: v for k, v in document.items() if v not in (None, {})}
-    for key, block in cleaned.items():
+    for block in cleaned.values():
         if isinstance(block, dict) and block.get("config") is None:
             block.pop("config", None)
     try:

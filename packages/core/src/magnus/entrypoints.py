@@ -19,13 +19,11 @@ from magnus.runlog.models import PROCESSING, RunLog
 logger = logging.getLogger(__name__)
 
 
-def build_services(
-    configuration_file: str | None, plugins: MagnusPlugins
-) -> dict[str, Any]:
+def build_services(configuration_file: str | None, plugins: MagnusPlugins) -> dict[str, Any]:
     """Instantiate the five services the configuration resolves to."""
     blocks = config_mod.resolve_services(configuration_file)
     return {
-        key: plugins.service_class(key, block.type).from_config(block.config)  # type: ignore[attr-defined]
+        key: plugins.service_class(key, block.type).from_config(block.config)
         for key, block in blocks.items()
     }
 

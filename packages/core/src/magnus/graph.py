@@ -149,9 +149,7 @@ def _build(
             continue
         step = dict(step)
         raw_types[name] = str(step.get("type"))
-        raw_edges[name] = [
-            (key, str(step[key])) for key in ("next", "on_failure") if step.get(key)
-        ]
+        raw_edges[name] = [(key, str(step[key])) for key in ("next", "on_failure") if step.get(key)]
         if from_dump:
             for key in COMPUTED_FIELDS:
                 step.pop(key, None)
@@ -281,7 +279,9 @@ def read_yaml(path: str | Path, what: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigurationError(f"The {what} {str(path)!r} is not valid YAML{line}: {problem}") from None
+        raise ConfigurationError(
+            f"The {what} {str(path)!r} is not valid YAML{line}: {problem}"
+        ) from None
 
 
 def load_pipeline_file(path: str | Path, plugins: MagnusPlugins) -> Graph:

@@ -190,4 +190,3 @@ PROVIDER_HOOKS: dict[str, str] = {
     "experiment_tracker": "register_experiment_trackers",
     "task_type": "register_task_types",
 }
-

@@ -51,5 +51,7 @@ def enforce(problems: list[Problem]) -> list[Problem]:
     """Raise one error listing every ``error`` problem; return the warnings."""
     errors = [p.message for p in problems if p.level == "error"]
     if errors:
-        raise ConfigurationError("Incompatible configuration:\n" + "\n".join(f"  - {e}" for e in errors))
+        raise ConfigurationError(
+            "Incompatible configuration:\n" + "\n".join(f"  - {e}" for e in errors)
+        )
     return [p for p in problems if p.level == "warning"]

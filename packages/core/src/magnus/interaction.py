@@ -132,9 +132,7 @@ def track_this(step: int = 0, **kwargs: Any) -> None:
         current.step_log.user_defined_metrics[key] = (
             next(iter(series.values())) if len(series) == 1 else dict(series)
         )
-    current.run.experiment_tracker.publish_data(
-        dict(kwargs), current.step_log.internal_name
-    )
+    current.run.experiment_tracker.publish_data(dict(kwargs), current.step_log.internal_name)
 
 
 def get_experiment_tracker_context() -> Any:

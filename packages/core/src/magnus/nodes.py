@@ -160,9 +160,7 @@ class TaskNode(ExecutableNode):
         if task is None:
             # Still validate the node's own fields so every problem is reported at once.
             try:
-                ExecutableNode.model_validate(
-                    {**node_part, "name": name, "internal_name": name}
-                )
+                ExecutableNode.model_validate({**node_part, "name": name, "internal_name": name})
             except ValidationError as exc:
                 problems += _problems(exc)
             raise NodeDefinitionError(problems)

@@ -126,9 +126,8 @@ class MagnusPlugins:
                 self.blocked.append(PluginInfo(ep.name, dist_name, version, [], blocked=True))
                 continue
             if self.pm.get_plugin(ep.name) is not None:
-                raise PluginError(
-                    f"Two plugins are named {ep.name!r}: {self._origins[ep.name][0]} and {dist_name}"
-                )
+                first = self._origins[ep.name][0]
+                raise PluginError(f"Two plugins are named {ep.name!r}: {first} and {dist_name}")
             try:
                 plugin = ep.load()
             except Exception as exc:
@@ -171,7 +170,7 @@ class MagnusPlugins:
         """Every family: ``{family: {service_name: ServiceEntry}}``."""
         return {family: self.services(family) for family in hookspecs.PROVIDER_HOOKS}
 
-    def service_class(self, family: str, name: str) -> type:
+    def service_class(self, family: str, name: str) -> type[Any]:
         """The class registered under ``name`` in ``family``, or a clear error listing choices."""
         entries = self.services(family)
         try:

@@ -40,8 +40,10 @@ def duration_of(run_log: RunLog) -> str:
 def _add_step(tree: Any, step: StepLog) -> None:
     from rich.markup import escape
 
-    node = tree.add(f"{escape(step.name)} [dim]{step.step_type}[/dim] {_status(step.status)}"
-                    + (" [dim](mocked)[/dim]" if step.mock else ""))
+    node = tree.add(
+        f"{escape(step.name)} [dim]{step.step_type}[/dim] {_status(step.status)}"
+        + (" [dim](mocked)[/dim]" if step.mock else "")
+    )
     if step.message:
         node.add(f"[red]{escape(step.message)}[/red]")
     for attempt in step.attempts:
@@ -78,9 +80,7 @@ def render_run_log(run_log: RunLog) -> None:
         f"[bold]{run_log.run_id}[/bold] {_status(run_log.status)} {duration_of(run_log)}"
         + (f" tag={escape(run_log.tag)}" if run_log.tag else "")
     )
-    code = next(
-        (s.code_identities[0] for s in run_log.steps.values() if s.code_identities), None
-    )
+    code = next((s.code_identities[0] for s in run_log.steps.values() if s.code_identities), None)
     if code is not None:
         dependable = "clean" if code.code_identifier_dependable else "dirty"
         tree.add(f"[dim]code[/dim] {code.code_identifier} ({dependable})")
@@ -122,4 +122,3 @@ def render_plugins(infos: list[PluginInfo]) -> None:
             ", ".join(h for h in info.hooks if not h.startswith("register_")),
         )
     _console().print(table)
-

@@ -71,7 +71,9 @@ class _Step(BaseModel):
             raise ConfigurationError(f"step {self.name!r} already has a next node")
         self.next_node = following.name
 
-    def definition(self, following: str, success: str = "success", fail: str = "fail") -> dict[str, Any]:
+    def definition(
+        self, following: str, success: str = "success", fail: str = "fail"
+    ) -> dict[str, Any]:
         """The YAML ``steps`` entry of this step.
 
         ``following`` is its next unless it says otherwise; ``success``/``fail`` are the names
@@ -306,8 +308,11 @@ class Pipeline(BaseModel):
             Path(output_pipeline_definition).write_text(
                 yaml.safe_dump({"dag": self.definition()}, sort_keys=False)
             )
-            logger.warning("Wrote %s for the %s executor", output_pipeline_definition,
-                           context.executor.service_name)
+            logger.warning(
+                "Wrote %s for the %s executor",
+                output_pipeline_definition,
+                context.executor.service_name,
+            )
             return None
         plugins.register(ConsoleReporter(), REPORTER_NAME)
         try:

@@ -56,9 +56,7 @@ class BaseService(BaseModel):
             return cls.model_validate(config or {})
         except ValidationError as exc:
             raise ConfigurationError(
-                describe_validation_error(
-                    exc, f"{cls.service_type} service {cls.service_name!r}"
-                )
+                describe_validation_error(exc, f"{cls.service_type} service {cls.service_name!r}")
             ) from None
 
     @classmethod

@@ -89,7 +89,7 @@ def import_function(dotted: str) -> Callable[..., Any]:
         raise TaskError(f"Module {module_name!r} has no function {attribute!r}") from None
     if not callable(function):
         raise TaskError(f"{dotted!r} is not callable")
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 class _Tee(io.TextIOBase):
@@ -168,9 +168,7 @@ class PythonTaskType(BaseTaskType):
             finally:
                 after = params_mod.from_environment(_clear_prefixed(params_mod.PARAMETER_PREFIX))
         produced = params_mod.changed_parameters(before, after)
-        produced.update(
-            params_mod.returned_parameters(result, task_input.step_name, self.command)
-        )
+        produced.update(params_mod.returned_parameters(result, task_input.step_name, self.command))
         return produced
 
 
@@ -225,4 +223,3 @@ class ShellTaskType(BaseTaskType):
         after = params_mod.from_environment({key: value for key, _, value in pairs})
         before = params_mod.from_environment(inputs)
         return params_mod.changed_parameters(before, after)
-

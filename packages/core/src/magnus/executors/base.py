@@ -53,14 +53,10 @@ class BaseExecutor(BaseService):
     ) -> StepLog:
         """Create the step's log (PROCESSING, code identity) and run the step."""
         store = context.run_log_store
-        step_log = store.create_step_log(
-            node.name, resolve_name(node.internal_name, map_variables)
-        )
+        step_log = store.create_step_log(node.name, resolve_name(node.internal_name, map_variables))
         step_log.step_type = node.node_type
         step_log.status = PROCESSING
-        step_log.code_identities = [
-            identity.model_copy() for identity in context.code_identities
-        ]
+        step_log.code_identities = [identity.model_copy() for identity in context.code_identities]
         if not node.is_terminal:
             # Stored before running so that a killed run shows where it stopped.
             store.add_step_log(step_log, context.run_id)
