@@ -7,10 +7,15 @@ suite. `lint` and `typecheck` keep the code clean.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nox
-import tomllib
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - nox on Python 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).parent
 PACKAGES = ROOT / "packages"
@@ -18,7 +23,7 @@ PACKAGES = ROOT / "packages"
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
-TEST_REQUIREMENTS = ["pytest>=7.4", "pytest-xdist>=3.5"]
+TEST_REQUIREMENTS = ["pytest>=7.4", "pytest-xdist>=3.5", "packaging>=23"]
 
 
 def package_dirs() -> list[Path]:
@@ -69,3 +74,47 @@ def demo(session: nox.Session) -> None:
         if example.name.startswith(("config", "parameters")):
             continue
         session.run("magnus", "execute", "-f", str(example), success_codes=[0, 1])
+
+
+BENCH_WORK = ROOT / "bench" / ".work"
+OLD_MAGNUS = "magnus==0.5.1"
+OLD_CONSTRAINTS = ROOT / "bench" / "constraints-0.5.1.txt"
+
+
+@nox.session(venv_backend="virtualenv")
+def bench(session: nox.Session) -> None:
+    """Benchmark against magnus 0.5.1 and plain Python (`-- --full` adds N=10,000). Not CI.
+
+    Ours is installed editable in the session; magnus 0.5.1 gets a virtualenv of its own in
+    bench/.work/venv-0.5.1 (the two cannot share one: both are the `magnus` package), made once
+    and remade when the pinned versions change.
+    """
+    session.install("-e", "packages/core")
+    old = BENCH_WORK / "venv-0.5.1"
+    python = old / "bin" / "python"
+    marker = old / "installed-with.txt"
+    wanted = f"{OLD_MAGNUS}\n{OLD_CONSTRAINTS.read_text()}"
+    if not marker.is_file() or marker.read_text() != wanted:
+        session.run("python", "-m", "venv", "--clear", str(old))
+        session.run(
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "-c",
+            str(OLD_CONSTRAINTS),
+            OLD_MAGNUS,
+            external=True,
+        )
+        marker.write_text(wanted)
+    invoked = "nox -s bench" + (f" -- {' '.join(session.posargs)}" if session.posargs else "")
+    session.run(
+        "python",
+        "bench/run.py",
+        "--old-python",
+        str(python),
+        "--invoked-as",
+        invoked,
+        *session.posargs,
+    )

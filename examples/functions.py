@@ -23,7 +23,10 @@ def prepare(rows: int = 3) -> dict:
     return {"rows": rows, "source": "data/rows.csv"}
 
 
-def train(rows: int, config: TrainingConfig) -> dict:
+DEFAULT_CONFIG = TrainingConfig(learning_rate=0.01, epochs=10)
+
+
+def train(rows: int, config: TrainingConfig = DEFAULT_CONFIG) -> dict:
     """Pretend to train: a typed pydantic parameter in, metrics out."""
     score = round(rows * config.learning_rate * config.epochs, 4)
     print(f"trained on {rows} rows with lr={config.learning_rate}: score {score}")
@@ -57,3 +60,25 @@ def flaky(fail_times: int = 1) -> None:
     marker.write_text(str(seen + 1))
     if seen < fail_times:
         raise RuntimeError(f"failing on purpose (attempt {seen + 1})")
+
+
+def make_chunks(count: int = 3) -> dict:
+    """A list parameter for a map to iterate on."""
+    return {"chunks": [i * 10 for i in range(count)]}
+
+
+def render(chunk: int, scale: int = 2) -> dict:
+    """One map element: its own value in, a parameter out (reduced to a list on the map)."""
+    print(f"rendering chunk {chunk}")
+    return {"rendered": chunk * scale}
+
+
+def summarise(rendered: list) -> dict:
+    """After the map: the branches' values, in element order."""
+    print(f"rendered {rendered}")
+    return {"total": sum(rendered)}
+
+
+def fit(model: str) -> dict:
+    """One parallel branch."""
+    return {f"{model}_score": len(model)}

@@ -146,3 +146,19 @@ def test_importing_magnus_stays_light() -> None:
     assert result.returncode == 0, result.stderr
     assert "Usage" in result.stdout
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_sys_exit_in_a_task_ends_the_task_not_the_run(project: Path, user_module: Any) -> None:
+    user_module(
+        "exiting",
+        "import sys\ndef bad():\n    sys.exit(3)\ndef fine():\n    sys.exit(0)\n",
+    )
+    run_log = Pipeline(
+        steps=[
+            PythonTask(name="fine", function="exiting.fine"),
+            PythonTask(name="bad", function="exiting.bad"),
+        ]
+    ).execute(run_id="exits")
+    assert run_log is not None and run_log.status == "FAIL"
+    assert run_log.steps["fine"].status == "SUCCESS"
+    assert run_log.steps["bad"].attempts[0].message == "exiting.bad called sys.exit(3)"

@@ -14,7 +14,7 @@ from magnus.runlog.base import BaseRunLogStore
 from magnus.runlog.buffered import BufferedRunLogStore
 from magnus.runlog.chunked import ChunkedFileSystemRunLogStore
 from magnus.runlog.filesystem import FileSystemRunLogStore
-from magnus.runlog.models import SUCCESS, RunLog
+from magnus.runlog.models import SUCCESS, BranchLog, RunLog
 from magnus.testing.runlog_store import RunLogStoreContract
 
 RUN_ID = "wobbly-hopper-0915"
@@ -234,25 +234,29 @@ def test_chunked_layout_has_exact_file_names(tmp_path: Path) -> None:
     store.set_parameters(RUN_ID, {"ü": 1, "Foo": 2, "foo": 3})
     folder = tmp_path / RUN_ID
     assert store.location(RUN_ID) == str(folder)
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
+    # one folder per kind of record, so reading parameters never lists the steps
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == sorted(
         [
             ".lock",
             "RunLog.json",
-            "Parameter-x.json",
-            "Parameter-xy.json",
-            "Parameter-%C3%BC.json",
-            "Parameter-foo.json",
+            "parameters",
+            "steps",
+            "branches",
+            "parameters/Parameter-x.json",
+            "parameters/Parameter-xy.json",
+            "parameters/Parameter-%C3%BC.json",
+            "parameters/Parameter-foo.json",
             # A capital gets a mask suffix, so Foo and foo differ on case-blind file systems.
-            "Parameter-Foo^1.json",
-            "StepLog-fan.json",
-            "StepLog-fan.a.work.json",
-            "StepLog-fan.b.work.json",
-            "StepLog-a.json",
-            "StepLog-a-1.json",
-            "StepLog-a%2Fb c.json",
-            "StepLog-Big^1.json",
-            "BranchLog-fan.a.json",
-            "BranchLog-fan.b.json",
+            "parameters/Parameter-Foo^1.json",
+            "steps/StepLog-fan.json",
+            "steps/StepLog-fan.a.work.json",
+            "steps/StepLog-fan.b.work.json",
+            "steps/StepLog-a.json",
+            "steps/StepLog-a-1.json",
+            "steps/StepLog-a%2Fb c.json",
+            "steps/StepLog-Big^1.json",
+            "branches/BranchLog-fan.a.json",
+            "branches/BranchLog-fan.b.json",
         ]
     )
     head = json.loads((folder / "RunLog.json").read_text())
@@ -261,17 +265,17 @@ def test_chunked_layout_has_exact_file_names(tmp_path: Path) -> None:
     assert head["parameters"] == {}
     assert head["run_config"] == {"executor": {"service_name": "local"}}
     assert head["status"] == SUCCESS
-    x = json.loads((folder / "Parameter-x.json").read_text())
-    xy = json.loads((folder / "Parameter-xy.json").read_text())
+    x = json.loads((folder / "parameters" / "Parameter-x.json").read_text())
+    xy = json.loads((folder / "parameters" / "Parameter-xy.json").read_text())
     assert x["record"] == {"x": 3}
     assert xy["record"] == {"xy": 2}
     # Rewriting x kept its creation stamp, so it still sorts before xy.
     assert isinstance(x["created_ns"], int)
     assert x["created_ns"] < xy["created_ns"]
-    fan = json.loads((folder / "StepLog-fan.json").read_text())
+    fan = json.loads((folder / "steps" / "StepLog-fan.json").read_text())
     assert fan["record"]["status"] == SUCCESS
     assert "branches" not in fan["record"]
-    branch = json.loads((folder / "BranchLog-fan.b.json").read_text())
+    branch = json.loads((folder / "branches" / "BranchLog-fan.b.json").read_text())
     assert "steps" not in branch["record"]
 
 
@@ -360,7 +364,7 @@ def test_chunked_step_writes_touch_only_that_step(
         "StepLog-par.json",
     ]
     assert [Path(p).name for p in replaced] == expected
-    assert all(Path(p).parent == folder for p in replaced)
+    assert all(Path(p).parent.parent == folder for p in replaced)
     # Reading is limited to the chunk being replaced (for its creation stamp).
     assert {Path(p).name for p in opened} <= set(expected)
     monkeypatch.undo()
@@ -376,7 +380,7 @@ def test_chunked_step_writes_touch_only_that_step(
 def test_chunked_corrupt_chunk_names_the_file(tmp_path: Path) -> None:
     store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
     _populate(store)
-    step_file = tmp_path / RUN_ID / "StepLog-a.json"
+    step_file = tmp_path / RUN_ID / "steps" / "StepLog-a.json"
     step_file.write_text("{ not json")
     with pytest.raises(RunLogStoreError, match=str(step_file)):
         store.get_run_log_by_id(RUN_ID)
@@ -411,3 +415,31 @@ def test_chunked_list_runs_skips_folders_without_a_run(tmp_path: Path) -> None:
     (tmp_path / "stray-file.json").write_text("{}")
     assert sorted(run.run_id for run in store.list_runs()) == ["a run", "b-run"]
     assert store.list_runs()[0].run_id == "b-run"  # oldest first
+
+
+def test_chunked_per_step_reads_do_not_grow_with_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the engine reads on every step: parameters and shallow step/branch logs."""
+    store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
+    store.create_run_log(RUN_ID)
+    store.add_step_log(store.create_step_log("par", "par"), RUN_ID)
+    branch = store.create_branch_log("par.a")
+    branch.parameters = {"inner": 1}
+    store.add_branch_log(branch, RUN_ID)
+    for i in range(300):
+        store.add_step_log(store.create_step_log(f"x{i}", f"par.a.x{i}"), RUN_ID)
+    store.set_parameters(RUN_ID, {"p": 1})
+    listed: list[str] = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path: listed.append(str(path)) or real_listdir(path))
+
+    assert store.get_parameters(RUN_ID) == {"p": 1}
+    assert [Path(p).name for p in listed] == ["parameters"]
+    listed.clear()
+    shallow = store.get_branch_log("par.a", RUN_ID, full=False)
+    assert isinstance(shallow, BranchLog) and shallow.parameters == {"inner": 1}
+    assert shallow.steps == {}
+    assert store.get_step_log("par", RUN_ID, full=False).branches == {}
+    assert listed == []
+    assert len(store.get_step_log("par", RUN_ID).branches["par.a"].steps) == 300

@@ -106,7 +106,8 @@ def test_python_pipeline_end_to_end(project: Path, run_magnus: Any) -> None:
     # chunked-fs: one record per run, step and parameter
     folder = project / ".run_log_store" / "first-run"
     assert (folder / "RunLog.json").is_file()
-    assert (folder / "Parameter-score.json").is_file()
+    assert (folder / "parameters" / "Parameter-score.json").is_file()
+    assert (folder / "steps" / "StepLog-train.json").is_file()
 
 
 def test_a_failing_step_fails_the_run(project: Path, run_magnus: Any) -> None:
@@ -346,7 +347,7 @@ def test_an_interrupted_run_leaves_a_readable_log(project: Path, run_magnus: Any
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    marker = project / ".run_log_store" / "killed" / "StepLog-slow.json"
+    marker = project / ".run_log_store" / "killed" / "steps" / "StepLog-slow.json"
     try:
         deadline = time.monotonic() + 60
         while not marker.exists():

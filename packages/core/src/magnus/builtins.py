@@ -40,9 +40,9 @@ def register_catalogs() -> list[type]:
 
 @hookimpl
 def register_secrets() -> list[type]:
-    from magnus.secrets import DoNothingSecrets
+    from magnus.secrets import DoNothingSecrets, DotenvSecrets, EnvSecretsManager
 
-    return [DoNothingSecrets]
+    return [DoNothingSecrets, DotenvSecrets, EnvSecretsManager]
 
 
 @hookimpl
@@ -69,6 +69,15 @@ def check_compatibility(executor: BaseExecutor, service: BaseService) -> list[Pr
                 f"The {service.service_name!r} run log store keeps the log in memory and "
                 f"cannot be used with the {executor.service_name!r} executor, whose steps "
                 "run in other processes; use chunked-fs or file-system"
+            )
+        )
+    concurrent = getattr(service, "supports_concurrent_writers", True)
+    if not in_memory and not concurrent and not executor.runs_in_one_process:
+        problems.append(
+            Problem.error(
+                f"The {service.service_name!r} run log store cannot take writes from several "
+                f"processes at once, which the {executor.service_name!r} executor makes "
+                "(enable_parallel); use chunked-fs"
             )
         )
     if service.service_type == "catalog" and service.service_name == "do-nothing":

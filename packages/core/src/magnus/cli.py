@@ -140,6 +140,155 @@ def validate(pipeline_file: str, config_file: str | None, log_level: str) -> Non
     )
 
 
+# ------------------------------------------------------------------ orchestrator entry points
+
+
+def _map_variable(text: str) -> dict[str, Any]:
+    import json
+
+    from magnus.exceptions import ConfigurationError
+
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"--map-variable is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigurationError("--map-variable must be a JSON object of name to value")
+    return value
+
+
+def _orchestrated(function: F) -> F:
+    """The options every orchestrator entry point shares (0.5's names)."""
+    options = [
+        click.option("--map-variable", default="", help="JSON of the map values in force."),
+        click.option(
+            "-f",
+            "--file",
+            "pipeline_file",
+            default="",
+            help="Pipeline file (default: the graph recorded in the run log).",
+        ),
+        config_option,
+        click.option("-p", "--parameters-file", default=""),
+        log_level_option,
+        click.option("--tag", default=""),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _context_for(
+    run_id: str, config_file: str | None, pipeline_file: str, parameters_file: str, tag: str
+) -> Any:
+    from magnus import config as config_mod
+    from magnus import entrypoints
+    from magnus.console import REPORTER_NAME, ConsoleReporter
+
+    context = entrypoints.context_for_run(
+        run_id,
+        configuration_file=config_mod.configuration_file_for_cli(config_file),
+        pipeline_file=pipeline_file,
+        parameters_file=parameters_file,
+        tag=tag,
+    )
+    # This process ends with the command: the reporter needs no unregistering.
+    context.plugins.register(ConsoleReporter(), REPORTER_NAME)
+    return context
+
+
+@click.command(hidden=True)
+@click.argument("run_id")
+@click.argument("step_name")
+@_orchestrated
+@_friendly_errors
+def execute_single_node(
+    run_id: str,
+    step_name: str,
+    map_variable: str,
+    pipeline_file: str,
+    config_file: str | None,
+    parameters_file: str,
+    log_level: str,
+    tag: str,
+) -> None:
+    """Run one step of a run (STEP_NAME: internal name, spaces as %). Exit 1 if it fails."""
+    _setup_logging(log_level)
+    from magnus import entrypoints
+    from magnus.runlog.models import SUCCESS
+
+    context = _context_for(run_id, config_file, pipeline_file, parameters_file, tag)
+    step_log = entrypoints.execute_single_node(context, step_name, _map_variable(map_variable))
+    if step_log.status != SUCCESS:
+        sys.exit(1)
+
+
+@click.command(hidden=True)
+@click.argument("run_id")
+@click.argument("branch_name")
+@_orchestrated
+@_friendly_errors
+def execute_single_branch(
+    run_id: str,
+    branch_name: str,
+    map_variable: str,
+    pipeline_file: str,
+    config_file: str | None,
+    parameters_file: str,
+    log_level: str,
+    tag: str,
+) -> None:
+    """Run one branch of a composite step to its end. Exit 1 if the branch fails."""
+    _setup_logging(log_level)
+    from magnus import entrypoints
+    from magnus.runlog.models import SUCCESS
+
+    context = _context_for(run_id, config_file, pipeline_file, parameters_file, tag)
+    status = entrypoints.execute_single_branch(context, branch_name, _map_variable(map_variable))
+    if status != SUCCESS:
+        sys.exit(1)
+
+
+@click.command(hidden=True)
+@click.argument("run_id")
+@click.argument("step_name")
+@click.option("-m", "--mode", type=click.Choice(["in", "out"]), required=True)
+@_orchestrated
+@_friendly_errors
+def fan(
+    run_id: str,
+    step_name: str,
+    mode: str,
+    map_variable: str,
+    pipeline_file: str,
+    config_file: str | None,
+    parameters_file: str,
+    log_level: str,
+    tag: str,
+) -> None:
+    """Fan a composite step out (create its branch logs) or in (decide its status)."""
+    _setup_logging(log_level)
+    from magnus import entrypoints
+    from magnus.runlog.models import FAIL
+
+    context = _context_for(run_id, config_file, pipeline_file, parameters_file, tag)
+    step_log = entrypoints.fan(context, step_name, mode, _map_variable(map_variable))
+    if step_log.status == FAIL:
+        sys.exit(1)
+
+
+for _command, _name in (
+    (execute_single_node, "execute_single_node"),
+    (execute_single_branch, "execute_single_branch"),
+    (fan, "fan"),
+):
+    cli.add_command(_command, _name)
+    if "_" in _name:
+        cli.add_command(_command, _name.replace("_", "-"))
+
+
 @cli.group()
 def runs() -> None:
     """Look at recorded runs."""

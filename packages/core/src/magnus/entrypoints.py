@@ -14,7 +14,7 @@ from magnus.exceptions import RunLogExistsError
 from magnus.graph import Graph, dag_hash, load_pipeline_file
 from magnus.integration import Problem, collect_problems, enforce
 from magnus.plugins import MagnusPlugins, get_plugins
-from magnus.runlog.models import PROCESSING, RunLog
+from magnus.runlog.models import PROCESSING, RunLog, StepLog
 
 logger = logging.getLogger(__name__)
 
@@ -170,3 +170,147 @@ def execute(context: RunContext) -> RunLog:
     finally:
         current_run.reset(token)
     return run_log
+
+
+# ------------------------------------------------------------------------------ orchestrator calls
+#
+# What an orchestrator (or the local executor's parallel mode) calls back for one step, one branch
+# or one composite's fan-out/fan-in of a run that exists or is being started.
+
+
+def context_for_run(
+    run_id: str,
+    *,
+    configuration_file: str | None = None,
+    pipeline_file: str = "",
+    parameters_file: str = "",
+    tag: str = "",
+) -> RunContext:
+    """The context of an existing run; the graph from ``pipeline_file`` or ``run_config.dag``.
+
+    Without a pipeline file the run must exist: its recorded graph is the one that runs (so SDK
+    pipelines work in other processes). With one, a run that does not exist yet is started.
+    """
+    from magnus.exceptions import RunLogNotFoundError
+    from magnus.graph import graph_from_dump
+    from magnus.names import validate_run_id
+
+    plugins = get_plugins()
+    services = build_services(configuration_file, plugins)
+    store = services["run_log_store"]
+    if pipeline_file:
+        graph = load_pipeline_file(pipeline_file, plugins)
+    else:
+        run_config = store.get_run_config(run_id)
+        if not run_config.get("dag"):
+            raise RunLogNotFoundError(run_id, store.location(run_id))
+        graph = graph_from_dump(run_config["dag"], plugins)
+    context = RunContext(
+        executor=services["executor"],
+        run_log_store=store,
+        catalog=services["catalog"],
+        secrets=services["secrets"],
+        experiment_tracker=services["experiment_tracker"],
+        plugins=plugins,
+        run_id=validate_run_id(run_id),
+        tag=tag,
+        pipeline_file=pipeline_file,
+        parameters_file=parameters_file,
+        configuration_file=configuration_file or "",
+        variables=config_mod.collect_variables(),
+        dag=graph,
+        dag_hash=dag_hash(graph),
+    )
+    return context
+
+
+def _enter(context: RunContext) -> Any:
+    """Set up this process for running steps of ``context``'s run; returns the reset token."""
+    for warning in check_compatibility(context):
+        logger.info(warning.message)
+    if not context.run_log_store.run_exists(context.run_id):
+        start_run(context)
+    else:
+        record_identity(context, store_diff=False)
+    prepare_for_execution(context)
+    export_run_environment(context)
+    return current_run.set(context)
+
+
+def execute_single_node(
+    context: RunContext, step_name: str, map_variables: dict[str, Any] | None = None
+) -> StepLog:
+    """Run one step. A failed step whose failure leads to its graph's fail step runs that too.
+
+    An orchestrator renders on_failure routes as dependencies, but a graph's own fail step is not
+    a task of its own: running it here is what makes the run (or branch) end FAIL.
+    """
+    from magnus.graph import find_node
+    from magnus.naming import from_command_line
+    from magnus.runlog.models import FAIL
+
+    assert context.dag is not None
+    graph, node = find_node(context.dag, from_command_line(step_name))
+    token = _enter(context)
+    try:
+        step_log = context.executor.execute_from_graph(context, node, map_variables)
+        if step_log.status == FAIL and not node.is_terminal:
+            following = graph.next_after(node, failed=True)
+            if following.node_type == "fail":
+                context.executor.execute_from_graph(context, following, map_variables)
+    finally:
+        current_run.reset(token)
+    return step_log
+
+
+def execute_single_branch(
+    context: RunContext, branch_name: str, map_variables: dict[str, Any] | None = None
+) -> str:
+    """Run one branch graph to its end; returns the branch's status."""
+    from magnus.graph import find_branch
+    from magnus.naming import from_command_line, resolve
+    from magnus.runlog.models import BranchLog
+
+    assert context.dag is not None
+    graph = find_branch(context.dag, from_command_line(branch_name))
+    token = _enter(context)
+    try:
+        context.executor.execute_graph(context, graph, map_variables)
+    finally:
+        current_run.reset(token)
+    branch = context.run_log_store.get_branch_log(
+        resolve(graph.internal_branch_name, map_variables), context.run_id, full=False
+    )
+    assert isinstance(branch, BranchLog)
+    return branch.status
+
+
+def fan(
+    context: RunContext, step_name: str, mode: str, map_variables: dict[str, Any] | None = None
+) -> StepLog:
+    """Fan a composite step out (create its step and branch logs) or in (decide its status)."""
+    from magnus.composites import CompositeNode
+    from magnus.exceptions import MagnusError
+    from magnus.graph import find_node
+    from magnus.naming import from_command_line, resolve
+
+    assert context.dag is not None
+    _, node = find_node(context.dag, from_command_line(step_name))
+    if not isinstance(node, CompositeNode):
+        raise MagnusError(f"Step {node.internal_name!r} is a {node.node_type}, not a composite")
+    map_variables = map_variables or {}
+    store = context.run_log_store
+    token = _enter(context)
+    try:
+        if mode == "out":
+            step_log = context.executor.create_step_log(context, node, map_variables)
+            store.add_step_log(step_log, context.run_id)
+            node.fan_out(context, map_variables)
+            return store.get_step_log(
+                resolve(node.internal_name, map_variables), context.run_id, full=False
+            )
+        if mode == "in":
+            return node.fan_in(context, map_variables)
+        raise MagnusError(f"fan mode must be 'in' or 'out', not {mode!r}")
+    finally:
+        current_run.reset(token)

@@ -14,14 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from magnus.exceptions import PipelineValidationError
+from magnus.composites import COMPOSITE_TYPES, CompositeNode, MapNode
+from magnus.exceptions import MagnusError, PipelineValidationError
 from magnus.nodes import (
     COMPUTED_FIELDS,
-    NODE_TYPES,
+    LEAF_TYPES,
     BaseNode,
     ExecutableNode,
     NodeDefinitionError,
 )
+
+NODE_TYPES: dict[str, type[BaseNode]] = {**LEAF_TYPES, **COMPOSITE_TYPES}
 
 if TYPE_CHECKING:
     from magnus.plugins import MagnusPlugins
@@ -67,7 +70,7 @@ class Graph(BaseModel):
 
     def next_after(self, node: BaseNode, failed: bool) -> BaseNode:
         """The step traversal moves to after ``node`` succeeded or failed."""
-        assert isinstance(node, ExecutableNode)
+        assert isinstance(node, (ExecutableNode, CompositeNode))
         if failed:
             return self.nodes[node.on_failure] if node.on_failure else self.fail_node
         return self.nodes[node.next_node]
@@ -163,7 +166,9 @@ def _build(
             problems.append(f"{label}: unknown type {node_type!r} (known: {known})")
             continue
         try:
-            nodes[name] = node_cls.from_definition(name, step, internal_branch_name, plugins)
+            nodes[name] = node_cls.from_definition(
+                name, step, internal_branch_name, plugins, from_dump
+            )
         except NodeDefinitionError as exc:
             problems.extend(f"{label}: {p}" for p in exc.problems)
 
@@ -183,7 +188,7 @@ def _build(
 
 
 def _edges(node: BaseNode, fail_name: str) -> list[str]:
-    if not isinstance(node, ExecutableNode):
+    if not isinstance(node, (ExecutableNode, CompositeNode)):
         return []
     return [t for t in (node.next_node, node.on_failure or fail_name) if t]
 
@@ -301,3 +306,59 @@ def graph_from_dump(dump: dict[str, Any], plugins: MagnusPlugins) -> Graph:
         source="run_config.dag",
         from_dump=True,
     )
+
+
+# ------------------------------------------------------------------------------ locating
+
+
+def find_node(graph: Graph, internal_name: str) -> tuple[Graph, BaseNode]:
+    """The step at ``internal_name`` (resolved or with placeholders) and the graph holding it.
+
+    Even segments name steps, odd ones select a branch of the composite before them; a map's
+    single branch matches whatever the segment says.
+    """
+    parts = internal_name.split(".")
+    current = graph
+    for index in range(0, len(parts), 2):
+        node = current.nodes.get(parts[index])
+        if node is None:
+            where = current.internal_branch_name or "the pipeline"
+            raise MagnusError(
+                f"No step {parts[index]!r} in {where} (looking for {internal_name!r})"
+            )
+        if index + 1 == len(parts):
+            return current, node
+        if not isinstance(node, CompositeNode):
+            raise MagnusError(f"Step {node.internal_name!r} has no branches ({internal_name!r})")
+        try:
+            current = node.branch_graph(parts[index + 1])
+        except KeyError:
+            raise MagnusError(
+                f"Step {node.internal_name!r} has no branch {parts[index + 1]!r}"
+            ) from None
+    raise MagnusError(f"{internal_name!r} is not a step name")
+
+
+def find_branch(graph: Graph, internal_branch_name: str) -> Graph:
+    """The branch graph at ``internal_branch_name`` (resolved or with placeholders)."""
+    step_name, _, key = internal_branch_name.rpartition(".")
+    if not step_name:
+        raise MagnusError(f"{internal_branch_name!r} is not a branch name")
+    _, node = find_node(graph, step_name)
+    if not isinstance(node, CompositeNode):
+        raise MagnusError(f"Step {node.internal_name!r} has no branches")
+    try:
+        return node.branch_graph(key)
+    except KeyError:
+        raise MagnusError(f"Step {node.internal_name!r} has no branch {key!r}") from None
+
+
+def enclosing_maps(graph: Graph, internal_name: str) -> list[MapNode]:
+    """The map steps around a step, outermost first."""
+    parts = internal_name.split(".")
+    found: list[MapNode] = []
+    for end in range(1, len(parts) - 1, 2):
+        _, node = find_node(graph, ".".join(parts[:end]))
+        if isinstance(node, MapNode):
+            found.append(node)
+    return found

@@ -74,8 +74,12 @@ class BaseNode(BaseModel):
         definition: dict[str, Any],
         internal_branch_name: str,
         plugins: MagnusPlugins,
+        from_dump: bool = False,
     ) -> BaseNode:
-        """Build the node from its ``steps`` entry (``type`` already removed)."""
+        """Build the node from its ``steps`` entry (``type`` already removed).
+
+        ``from_dump``: the entry comes from ``run_config.dag`` rather than a pipeline file.
+        """
         fields = {
             **definition,
             "name": name,
@@ -138,6 +142,7 @@ class TaskNode(ExecutableNode):
         definition: dict[str, Any],
         internal_branch_name: str,
         plugins: MagnusPlugins,
+        from_dump: bool = False,
     ) -> BaseNode:
         definition = dict(definition)
         command_type = definition.pop("command_type", "python")
@@ -197,6 +202,6 @@ class FailNode(BaseNode):
     is_terminal: ClassVar[bool] = True
 
 
-NODE_TYPES: dict[str, type[BaseNode]] = {
+LEAF_TYPES: dict[str, type[BaseNode]] = {
     node.node_type: node for node in (TaskNode, StubNode, SuccessNode, FailNode)
 }

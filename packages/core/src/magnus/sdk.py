@@ -222,6 +222,75 @@ class Stub(_Executable):
         return {**super()._fields(), **(self.model_extra or {})}
 
 
+class _Composite(_Step):
+    overrides: dict[str, str] = Field(default_factory=dict)
+
+    def _fields(self) -> dict[str, Any]:
+        return {"overrides": dict(self.overrides)} if self.overrides else {}
+
+
+class Parallel(_Composite):
+    """Runs named branches, each a :class:`Pipeline`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+    branches: dict[str, Any]
+
+    def _node_type(self) -> str:
+        return "parallel"
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "branches": {key: branch.definition() for key, branch in self.branches.items()},
+            **super()._fields(),
+        }
+
+
+class Map(_Composite):
+    """Runs ``branch`` (a :class:`Pipeline`) for each element of the list ``iterate_on``.
+
+    ``reducer`` decides what the branches' parameters become: ``list`` (default), ``first``,
+    ``last``, or a ``package.module.function`` called with the list of values.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+    branch: Any
+    iterate_on: str
+    iterate_as: str
+    reducer: Any = "list"
+
+    @field_validator("reducer")
+    @classmethod
+    def _importable_reducer(cls, value: Any) -> str:
+        return value if value in ("list", "first", "last") else function_path(value)
+
+    def _node_type(self) -> str:
+        return "map"
+
+    def _fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "iterate_on": self.iterate_on,
+            "iterate_as": self.iterate_as,
+            "branch": self.branch.definition(),
+        }
+        if self.reducer != "list":
+            fields["reducer"] = self.reducer
+        return {**fields, **super()._fields()}
+
+
+class Dag(_Composite):
+    """Runs the pipeline of another YAML file (``dag_definition``) as a step."""
+
+    dag_definition: str
+
+    def _node_type(self) -> str:
+        return "dag"
+
+    def _fields(self) -> dict[str, Any]:
+        return {"dag_definition": self.dag_definition, **super()._fields()}
+
+
 class Success(BaseModel):
     """The success step of a pipeline."""
 
@@ -302,7 +371,7 @@ class Pipeline(BaseModel):
             run_id=run_id,
             tag=tag,
         )
-        if not context.executor.runs_in_one_process:
+        if not context.executor.traverses:
             import yaml
 
             Path(output_pipeline_definition).write_text(

@@ -39,6 +39,8 @@ class TaskInput:
     output: IO[str] = field(default_factory=io.StringIO)
     #: filled by the task as soon as it knows what it consumes, so failed attempts record it too
     consumed: dict[str, Any] = field(default_factory=dict)
+    #: parameters that enclosing maps iterate on: available, but not recorded as consumed
+    iterated: set[str] = field(default_factory=set)
 
 
 class BaseTaskType(BaseModel):
@@ -145,10 +147,7 @@ class PythonTaskType(BaseTaskType):
         bound = params_mod.bind_arguments(
             function, task_input.parameters, task_input.map_variables, task_input.step_name
         )
-        # A map element is recorded once on the map step, not in every attempt.
-        task_input.consumed = params_mod.consumed_parameters(
-            bound, exclude=task_input.map_variables
-        )
+        task_input.consumed = params_mod.consumed_parameters(bound)
         exported = params_mod.to_environment(task_input.parameters)
         if task_input.map_variables:
             exported[MAP_VARIABLE_ENV] = json.dumps(task_input.map_variables)
@@ -162,6 +161,11 @@ class PythonTaskType(BaseTaskType):
         ):
             try:
                 result = function(**bound)
+            except SystemExit as exc:
+                # sys.exit() in a task ends the task, not the run.
+                if exc.code not in (None, 0):
+                    raise TaskError(f"{self.command} called sys.exit({exc.code!r})") from None
+                result = None
             except Exception:
                 task_input.output.write(traceback.format_exc())
                 raise
@@ -188,7 +192,10 @@ class ShellTaskType(BaseTaskType):
     service_name: ClassVar[str] = "shell"
 
     def execute(self, task_input: TaskInput) -> dict[str, Any]:
-        task_input.consumed = dict(task_input.parameters)
+        task_input.consumed = {
+            **{k: v for k, v in task_input.parameters.items() if k not in task_input.iterated},
+            **task_input.map_variables,
+        }
         inputs = params_mod.to_environment(task_input.parameters)
         env = {**os.environ, **inputs}
         if task_input.map_variables:

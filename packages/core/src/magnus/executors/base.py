@@ -1,15 +1,17 @@
 """The executor contract and graph traversal.
 
 Traversing executors (``local``) walk the graph in this process; transpiling executors render it
-for an orchestrator that calls ``execute_node`` back per step. Either way every leaf step goes
-through the same leaf wrapper (``magnus.executors.leaf``).
+for an orchestrator that calls magnus back per step (``execute_single_node``, ``fan``). Either
+way every leaf step goes through the same leaf wrapper (``magnus.executors.leaf``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from magnus.composites import BranchRun, CompositeNode
 from magnus.executors.leaf import execute_leaf
+from magnus.naming import resolve
 from magnus.runlog.models import FAIL, PROCESSING, StepLog
 from magnus.services import BaseService
 
@@ -19,17 +21,17 @@ if TYPE_CHECKING:
     from magnus.nodes import BaseNode
 
 
-def resolve_name(internal_name: str, map_variables: dict[str, Any] | None) -> str:
-    """Replace each map placeholder, outermost first, with the current map value's name."""
-    return internal_name
-
-
 class BaseExecutor(BaseService):
     """Base of every executor."""
 
     service_type: ClassVar[str] = "executor"
-    #: whether every step runs in the process that traverses (an in-memory store is enough)
-    runs_in_one_process: ClassVar[bool] = True
+    #: whether ``execute`` walks the graph here (False: it renders it for an orchestrator)
+    traverses: ClassVar[bool] = True
+
+    @property
+    def runs_in_one_process(self) -> bool:
+        """Whether every step runs in the process that traverses (then memory stores work)."""
+        return True
 
     def execute_graph(
         self,
@@ -45,22 +47,40 @@ class BaseExecutor(BaseService):
                 return
             node = graph.next_after(node, failed=step_log.status == FAIL)
 
+    def create_step_log(
+        self, context: RunContext, node: BaseNode, map_variables: dict[str, Any] | None
+    ) -> StepLog:
+        """A new PROCESSING step log for ``node`` with this process' code identity."""
+        step_log = context.run_log_store.create_step_log(
+            node.name, resolve(node.internal_name, map_variables)
+        )
+        step_log.step_type = node.node_type
+        step_log.status = PROCESSING
+        step_log.code_identities = [identity.model_copy() for identity in context.code_identities]
+        return step_log
+
     def execute_from_graph(
         self,
         context: RunContext,
         node: BaseNode,
         map_variables: dict[str, Any] | None = None,
     ) -> StepLog:
-        """Create the step's log (PROCESSING, code identity) and run the step."""
-        store = context.run_log_store
-        step_log = store.create_step_log(node.name, resolve_name(node.internal_name, map_variables))
-        step_log.step_type = node.node_type
-        step_log.status = PROCESSING
-        step_log.code_identities = [identity.model_copy() for identity in context.code_identities]
+        """Create the step's log and run the step: a leaf here, a composite's branches."""
+        map_variables = map_variables or {}
+        step_log = self.create_step_log(context, node, map_variables)
         if not node.is_terminal:
             # Stored before running so that a killed run shows where it stopped.
-            store.add_step_log(step_log, context.run_id)
+            context.run_log_store.add_step_log(step_log, context.run_id)
+        if isinstance(node, CompositeNode):
+            runs = node.fan_out(context, map_variables)
+            self.run_branches(context, node, runs)
+            return node.fan_in(context, map_variables)
         return self.trigger_job(context, node, step_log, map_variables)
+
+    def run_branches(self, context: RunContext, node: CompositeNode, runs: list[BranchRun]) -> None:
+        """Run a composite's branches; here one after another, in declaration order."""
+        for run in runs:
+            self.execute_graph(context, run.graph, run.map_variables)
 
     def trigger_job(
         self,

@@ -15,8 +15,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from magnus import scopes
 from magnus.context import RunContext, StepContext, current_step
 from magnus.exceptions import CatalogError, MagnusError
+from magnus.naming import branch_name_of
 from magnus.nodes import BaseNode, ExecutableNode, TaskNode
 from magnus.runlog.base import parent_branch_name
 from magnus.runlog.models import (
@@ -40,7 +42,7 @@ def execution_log_name(node: BaseNode, map_variables: dict[str, Any], attempt: i
     name = node.name.replace(" ", "_")
     if attempt > 1:
         name = f"{name}.attempt-{attempt}"
-    suffix = "".join(f"_{value}" for value in map_variables.values())
+    suffix = "".join(f"_{branch_name_of(value)}" for value in map_variables.values())
     return f"{name}.execution.log{suffix}"
 
 
@@ -83,7 +85,7 @@ def execute_terminal(context: RunContext, node: BaseNode, step_log: StepLog) -> 
     if not branch_name:
         store.update_run_log_status(context.run_id, outcome)
     else:
-        branch_log = store.get_branch_log(branch_name, context.run_id)
+        branch_log = store.get_branch_log(branch_name, context.run_id, full=False)
         branch_log.status = outcome
         store.add_branch_log(branch_log, context.run_id)
     return step_log
@@ -102,7 +104,7 @@ def execute_leaf(
     store = context.run_log_store
     catalog = context.catalog
     run_id = context.run_id
-    parameters = store.get_parameters(run_id)
+    parameters = scopes.read_parameters(store, run_id, step_log.internal_name)
     catalog_settings = node.catalog if isinstance(node, ExecutableNode) else None
 
     context.plugins.notify("before_step", step_log=step_log, node=node, context=context)
@@ -143,8 +145,7 @@ def execute_leaf(
                     "on_step_error", step_log=step_log, node=node, error=exc, context=context
                 )
         if last.status == SUCCESS:
-            if produced:
-                store.set_parameters(run_id, produced)
+            scopes.write_parameters(store, run_id, step_log.internal_name, produced)
             step_log.status = SUCCESS
             step_log.message = ""
         else:
@@ -171,6 +172,7 @@ def _run_attempt(
         step_name=node.internal_name,
         parameters=dict(step_context.parameters),
         map_variables=map_variables,
+        iterated=_iterated_parameters(context, node),
     )
     produced: dict[str, Any] = {}
     error: BaseException | None = get_error
@@ -201,6 +203,15 @@ def _run_attempt(
     if log_path is not None:
         _store_execution_log(context, node, map_variables, number, log_path)
     return attempt, produced, error
+
+
+def _iterated_parameters(context: RunContext, node: BaseNode) -> set[str]:
+    """The lists enclosing maps iterate on: recorded once on the map, not in every attempt."""
+    if context.dag is None or "." not in node.internal_name:
+        return set()
+    from magnus.graph import enclosing_maps
+
+    return {m.iterate_on for m in enclosing_maps(context.dag, node.internal_name)}
 
 
 def _store_execution_log(

@@ -179,15 +179,25 @@ class WholeRunLogStore(BaseRunLogStore):
 
     # ------------------------------------------------------------------ steps and branches
 
-    def get_step_log(self, internal_name: str, run_id: str) -> StepLog:
-        return find_step(self._read(run_id), internal_name).model_copy(deep=True)
+    def get_step_log(self, internal_name: str, run_id: str, full: bool = True) -> StepLog:
+        found = find_step(self._read(run_id), internal_name)
+        if not full:
+            found = found.model_copy(update={"branches": {}})
+        return found.model_copy(deep=True)
 
     def add_step_log(self, step_log: StepLog, run_id: str) -> None:
         with self._modify(run_id) as run_log:
             place_step(run_log, step_log)
 
-    def get_branch_log(self, internal_branch_name: str, run_id: str) -> BranchLog | RunLog:
-        return find_branch(self._read(run_id), internal_branch_name).model_copy(deep=True)
+    def get_branch_log(
+        self, internal_branch_name: str, run_id: str, full: bool = True
+    ) -> BranchLog | RunLog:
+        found = find_branch(self._read(run_id), internal_branch_name)
+        if not full:
+            if isinstance(found, RunLog):
+                return without_steps(found)
+            found = found.model_copy(update={"steps": {}})
+        return found.model_copy(deep=True)
 
     def add_branch_log(self, branch_log: BranchLog | RunLog, run_id: str) -> None:
         if isinstance(branch_log, RunLog):

@@ -148,16 +148,26 @@ class BaseRunLogStore(BaseService):
     # ------------------------------------------------------------------ steps and branches
 
     @abstractmethod
-    def get_step_log(self, internal_name: str, run_id: str) -> StepLog:
-        """A step log by resolved internal name, branches included."""
+    def get_step_log(self, internal_name: str, run_id: str, full: bool = True) -> StepLog:
+        """A step log by resolved internal name; with ``full`` its branches are included.
+
+        ``full=False`` must cost the same whatever the size of the run: it is what the engine
+        reads on every step.
+        """
 
     @abstractmethod
     def add_step_log(self, step_log: StepLog, run_id: str) -> None:
         """Insert or replace a step log under its parent branch (or the run)."""
 
     @abstractmethod
-    def get_branch_log(self, internal_branch_name: str, run_id: str) -> BranchLog | RunLog:
-        """A branch log by resolved internal name; ``""`` gives the run log itself."""
+    def get_branch_log(
+        self, internal_branch_name: str, run_id: str, full: bool = True
+    ) -> BranchLog | RunLog:
+        """A branch log by resolved internal name; ``""`` gives the run log itself.
+
+        With ``full`` its steps (and everything below them) are included; ``full=False`` must
+        cost the same whatever the size of the run.
+        """
 
     @abstractmethod
     def add_branch_log(self, branch_log: BranchLog | RunLog, run_id: str) -> None:

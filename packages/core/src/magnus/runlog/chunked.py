@@ -3,10 +3,13 @@
 Layout of ``<log_folder>/<run_id>/``:
 
 * ``RunLog.json`` -- the run-level fields and ``run_config``; ``steps`` and ``parameters`` empty;
-* ``Parameter-<key>.json`` -- one parameter, record ``{"<key>": value}``;
-* ``StepLog-<internal name>.json`` -- one step log without its ``branches``;
-* ``BranchLog-<internal branch name>.json`` -- one branch log without its ``steps``;
+* ``parameters/Parameter-<key>.json`` -- one parameter, record ``{"<key>": value}``;
+* ``steps/StepLog-<internal name>.json`` -- one step log without its ``branches``;
+* ``branches/BranchLog-<internal branch name>.json`` -- one branch log without its ``steps``;
 * ``.lock`` -- the lock file of the run's writers.
+
+One folder per kind of record: reading the parameters (which every step does) lists only the
+parameters, whatever the number of steps and branches.
 
 Names in file names are encoded by :func:`magnus.runlog._files.encode_name` and matched exactly.
 Every chunk other than ``RunLog.json`` is ``{"created_ns": <int>, "record": {...}}``: the
@@ -52,6 +55,7 @@ PARAMETER = "Parameter"
 STEP = "StepLog"
 BRANCH = "BranchLog"
 LOCK_FILE = ".lock"
+KIND_FOLDERS = {PARAMETER: "parameters", STEP: "steps", BRANCH: "branches"}
 _SUFFIX = ".json"
 
 _stamp_guard = threading.Lock()
@@ -106,7 +110,11 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
         return Path(self.log_folder) / encode_run_id(run_id)
 
     def _chunk(self, run_id: str, kind: str, name: str) -> Path:
-        return self._folder(run_id) / chunk_file_name(kind, name)
+        return self._folder(run_id) / KIND_FOLDERS[kind] / chunk_file_name(kind, name)
+
+    def _make_folders(self, folder: Path) -> None:
+        for kind_folder in KIND_FOLDERS.values():
+            ensure_folder(folder / kind_folder)
 
     def location(self, run_id: str) -> str:
         return str(self._folder(run_id))
@@ -163,8 +171,8 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
                 created_ns = _next_stamp()
         write_json(path, {"created_ns": created_ns, "record": record})
 
-    def _list_folder(self, run_id: str) -> list[str]:
-        folder = self._folder(run_id)
+    def _list_folder(self, run_id: str, kind: str) -> list[str]:
+        folder = self._folder(run_id) / KIND_FOLDERS[kind]
         try:
             return os.listdir(folder)
         except FileNotFoundError:
@@ -172,16 +180,23 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
         except OSError as exc:
             raise RunLogStoreError(f"Cannot list {folder}: {exc.strerror or exc}") from exc
 
-    def _read_chunks(
-        self, run_id: str, file_names: list[str], kind: str, under: str | None = None
-    ) -> list[_Chunk]:
-        """The chunks of ``kind`` among ``file_names`` in creation order.
+    def _names(self, run_id: str, kind: str) -> list[str]:
+        """Decoded names of the chunks of ``kind`` (missing folder: none)."""
+        try:
+            file_names = self._list_folder(run_id, kind)
+        except RunLogNotFoundError:
+            return []
+        parsed = (_chunk_kind_and_name(f) for f in file_names)
+        return [p[1] for p in parsed if p is not None and p[0] == kind]
+
+    def _read_chunks(self, run_id: str, kind: str, under: str | None = None) -> list[_Chunk]:
+        """The chunks of ``kind`` in creation order.
 
         With ``under``, only those named inside that step or branch (``under.``...).
         """
-        folder = self._folder(run_id)
+        folder = self._folder(run_id) / KIND_FOLDERS[kind]
         chunks = []
-        for file_name in file_names:
+        for file_name in self._list_folder(run_id, kind):
             parsed = _chunk_kind_and_name(file_name)
             if parsed is None or parsed[0] != kind:
                 continue
@@ -196,16 +211,9 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
         chunks.sort(key=lambda chunk: chunk[:2])
         return chunks
 
-    def _attach_descendants(
-        self,
-        run_id: str,
-        root: RunLog | StepLog | BranchLog,
-        file_names: list[str] | None = None,
-    ) -> None:
+    def _attach_descendants(self, run_id: str, root: RunLog | StepLog | BranchLog) -> None:
         """Rebuild under ``root`` every step and branch below it from their chunks."""
         under = None if isinstance(root, RunLog) else root.internal_name
-        if file_names is None:
-            file_names = self._list_folder(run_id)
         folder = self._folder(run_id)
         steps: dict[str, StepLog] = {}
         branches: dict[str, RunLog | BranchLog] = {}
@@ -213,11 +221,11 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
             steps[root.internal_name] = root
         else:
             branches["" if isinstance(root, RunLog) else root.internal_name] = root
-        for _, file_name, record in self._read_chunks(run_id, file_names, STEP, under):
-            step = validate(folder / file_name, StepLog, record)
+        for _, file_name, record in self._read_chunks(run_id, STEP, under):
+            step = validate(folder / KIND_FOLDERS[STEP] / file_name, StepLog, record)
             steps.setdefault(step.internal_name, step)
-        for _, file_name, record in self._read_chunks(run_id, file_names, BRANCH, under):
-            branch = validate(folder / file_name, BranchLog, record)
+        for _, file_name, record in self._read_chunks(run_id, BRANCH, under):
+            branch = validate(folder / KIND_FOLDERS[BRANCH] / file_name, BranchLog, record)
             branches.setdefault(branch.internal_name, branch)
         # Attaching in creation order makes every dict's insertion order the creation order.
         for name, container in branches.items():
@@ -237,9 +245,9 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
             else:
                 owner.steps[name] = step
 
-    def _read_parameters(self, run_id: str, file_names: list[str]) -> dict[str, Any]:
+    def _read_parameters(self, run_id: str) -> dict[str, Any]:
         parameters: dict[str, Any] = {}
-        for _, _, record in self._read_chunks(run_id, file_names, PARAMETER):
+        for _, _, record in self._read_chunks(run_id, PARAMETER):
             parameters.update(record)
         return parameters
 
@@ -262,49 +270,55 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
         with self._lock(folder):
             if (folder / RUN_FILE).exists():
                 raise RunLogExistsError(run_id)
+            self._make_folders(folder)
             self._write_head(run_log)
         return run_log
 
     def get_run_log_by_id(self, run_id: str, full: bool = True) -> RunLog:
         run_log = self._read_head(run_id)
-        file_names = self._list_folder(run_id)
-        run_log.parameters = self._read_parameters(run_id, file_names)
+        run_log.parameters = self._read_parameters(run_id)
         if full:
-            self._attach_descendants(run_id, run_log, file_names)
+            self._attach_descendants(run_id, run_log)
         return run_log
 
     def put_run_log(self, run_log: RunLog) -> None:
-        folder = self._folder(run_log.run_id)
+        run_id = run_log.run_id
+        folder = self._folder(run_id)
         ensure_folder(folder)
         with self._lock(folder):
-            before = self._list_folder(run_log.run_id)
+            self._make_folders(folder)
+            before = [
+                self._chunk(run_id, kind, name)
+                for kind in KIND_FOLDERS
+                for name in self._names(run_id, kind)
+            ]
             self._write_head(run_log)
             written = set()
             for key, value in run_log.parameters.items():
-                path = folder / chunk_file_name(PARAMETER, key)
+                path = self._chunk(run_id, PARAMETER, key)
                 self._write_chunk(path, {key: value}, _next_stamp())
-                written.add(path.name)
+                written.add(path)
             # Depth first, stamping as we go: each step's branches and each branch's steps
             # get increasing stamps in their dict order, which is all assembly needs.
             pending: list[StepLog | BranchLog] = list(reversed(run_log.steps.values()))
             while pending:
                 item = pending.pop()
                 if isinstance(item, StepLog):
-                    path = folder / chunk_file_name(STEP, item.internal_name)
+                    path = self._chunk(run_id, STEP, item.internal_name)
                     record = item.model_dump(exclude={"branches"})
                     children: list[StepLog | BranchLog] = list(item.branches.values())
                 else:
-                    path = folder / chunk_file_name(BRANCH, item.internal_name)
+                    path = self._chunk(run_id, BRANCH, item.internal_name)
                     record = item.model_dump(exclude={"steps"})
                     children = list(item.steps.values())
                 self._write_chunk(path, record, _next_stamp())
-                written.add(path.name)
+                written.add(path)
                 pending.extend(reversed(children))
             # The put log replaces the stored one entirely: records it does not have go.
-            for file_name in before:
-                if _chunk_kind_and_name(file_name) and file_name not in written:
+            for path in before:
+                if path not in written:
                     with suppress(FileNotFoundError):
-                        (folder / file_name).unlink()
+                        path.unlink()
 
     def update_run_log_status(self, run_id: str, status: str) -> None:
         with self._lock(self._require_run(run_id)):
@@ -331,13 +345,13 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
 
     def get_parameters(self, run_id: str) -> dict[str, Any]:
         self._require_run(run_id)
-        return self._read_parameters(run_id, self._list_folder(run_id))
+        return self._read_parameters(run_id)
 
     def set_parameters(self, run_id: str, parameters: dict[str, Any]) -> None:
         folder = self._require_run(run_id)
         with self._lock(folder):
             for key, value in parameters.items():
-                self._write_chunk(folder / chunk_file_name(PARAMETER, key), {key: value})
+                self._write_chunk(self._chunk(run_id, PARAMETER, key), {key: value})
 
     def get_run_config(self, run_id: str) -> dict[str, Any]:
         return self._read_head(run_id).run_config
@@ -350,7 +364,7 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
 
     # ------------------------------------------------------------------ steps and branches
 
-    def get_step_log(self, internal_name: str, run_id: str) -> StepLog:
+    def get_step_log(self, internal_name: str, run_id: str, full: bool = True) -> StepLog:
         path = self._chunk(run_id, STEP, internal_name)
         try:
             _, record = self._read_chunk(path)
@@ -358,21 +372,24 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
             self._require_run(run_id)
             raise StepLogNotFoundError(run_id, internal_name) from None
         step_log = validate(path, StepLog, record)
-        self._attach_descendants(run_id, step_log)
+        if full:
+            self._attach_descendants(run_id, step_log)
         return step_log
 
     def add_step_log(self, step_log: StepLog, run_id: str) -> None:
         folder = self._require_run(run_id)
         parent = parent_branch_name(step_log.internal_name)
         with self._lock(folder):
-            if parent and not (folder / chunk_file_name(BRANCH, parent)).exists():
+            if parent and not self._chunk(run_id, BRANCH, parent).exists():
                 raise BranchLogNotFoundError(run_id, parent)
             record = step_log.model_dump(exclude={"branches"})
-            self._write_chunk(folder / chunk_file_name(STEP, step_log.internal_name), record)
+            self._write_chunk(self._chunk(run_id, STEP, step_log.internal_name), record)
 
-    def get_branch_log(self, internal_branch_name: str, run_id: str) -> BranchLog | RunLog:
+    def get_branch_log(
+        self, internal_branch_name: str, run_id: str, full: bool = True
+    ) -> BranchLog | RunLog:
         if not internal_branch_name:
-            return self.get_run_log_by_id(run_id, full=True)
+            return self.get_run_log_by_id(run_id, full=full)
         path = self._chunk(run_id, BRANCH, internal_branch_name)
         try:
             _, record = self._read_chunk(path)
@@ -380,7 +397,8 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
             self._require_run(run_id)
             raise BranchLogNotFoundError(run_id, internal_branch_name) from None
         branch_log = validate(path, BranchLog, record)
-        self._attach_descendants(run_id, branch_log)
+        if full:
+            self._attach_descendants(run_id, branch_log)
         return branch_log
 
     def add_branch_log(self, branch_log: BranchLog | RunLog, run_id: str) -> None:
@@ -390,7 +408,7 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
         folder = self._require_run(run_id)
         parent = parent_step_name(branch_log.internal_name)
         with self._lock(folder):
-            if not (folder / chunk_file_name(STEP, parent)).exists():
+            if not self._chunk(run_id, STEP, parent).exists():
                 raise StepLogNotFoundError(run_id, parent)
             record = branch_log.model_dump(exclude={"steps"})
-            self._write_chunk(folder / chunk_file_name(BRANCH, branch_log.internal_name), record)
+            self._write_chunk(self._chunk(run_id, BRANCH, branch_log.internal_name), record)

@@ -90,11 +90,17 @@ class StepAttempt(_Record):
 
 
 class BranchLog(_Record):
-    """The log of one branch of a composite step (a parallel branch, a map element, a dag)."""
+    """The log of one branch of a composite step (a parallel branch, a map element, a dag).
+
+    ``parameters`` holds what the branch's steps produced (its parameter scope); ``message``
+    says why a branch failed when no step of it could say (its process died, ...).
+    """
 
     internal_name: str
     status: str = CREATED
     steps: dict[str, StepLog] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    message: str = ""
 
 
 class StepLog(_Record):

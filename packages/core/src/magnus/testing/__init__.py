@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CatalogContract", "RunLogStoreContract"]
+__all__ = ["CatalogContract", "RunLogStoreContract", "SecretsContract", "TrackerContract"]
 
 
 def __getattr__(name: str) -> Any:
@@ -27,4 +27,12 @@ def __getattr__(name: str) -> Any:
         from magnus.testing.catalog import CatalogContract
 
         return CatalogContract
+    if name == "SecretsContract":
+        from magnus.testing.secrets import SecretsContract
+
+        return SecretsContract
+    if name == "TrackerContract":
+        from magnus.testing.tracker import TrackerContract
+
+        return TrackerContract
     raise AttributeError(f"module 'magnus.testing' has no attribute {name!r}")

@@ -442,6 +442,32 @@ class RunLogStoreContract:
         after = run_log_store.get_step_log("after", RUN_ID)
         assert after.branches == {}
 
+    def test_shallow_reads_leave_out_what_is_below(self, run_log_store: BaseRunLogStore) -> None:
+        run_log_store.create_run_log(RUN_ID)
+        _build_nested(run_log_store, RUN_ID)
+        par = run_log_store.get_step_log("par", RUN_ID, full=False)
+        assert (par.internal_name, par.status, par.branches) == ("par", PROCESSING, {})
+        branch = run_log_store.get_branch_log("par.a", RUN_ID, full=False)
+        assert isinstance(branch, BranchLog)
+        assert (branch.internal_name, branch.status, branch.steps) == ("par.a", SUCCESS, {})
+        head = run_log_store.get_branch_log("", RUN_ID, full=False)
+        assert isinstance(head, RunLog) and head.steps == {}
+        # a shallow read is not a truncating write: everything is still there
+        assert "par.a.x.1" in run_log_store.get_step_log("par.a.x", RUN_ID).branches
+
+    def test_branch_parameters_and_message_round_trip(self, run_log_store: BaseRunLogStore) -> None:
+        run_log_store.create_run_log(RUN_ID)
+        run_log_store.add_step_log(_step(run_log_store, "m", PROCESSING), RUN_ID)
+        branch = _branch(run_log_store, "m.0", FAIL)
+        branch.parameters = {"score": 0.5, "Nested": {"a": [1, 2]}}
+        branch.message = "the branch process died"
+        run_log_store.add_branch_log(branch, RUN_ID)
+        again = run_log_store.get_branch_log("m.0", RUN_ID, full=False)
+        assert isinstance(again, BranchLog)
+        assert again.parameters == {"score": 0.5, "Nested": {"a": [1, 2]}}
+        assert again.message == "the branch process died"
+        assert run_log_store.get_parameters(RUN_ID) == {}
+
     def test_replacing_a_step_log(self, run_log_store: BaseRunLogStore) -> None:
         run_log_store.create_run_log(RUN_ID)
         run_log_store.add_step_log(_step(run_log_store, "one", PROCESSING), RUN_ID)
