@@ -107,6 +107,14 @@ def execute(
     context.plugins.register(ConsoleReporter(), REPORTER_NAME)
     try:
         run_log = entrypoints.execute(context)
+    except KeyboardInterrupt:
+        from magnus.console import print_error
+
+        print_error(
+            f"Interrupted: run {context.run_id} stops here; its log is readable at "
+            f"{context.run_log_store.location(context.run_id)}"
+        )
+        sys.exit(130)
     finally:
         context.plugins.unregister(REPORTER_NAME)
     print_summary(run_log, context)
