@@ -89,7 +89,7 @@ def test_bad_files_name_the_file_and_key(tmp_path: Path, text: str, fragment: st
         ),
         (
             "catalog: {type: s4}",
-            "No catalog service of type 's4' is installed (installed: do-nothing, file-system)",
+            "No catalog service of type 's4' is installed (installed: do-nothing, file-system",
         ),
     ],
 )

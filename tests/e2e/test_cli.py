@@ -73,6 +73,7 @@ def test_python_pipeline_end_to_end(project: Path, run_magnus: Any) -> None:
         "config": {"learning_rate": 0.1, "epochs": 3},
         "source": "data/rows.csv",
         "score": 1.5,
+        "model": "small",
     }
 
     # catalog entries, with hashes recomputed independently from the files on disk

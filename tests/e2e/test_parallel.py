@@ -82,8 +82,8 @@ dag:
 def _setup(project: Path, store: str = "chunked-fs", workers: int = 8) -> None:
     (project / "steps.py").write_text(STEPS)
     (project / "parallel.yaml").write_text(
-        "executor: {type: local, config: {enable_parallel: true, max_workers: %d}}\n"
-        "run_log_store: {type: %s}\n" % (workers, store)
+        f"executor: {{type: local, config: {{enable_parallel: true, max_workers: {workers}}}}}\n"
+        f"run_log_store: {{type: {store}}}\n"
     )
 
 

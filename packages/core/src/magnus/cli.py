@@ -24,6 +24,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _setup_logging(level: str) -> None:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("magnus").setLevel(level)
+    from magnus.redaction import RedactingFilter
+
+    # On handlers, not loggers: a handler sees the records of every logger below it.
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
 
 
 def _friendly_errors(function: F) -> F:

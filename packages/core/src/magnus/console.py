@@ -76,5 +76,7 @@ def print_summary(run_log: RunLog, context: RunContext) -> None:
 
 
 def print_error(message: str) -> None:
-    """An error for the user, on stderr, without a traceback."""
-    print(f"Error: {message}", file=sys.stderr)
+    """An error for the user, on stderr, without a traceback (and without secrets)."""
+    from magnus.redaction import redactor
+
+    print(f"Error: {redactor.redact_text(message)}", file=sys.stderr)

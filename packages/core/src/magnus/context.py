@@ -83,7 +83,7 @@ class StepContext:
     parameters: dict[str, Any]
     map_variables: dict[str, Any] = field(default_factory=dict)
     #: ``track_this`` values by key, then by step index
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, dict[int, Any]] = field(default_factory=dict)
 
 
 current_run: ContextVar[RunContext | None] = ContextVar("magnus_run", default=None)

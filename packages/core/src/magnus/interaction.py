@@ -117,22 +117,17 @@ def get_secret(name: str) -> str:
 
 
 def track_this(step: int = 0, **kwargs: Any) -> None:
-    """Record metrics for this step (``user_defined_metrics``) and send them to the tracker.
+    """Record metrics for this step, at ``step`` (an index such as an epoch).
 
-    A key tracked at one step only is stored as its value; tracked at several steps, as
-    ``{step: value}``.
+    They land in the step's ``user_defined_metrics`` (a key tracked at one step only as its
+    value, otherwise as ``{step: value}``) and are sent to the experiment tracker when the step
+    ends.
     """
     from pydantic_core import to_jsonable_python
 
     current = require_step()
     for key, value in kwargs.items():
-        current.metrics.setdefault(key, {})[str(step)] = to_jsonable_python(value)
-    for key in kwargs:
-        series = current.metrics[key]
-        current.step_log.user_defined_metrics[key] = (
-            next(iter(series.values())) if len(series) == 1 else dict(series)
-        )
-    current.run.experiment_tracker.publish_data(dict(kwargs), current.step_log.internal_name)
+        current.metrics.setdefault(key, {})[step] = to_jsonable_python(value)
 
 
 def get_experiment_tracker_context() -> Any:

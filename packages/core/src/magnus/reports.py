@@ -14,9 +14,13 @@ if TYPE_CHECKING:
 
 
 def _console() -> Any:
+    import sys
+
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    # Piped into grep or a file, a table must not be cut to 80 columns.
+    width = None if sys.stdout.isatty() else 200
+    return Console(highlight=False, soft_wrap=True, width=width)
 
 
 def _status(status: str) -> str:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from magnus import parameters as params_mod
 from magnus.exceptions import TaskError
+from magnus.tracking import collect_environment_metrics, pop_environment_metrics
 
 MAP_VARIABLE_ENV = "MAGNUS_MAP_VARIABLE"
 
@@ -41,6 +42,11 @@ class TaskInput:
     consumed: dict[str, Any] = field(default_factory=dict)
     #: parameters that enclosing maps iterate on: available, but not recorded as consumed
     iterated: set[str] = field(default_factory=set)
+    #: where the task's output is echoed for people (the leaf wrapper masks secrets in them)
+    console_out: IO[str] | None = None
+    console_err: IO[str] | None = None
+    #: metrics the task exported as ``MAGNUS_TRACK_*``: ``{key: {step: value}}``
+    metrics: dict[str, dict[int, Any]] = field(default_factory=dict)
 
 
 class BaseTaskType(BaseModel):
@@ -151,8 +157,8 @@ class PythonTaskType(BaseTaskType):
         exported = params_mod.to_environment(task_input.parameters)
         if task_input.map_variables:
             exported[MAP_VARIABLE_ENV] = json.dumps(task_input.map_variables)
-        stdout = _Tee(task_input.output, sys.stdout)
-        stderr = _Tee(task_input.output, sys.stderr)
+        stdout = _Tee(task_input.output, task_input.console_out or sys.stdout)
+        stderr = _Tee(task_input.output, task_input.console_err or sys.stderr)
         before = params_mod.from_environment(exported)
         with (
             _exported(exported),
@@ -171,6 +177,7 @@ class PythonTaskType(BaseTaskType):
                 raise
             finally:
                 after = params_mod.from_environment(_clear_prefixed(params_mod.PARAMETER_PREFIX))
+                task_input.metrics = pop_environment_metrics(os.environ)
         produced = params_mod.changed_parameters(before, after)
         produced.update(params_mod.returned_parameters(result, task_input.step_name, self.command))
         return produced
@@ -216,7 +223,7 @@ class ShellTaskType(BaseTaskType):
                 errors="replace",
             )
             assert process.stdout is not None
-            console = sys.stdout
+            console = task_input.console_out or sys.stdout
             for line in process.stdout:
                 task_input.output.write(line)
                 console.write(line)
@@ -225,8 +232,10 @@ class ShellTaskType(BaseTaskType):
                 pairs = [item.partition("=") for item in dump.read().split("\0") if item]
         finally:
             os.unlink(dump_path)
+        exported = {key: value for key, _, value in pairs}
+        task_input.metrics = collect_environment_metrics(exported)
         if returncode != 0:
             raise TaskError(f"Command failed with exit status {returncode}")
-        after = params_mod.from_environment({key: value for key, _, value in pairs})
+        after = params_mod.from_environment(exported)
         before = params_mod.from_environment(inputs)
         return params_mod.changed_parameters(before, after)

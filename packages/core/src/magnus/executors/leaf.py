@@ -8,18 +8,21 @@ same structure wherever a pipeline ran.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from magnus import scopes
 from magnus.context import RunContext, StepContext, current_step
 from magnus.exceptions import CatalogError, MagnusError
 from magnus.naming import branch_name_of
 from magnus.nodes import BaseNode, ExecutableNode, TaskNode
+from magnus.redaction import RedactingStream, redactor
 from magnus.runlog.base import parent_branch_name
 from magnus.runlog.models import (
     FAIL,
@@ -31,6 +34,7 @@ from magnus.runlog.models import (
     format_time,
 )
 from magnus.tasks import TaskInput
+from magnus.tracking import ExperimentTrackerError, flatten_metrics, publish_safely
 
 logger = logging.getLogger(__name__)
 
@@ -139,12 +143,20 @@ def execute_leaf(
                 for pattern in catalog_settings.put if catalog_settings else []:
                     step_log.add_data_catalogs(catalog.put(pattern, run_id, synced_catalogs=synced))
             except CatalogError as exc:
-                last.status = FAIL
-                last.message = step_log.message = str(exc)
-                context.plugins.notify(
-                    "on_step_error", step_log=step_log, node=node, error=exc, context=context
-                )
+                _fail_after_success(context, node, step_log, exc)
         if last.status == SUCCESS:
+            try:
+                _record_metrics(context, step_log, step_context)
+            except ExperimentTrackerError as exc:
+                _fail_after_success(context, node, step_log, exc)
+        else:
+            # A failed step's metrics still help to understand it; a strict tracker has already
+            # nothing more to fail.
+            with contextlib.suppress(ExperimentTrackerError):
+                _record_metrics(context, step_log, step_context)
+        if last.status == SUCCESS:
+            # What a step produced passes on masked: a secret never reaches the run log.
+            produced = redactor.redact(produced)
             scopes.write_parameters(store, run_id, step_log.internal_name, produced)
             step_log.status = SUCCESS
             step_log.message = ""
@@ -153,9 +165,46 @@ def execute_leaf(
     finally:
         current_step.reset(token)
 
+    _redact_step_log(step_log)
     context.plugins.notify("after_step", step_log=step_log, node=node, context=context)
     store.add_step_log(step_log, run_id)
     return step_log
+
+
+def _fail_after_success(
+    context: RunContext, node: BaseNode, step_log: StepLog, error: MagnusError
+) -> None:
+    """The command succeeded but what follows it (catalog put, strict tracker) did not."""
+    last = step_log.attempts[-1]
+    last.status = FAIL
+    last.message = step_log.message = str(error)
+    context.plugins.notify(
+        "on_step_error", step_log=step_log, node=node, error=error, context=context
+    )
+
+
+def _record_metrics(context: RunContext, step_log: StepLog, step_context: StepContext) -> None:
+    """Store the step's metrics (track_this and MAGNUS_TRACK_*) and publish them once."""
+    series = step_context.metrics
+    if not series:
+        return
+    series = redactor.redact(series)
+    step_log.user_defined_metrics = flatten_metrics(series)
+    problem = publish_safely(context.experiment_tracker, series, step_log.internal_name)
+    if problem:
+        step_log.tracker_error = problem  # type: ignore[attr-defined]
+
+
+def _redact_step_log(step_log: StepLog) -> None:
+    """Mask every secret this process served in what the step log records."""
+    if not redactor.active:
+        return
+    step_log.message = redactor.redact_text(step_log.message)
+    for attempt in step_log.attempts:
+        attempt.message = redactor.redact_text(attempt.message)
+        attempt.parameters = redactor.redact(attempt.parameters)
+        attempt.output_parameters = redactor.redact(attempt.output_parameters)
+    step_log.user_defined_metrics = redactor.redact(step_log.user_defined_metrics)
 
 
 def _run_attempt(
@@ -181,14 +230,24 @@ def _run_attempt(
     if get_error is None and isinstance(node, TaskNode):
         fd, name = tempfile.mkstemp(prefix="magnus-", suffix=".execution.log")
         log_path = Path(name)
+        # Everything a task prints goes through masking streams: to the log and to the console.
+        consoles = [RedactingStream(sys.stdout), RedactingStream(sys.stderr)]
+        task_input.console_out, task_input.console_err = (cast(IO[str], c) for c in consoles)
         with os.fdopen(fd, "w", encoding="utf-8") as log_file:
-            task_input.output = log_file
+            output = RedactingStream(log_file)
+            task_input.output = cast(IO[str], output)
             try:
                 produced = node.executable.execute(task_input)
             except Exception as exc:
                 error = exc
                 if isinstance(exc, MagnusError):
-                    log_file.write(f"{exc}\n")
+                    output.write(f"{exc}\n")
+            finally:
+                output.close()
+                for console in consoles:
+                    console.release()
+        for key, points in task_input.metrics.items():
+            step_context.metrics.setdefault(key, {}).update(points)
     end = datetime.now()
     attempt = StepAttempt(
         attempt_number=number,
