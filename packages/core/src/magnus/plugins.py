@@ -1,6 +1,8 @@
 """The plugin manager: built-ins, entry points, blocking, tracing, and a typed facade.
 
-Plugins come from the ``magnus`` entry-point group. ``MAGNUS_DISABLE_PLUGINS`` (comma separated)
+Plugins come from the ``magnus`` entry-point group, and from ``MAGNUS_PLUGINS``: a comma-separated
+list of importable modules (``my_project.timing``), handy for a project's own plugin that is not a
+distribution; child processes inherit it. ``MAGNUS_DISABLE_PLUGINS`` (comma separated)
 blocks plugins by entry-point name or distribution name; ``MAGNUS_TRACE_HOOKS=1`` logs every hook
 call at DEBUG level. magnus' own services are the plugin ``magnus.builtins``, registered through
 the same hooks as everyone else's.
@@ -23,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "magnus"
 DISABLE_ENV = "MAGNUS_DISABLE_PLUGINS"
+MODULES_ENV = "MAGNUS_PLUGINS"
 TRACE_ENV = "MAGNUS_TRACE_HOOKS"
 BUILTIN_NAME = "magnus.builtins"
 
@@ -69,6 +72,7 @@ class MagnusPlugins:
         self.register(builtins, BUILTIN_NAME, "magnus-core", core_version)
         if load_entry_points:
             self._load_entry_points()
+            self._load_modules()
         self.tracing = os.environ.get(TRACE_ENV, "") not in ("", "0", "false")
         if self.tracing:
             self.pm.trace.root.setwriter(lambda message: logger.debug(message.rstrip()))
@@ -136,6 +140,25 @@ class MagnusPlugins:
                     f"load ({ep.value}): {exc}. Block it with {DISABLE_ENV}={ep.name}"
                 ) from exc
             self.register(plugin, ep.name, dist_name, version)
+
+    def _load_modules(self) -> None:
+        import importlib
+        import sys
+
+        modules = [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
+        if modules and "" not in sys.path and os.getcwd() not in sys.path:
+            # A project's own plugin module lives beside its pipelines.
+            sys.path.insert(0, os.getcwd())
+        for name in modules:
+            if self.pm.get_plugin(name) is not None or name in _blocked_names():
+                continue
+            try:
+                module = importlib.import_module(name)
+            except Exception as exc:
+                raise PluginError(
+                    f"Plugin module {name!r} named in {MODULES_ENV} failed to import: {exc}"
+                ) from exc
+            self.register(module, name, f"{name} ({MODULES_ENV})", "")
 
     # ---------------------------------------------------------------- service registry
 
