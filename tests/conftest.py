@@ -12,6 +12,8 @@ from typing import Any
 import helpers
 import pytest
 
+pytest_plugins = ["fixtures.s3_server", "fixtures.vault_server", "fixtures.mlflow_server"]
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 

@@ -71,7 +71,7 @@ def test_every_problem_is_reported_at_once() -> None:
         "step 'c' in the pipeline: missing required key 'command'",
         "step 'd' in the pipeline: unknown type 'weird'",
         "step 'e' in the pipeline: missing required key 'type'",
-        "step 'f' in the pipeline: unknown command_type 'rust' (known: python, shell)",
+        "step 'f' in the pipeline: unknown command_type 'rust' (known: notebook, python, shell)",
         "step 'g' in the pipeline: key 'max_attempts'",
         "step 'success' in the pipeline: unknown key 'next'",
         "there should be exactly one fail step, found 2",

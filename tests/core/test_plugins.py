@@ -76,8 +76,8 @@ def test_built_ins_come_through_the_provider_hooks() -> None:
     }
     assert builtin["run_log_store"] == ["buffered", "chunked-fs", "file-system"]
     assert builtin["catalog"] == ["do-nothing", "file-system"]
-    assert sorted(plugins.services("executor")) == ["local"]
-    assert sorted(plugins.services("task_type")) == ["python", "shell"]
+    assert sorted(plugins.services("executor")) == ["local", "mocked"]
+    assert sorted(plugins.services("task_type")) == ["notebook", "python", "shell"]
     entry = plugins.services("catalog")["file-system"]
     assert entry.distribution == "magnus-core"
     assert plugins.service_class("catalog", "do-nothing") is DoNothingCatalog

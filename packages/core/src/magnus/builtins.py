@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 @hookimpl
 def register_executors() -> list[type]:
     from magnus.executors.local import LocalExecutor
+    from magnus.executors.mocked import MockedExecutor
 
-    return [LocalExecutor]
+    return [LocalExecutor, MockedExecutor]
 
 
 @hookimpl
@@ -54,9 +55,10 @@ def register_experiment_trackers() -> list[type]:
 
 @hookimpl
 def register_task_types() -> list[type]:
+    from magnus.notebook import NotebookTaskType
     from magnus.tasks import PythonTaskType, ShellTaskType
 
-    return [PythonTaskType, ShellTaskType]
+    return [PythonTaskType, ShellTaskType, NotebookTaskType]
 
 
 @hookimpl

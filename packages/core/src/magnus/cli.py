@@ -86,6 +86,17 @@ def cli() -> None:
 @log_level_option
 @click.option("--tag", default="", help="A free-text tag recorded in the run log.")
 @click.option("--run-id", default="", help="Run id (default: generated, adjective-name-HHMM).")
+@click.option(
+    "--use-cached",
+    default="",
+    metavar="RUN_ID",
+    help="Re-run RUN_ID: reuse the steps that succeeded there.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="With --use-cached: run again steps whose definition or code changed.",
+)
 @_friendly_errors
 def execute(
     pipeline_file: str,
@@ -94,13 +105,13 @@ def execute(
     log_level: str,
     tag: str,
     run_id: str,
+    use_cached: str,
+    strict: bool,
 ) -> None:
     """Run a pipeline; exit status 0 when it succeeds, 1 when it fails."""
     _setup_logging(log_level)
     from magnus import config as config_mod
     from magnus import entrypoints
-    from magnus.console import REPORTER_NAME, ConsoleReporter, print_summary
-    from magnus.runlog.models import SUCCESS
 
     context = entrypoints.build_context(
         configuration_file=config_mod.configuration_file_for_cli(config_file),
@@ -108,7 +119,81 @@ def execute(
         parameters_file=parameters_file,
         run_id=run_id,
         tag=tag,
+        use_cached=use_cached,
+        strict_cache=strict,
     )
+    _run(context)
+
+
+@cli.command()
+@click.argument("original_run_id")
+@click.option(
+    "-f",
+    "--file",
+    "pipeline_file",
+    default="",
+    help="A (fixed) pipeline file; default: the graph recorded in the original run.",
+)
+@config_option
+@click.option(
+    "-p",
+    "--parameters-file",
+    default="",
+    help="Parameters to override the original's initial parameters.",
+)
+@log_level_option
+@click.option("--tag", default="", help="Tag of the new run (default: the original's).")
+@click.option("--run-id", default="", help="Run id of the new run (default: generated).")
+@click.option("--strict", is_flag=True, help="Run again steps whose definition or code changed.")
+@_friendly_errors
+def retry(
+    original_run_id: str,
+    pipeline_file: str,
+    config_file: str | None,
+    parameters_file: str,
+    log_level: str,
+    tag: str,
+    run_id: str,
+    strict: bool,
+) -> None:
+    """Re-run ORIGINAL_RUN_ID under a new run id, reusing the steps that succeeded there."""
+    _setup_logging(log_level)
+    from magnus import config as config_mod
+    from magnus import entrypoints
+    from magnus.graph import graph_from_dump
+    from magnus.plugins import get_plugins
+    from magnus.rerun import OriginalRunMissingError
+
+    configuration_file = config_mod.configuration_file_for_cli(config_file)
+    graph = None
+    original = None
+    if not pipeline_file:
+        store = entrypoints.build_services(configuration_file, get_plugins())["run_log_store"]
+        if not store.run_exists(original_run_id):
+            raise OriginalRunMissingError(original_run_id, store.location(original_run_id))
+        original = store.get_run_log_by_id(original_run_id, full=False)
+        graph = graph_from_dump(original.run_config.get("dag") or {}, get_plugins())
+    context = entrypoints.build_context(
+        configuration_file=configuration_file,
+        pipeline_file=pipeline_file,
+        graph=graph,
+        parameters_file=parameters_file,
+        run_id=run_id,
+        tag=tag or (original.tag if original else ""),
+        use_cached=original_run_id,
+        strict_cache=strict,
+    )
+    if original is not None:
+        context.pipeline_file = original.run_config.get("pipeline_file", "")
+    _run(context)
+
+
+def _run(context: Any) -> None:
+    """Run a context's pipeline with the console reporter; exit 1 when it fails."""
+    from magnus import entrypoints
+    from magnus.console import REPORTER_NAME, ConsoleReporter, print_summary
+    from magnus.runlog.models import SUCCESS
+
     context.plugins.register(ConsoleReporter(), REPORTER_NAME)
     try:
         run_log = entrypoints.execute(context)
@@ -320,14 +405,29 @@ def _store(config_file: str | None) -> Any:
 @click.argument("run_id")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="The whole run log as JSON.")
+@click.option(
+    "--step",
+    "step_name",
+    default="",
+    help="Only this step (its internal name, e.g. train.left.fit or report.10.render).",
+)
 @_friendly_errors
-def runs_show(run_id: str, config_file: str | None, as_json: bool) -> None:
-    """Print the run log of RUN_ID."""
+def runs_show(run_id: str, config_file: str | None, as_json: bool, step_name: str) -> None:
+    """Print the run log of RUN_ID (or one step of it)."""
+    import json
+
     store = _store(config_file)
+    if step_name:
+        step_log = store.get_step_log(step_name, run_id, full=True)
+        if as_json:
+            click.echo(json.dumps(step_log.model_dump(mode="json"), indent=2))
+            return
+        from magnus.reports import render_step
+
+        render_step(step_log)
+        return
     run_log = store.get_run_log_by_id(run_id, full=True)
     if as_json:
-        import json
-
         click.echo(json.dumps(run_log.to_json_dict(), indent=2))
         return
     from magnus.reports import render_run_log
@@ -337,12 +437,27 @@ def runs_show(run_id: str, config_file: str | None, as_json: bool) -> None:
 
 @runs.command("list")
 @config_option
+@click.option(
+    "--status",
+    type=click.Choice(["SUCCESS", "FAIL", "PROCESSING"], case_sensitive=False),
+    help="Only runs with this status.",
+)
+@click.option("--tag", default=None, help="Only runs with this tag.")
+@click.option(
+    "--since",
+    default=None,
+    metavar="WHEN",
+    help="Only runs started since WHEN: a date (2026-11-26), a time, or 3h / 2d / 30m ago.",
+)
 @_friendly_errors
-def runs_list(config_file: str | None) -> None:
+def runs_list(
+    config_file: str | None, status: str | None, tag: str | None, since: str | None
+) -> None:
     """List the runs of the run log store: id, status, start, duration, tag."""
-    from magnus.reports import render_run_list
+    from magnus.reports import filter_runs, render_run_list
 
-    render_run_list(_store(config_file).list_runs())
+    runs = filter_runs(_store(config_file).list_runs(), status=status, tag=tag, since=since)
+    render_run_list(runs)
 
 
 @cli.command()

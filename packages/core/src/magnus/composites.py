@@ -181,6 +181,8 @@ class CompositeNode(BaseNode):
             else:
                 step_log.status = SUCCESS
                 step_log.message = ""
+                # Recorded so a re-run that reuses this step can carry the same values over.
+                step_log.output_parameters = merged  # type: ignore[attr-defined]
                 scopes.write_parameters(store, context.run_id, step_name, merged)
         # the branches are stored on their own; the step's own record is all that changes
         store.add_step_log(step_log.model_copy(update={"branches": {}}), context.run_id)

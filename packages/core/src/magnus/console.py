@@ -35,13 +35,19 @@ class ConsoleReporter:
 
     @hookimpl
     def before_step(self, step_log: StepLog, node: BaseNode) -> None:
-        if node.is_terminal:
+        if node.is_terminal or step_log.mock:
             return
         self.console.print(f"[dim]▶[/dim] {step_log.internal_name}", markup=True)
 
     @hookimpl
     def after_step(self, step_log: StepLog, node: BaseNode) -> None:
         if node.is_terminal:
+            return
+        if step_log.mock:
+            note = (
+                f" [dim]({step_log.message})[/dim]" if step_log.message else " [dim](mocked)[/dim]"
+            )
+            self.console.print(f"[cyan]↷[/cyan] {step_log.internal_name}{note}")
             return
         attempts = step_log.attempts
         took = ""

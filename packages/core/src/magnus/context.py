@@ -49,6 +49,12 @@ class RunContext:
     code_identities: list[CodeIdentity] = field(default_factory=list)
     #: python, platform and installed distributions, recorded once per run
     environment: dict[str, Any] = field(default_factory=dict)
+    #: the parameters the run started with (a re-run starts from the original's)
+    initial_parameters: dict[str, Any] = field(default_factory=dict)
+    #: a re-run refuses to reuse a step whose definition or code changed
+    strict_cache: bool = False
+    #: what this process loaded of the original run (``magnus.rerun``)
+    original: Any = None
 
     def run_config(self) -> dict[str, Any]:
         """What the run log records as ``run_config``: never a secret value."""
@@ -70,6 +76,8 @@ class RunContext:
             "dag_hash": self.dag_hash,
             "execution_plan": self.execution_plan,
             "environment": self.environment,
+            "initial_parameters": self.initial_parameters,
+            "strict_cache": self.strict_cache,
         }
 
 

@@ -37,8 +37,13 @@ def build_context(
     run_id: str = "",
     tag: str = "",
     execution_plan: str = "chained",
+    use_cached: str = "",
+    strict_cache: bool = False,
 ) -> RunContext:
-    """Everything a run needs, checked: services, graph, run id. Nothing is written yet."""
+    """Everything a run needs, checked: services, graph, run id. Nothing is written yet.
+
+    ``use_cached`` names a run to re-run: steps that succeeded there are reused.
+    """
     from magnus.names import generate_run_id, validate_run_id
 
     plugins = get_plugins()
@@ -61,6 +66,9 @@ def build_context(
         dag=graph,
         dag_hash=dag_hash(graph),
         execution_plan=execution_plan,
+        use_cached=bool(use_cached),
+        original_run_id=validate_run_id(use_cached) if use_cached else "",
+        strict_cache=strict_cache,
     )
 
 
@@ -134,6 +142,14 @@ def start_run(context: RunContext) -> RunLog:
     if store.run_exists(context.run_id):
         raise RunLogExistsError(context.run_id)
     parameters = initial_parameters(context.parameters_file or None, os.environ)
+    if context.use_cached:
+        from magnus import rerun
+
+        original = rerun.require_original(context)
+        # The original's starting point, with what this re-run was explicitly given on top.
+        started_with = original.run_config.get("initial_parameters", original.parameters)
+        parameters = {**started_with, **parameters}
+    context.initial_parameters = parameters
     context.environment = identity.environment_identity()
     store.create_run_log(
         context.run_id,
@@ -144,6 +160,8 @@ def start_run(context: RunContext) -> RunLog:
         status=PROCESSING,
     )
     store.set_parameters(context.run_id, parameters)
+    if context.use_cached:
+        context.catalog.sync_between_runs(context.original_run_id, context.run_id)
     record_identity(context, store_diff=True)
     store.set_run_config(context.run_id, context.run_config())
     return store.get_run_log_by_id(context.run_id, full=False)
@@ -221,6 +239,12 @@ def context_for_run(
         dag=graph,
         dag_hash=dag_hash(graph),
     )
+    if store.run_exists(run_id):
+        # A process joining a run (a branch, an orchestrated step) shares its re-run setting.
+        head = store.get_run_log_by_id(run_id, full=False)
+        context.use_cached = head.use_cached
+        context.original_run_id = head.original_run_id
+        context.strict_cache = bool(head.run_config.get("strict_cache", False))
     return context
 
 

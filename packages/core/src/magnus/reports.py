@@ -95,6 +95,55 @@ def render_run_log(run_log: RunLog) -> None:
     _console().print(tree)
 
 
+def render_step(step: StepLog) -> None:
+    """One step's attempts, parameters, catalog entries and branches, as a tree."""
+    from rich.tree import Tree
+
+    tree = Tree(f"[bold]{step.internal_name}[/bold]")
+    _add_step(tree, step)
+    _console().print(tree)
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``3h``/``2d``/``30m``/``45s`` ago, or an ISO date or date-time."""
+    import re
+    from datetime import timedelta
+
+    from magnus.exceptions import ConfigurationError
+
+    now = now or datetime.now()
+    match = re.fullmatch(r"(\d+)\s*([smhdw])", text.strip())
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+        return now - timedelta(**{unit[match[2]]: int(match[1])})
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigurationError(
+            f"--since {text!r}: give a date (2026-11-26), a date and time, or an age like 3h or 2d"
+        ) from None
+
+
+def filter_runs(
+    run_logs: list[RunLog],
+    status: str | None = None,
+    tag: str | None = None,
+    since: str | None = None,
+) -> list[RunLog]:
+    """The runs that match every filter given."""
+    threshold = parse_since(since) if since else None
+    kept = []
+    for run_log in run_logs:
+        if status and run_log.status != status.upper():
+            continue
+        if tag is not None and run_log.tag != tag:
+            continue
+        if threshold and (not run_log.start_time or parse_time(run_log.start_time) < threshold):
+            continue
+        kept.append(run_log)
+    return kept
+
+
 def render_run_list(run_logs: list[RunLog]) -> None:
     """A table of runs, newest first."""
     from rich.table import Table

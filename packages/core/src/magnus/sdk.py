@@ -359,8 +359,6 @@ class Pipeline(BaseModel):
         from magnus.graph import build_graph
         from magnus.plugins import get_plugins
 
-        if use_cached:
-            raise ConfigurationError("Re-running a failed run (use_cached) is not available yet")
         logging.getLogger("magnus").setLevel(log_level.upper())
         plugins = get_plugins()
         graph = build_graph(self.definition(), plugins, source="the SDK pipeline")
@@ -370,6 +368,7 @@ class Pipeline(BaseModel):
             parameters_file=parameters_file,
             run_id=run_id,
             tag=tag,
+            use_cached=use_cached,
         )
         if not context.executor.traverses:
             import yaml

@@ -68,6 +68,12 @@ class BaseExecutor(BaseService):
         """Create the step's log and run the step: a leaf here, a composite's branches."""
         map_variables = map_variables or {}
         step_log = self.create_step_log(context, node, map_variables)
+        if context.use_cached and not node.is_terminal:
+            from magnus import rerun
+
+            original_step = rerun.reusable_step(context, node, step_log.internal_name)
+            if original_step is not None:
+                return rerun.reuse(context, node, step_log, original_step)
         if not node.is_terminal:
             # Stored before running so that a killed run shows where it stopped.
             context.run_log_store.add_step_log(step_log, context.run_id)

@@ -1,0 +1,94 @@
+"""The ``mocked`` executor: traverse the pipeline without running its tasks, except patched ones.
+
+Every task and stub is *mocked* -- recorded with ``mock: true`` and one SUCCESS attempt, its
+command not run, no catalog transfer, no parameter written -- unless ``patches`` names it. A
+patch replaces the step's command (``{command: "exit 0"}``, or another task type:
+``{command_type: shell, command: ...}``); the patched step runs normally. Patches name steps by
+internal name: ``train.left.fit`` (one step), ``report.map_variable_placeholder.render`` (that
+step in every element of a map), ``report.10.render`` (one element), or a bare ``fit`` (every step
+of that name). The most precise match wins.
+
+Uses: check a pipeline's shape and routing; unit-test traversal (patch a failing step to
+succeed); debug one step of a failed run with everything else mocked.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import Field
+
+from magnus.executors.leaf import execute_leaf
+from magnus.executors.local import LocalExecutor
+from magnus.nodes import ExecutableNode, TaskNode
+from magnus.runlog.models import SUCCESS, StepAttempt, StepLog, format_duration, format_time
+
+if TYPE_CHECKING:
+    from magnus.context import RunContext
+    from magnus.nodes import BaseNode
+
+
+class MockedExecutor(LocalExecutor):
+    """Runs only the patched steps; every other task and stub is recorded as mocked."""
+
+    service_name: ClassVar[str] = "mocked"
+
+    patches: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def patch_for(self, node: BaseNode, resolved_name: str) -> dict[str, Any] | None:
+        """The patch that applies to a step, most precise first."""
+        for key in (resolved_name, node.internal_name, node.name):
+            if key in self.patches:
+                return self.patches[key]
+        return None
+
+    def trigger_job(
+        self,
+        context: RunContext,
+        node: BaseNode,
+        step_log: StepLog,
+        map_variables: dict[str, Any] | None = None,
+    ) -> StepLog:
+        if not isinstance(node, ExecutableNode):
+            return super().trigger_job(context, node, step_log, map_variables)
+        patch = self.patch_for(node, step_log.internal_name)
+        if patch is not None:
+            return execute_leaf(
+                context, self._patched(context, node, patch), step_log, map_variables
+            )
+        return self._mock(context, node, step_log)
+
+    def _patched(
+        self, context: RunContext, node: ExecutableNode, patch: dict[str, Any]
+    ) -> BaseNode:
+        """A copy of the step with the patch's command (and task type, if it says one)."""
+        # The step's routing and catalog stay; a stub's free-form fields do not become a task's.
+        definition = ExecutableNode.definition(node)
+        if isinstance(node, TaskNode) and "command_type" not in patch:
+            definition["command_type"] = node.command_type
+            definition.update(node.executable.model_dump(mode="json"))
+        definition.update(patch)
+        definition.setdefault("command_type", "python")
+        return TaskNode.from_definition(
+            node.name, definition, node.internal_branch_name, context.plugins
+        )
+
+    @staticmethod
+    def _mock(context: RunContext, node: BaseNode, step_log: StepLog) -> StepLog:
+        now = datetime.now()
+        step_log.mock = True
+        context.plugins.notify("before_step", step_log=step_log, node=node, context=context)
+        step_log.attempts.append(
+            StepAttempt(
+                attempt_number=1,
+                start_time=format_time(now),
+                end_time=format_time(now),
+                duration=format_duration(now - now),
+                status=SUCCESS,
+            )
+        )
+        step_log.status = SUCCESS
+        context.plugins.notify("after_step", step_log=step_log, node=node, context=context)
+        context.run_log_store.add_step_log(step_log, context.run_id)
+        return step_log

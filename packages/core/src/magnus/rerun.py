@@ -1,0 +1,174 @@
+"""Re-running a failed run: which steps to reuse from the original, and what they carry over.
+
+A re-run has its own run id and records ``use_cached: true`` and ``original_run_id``. Its catalog
+starts as a copy of the original's; its initial parameters are the original's initial parameters
+overridden by any given explicitly for the re-run. Each step that succeeded in the original (by
+resolved internal name, so element by element inside maps) is *reused*: its log says
+``mock: true`` with no attempts, and what it produced is written again to its parameter scope.
+Everything else runs: the step that failed, the steps after it, and steps the original never
+reached.
+
+Before reusing a step, its definition (the hash of its node in the recorded graph) and the code
+identity are compared with the original's; a difference is recorded on the step log
+(``changed_since_original``) and shown, and with ``strict`` such a step runs again instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from magnus import scopes
+from magnus.exceptions import MagnusError, RunLogNotFoundError, StepLogNotFoundError
+from magnus.runlog.models import SUCCESS, StepLog
+
+if TYPE_CHECKING:
+    from magnus.context import RunContext
+    from magnus.graph import Graph
+    from magnus.nodes import BaseNode
+
+logger = logging.getLogger(__name__)
+
+
+class OriginalRunMissingError(MagnusError):
+    """The run to re-run is not in the run log store."""
+
+    def __init__(self, run_id: str, where: str) -> None:
+        super().__init__(
+            f"Expected a run log with id: {run_id} but it does not exist in the run log store "
+            f"({where}). If the original execution was in a different environment, ensure that "
+            "it is available in the current environment."
+        )
+
+
+@dataclass
+class Original:
+    """What this process knows of the run being re-run."""
+
+    run_id: str
+    graph: Graph | None = None
+    node_hashes: dict[str, str] = field(default_factory=dict)
+
+
+def node_hash(node: BaseNode) -> str:
+    """A hash of a step's full definition (composites: with everything inside them)."""
+    canonical = json.dumps(node.dump(), sort_keys=True, default=str)
+    return hashlib.sha1(canonical.encode("utf-8")).hexdigest()
+
+
+def load_original(context: RunContext) -> Original:
+    """The original run's recorded graph, loaded once per process."""
+    if context.original is not None:
+        return context.original
+    from magnus.graph import graph_from_dump
+
+    original = Original(context.original_run_id)
+    try:
+        dag = context.run_log_store.get_run_config(context.original_run_id).get("dag")
+        if dag:
+            original.graph = graph_from_dump(dag, context.plugins)
+    except MagnusError as exc:  # a graph we cannot rebuild only means we cannot compare
+        logger.warning("Cannot compare with the graph of run %s: %s", context.original_run_id, exc)
+    context.original = original
+    return original
+
+
+def require_original(context: RunContext) -> Any:
+    """The original run log (run-level); a clear error when it is not in this store."""
+    store = context.run_log_store
+    try:
+        return store.get_run_log_by_id(context.original_run_id, full=False)
+    except RunLogNotFoundError:
+        raise OriginalRunMissingError(
+            context.original_run_id, store.location(context.original_run_id)
+        ) from None
+
+
+def changes_since_original(
+    context: RunContext, node: BaseNode, original_step: StepLog
+) -> list[str]:
+    """What differs from the original for this step: its definition, the code."""
+    from magnus.graph import find_node
+
+    original = load_original(context)
+    changes = []
+    if original.graph is not None:
+        key = node.internal_name
+        if key not in original.node_hashes:
+            try:
+                original.node_hashes[key] = node_hash(find_node(original.graph, key)[1])
+            except MagnusError:
+                original.node_hashes[key] = ""
+        if original.node_hashes[key] != node_hash(node):
+            changes.append("definition")
+    if _identity(original_step.code_identities) != _identity(context.code_identities):
+        changes.append("code")
+    return changes
+
+
+def _identity(identities: list[Any]) -> tuple[Any, ...]:
+    """What makes code the same: the commit, whether the tree was clean, which files changed."""
+    if not identities:
+        return ()
+    code = identities[0]
+    return (code.code_identifier, code.code_identifier_dependable, code.code_identifier_message)
+
+
+def reusable_step(context: RunContext, node: BaseNode, resolved_name: str) -> StepLog | None:
+    """The original's log of this step when the step may be reused, else ``None``."""
+    try:
+        original_step = context.run_log_store.get_step_log(
+            resolved_name, context.original_run_id, full=False
+        )
+    except StepLogNotFoundError:
+        return None  # the original never reached it (0.5 crashed here)
+    if original_step.status != SUCCESS:
+        return None
+    changes = changes_since_original(context, node, original_step)
+    original_step.changed_since_original = changes  # type: ignore[attr-defined]
+    if changes and context.strict_cache:
+        logger.warning(
+            "%s changed since run %s (%s): running it again (--strict)",
+            resolved_name,
+            context.original_run_id,
+            ", ".join(changes),
+        )
+        return None
+    return original_step
+
+
+def reuse(
+    context: RunContext, node: BaseNode, step_log: StepLog, original_step: StepLog
+) -> StepLog:
+    """Record a step as reused from the original and carry over what it produced."""
+    changes: list[str] = getattr(original_step, "changed_since_original", [])
+    step_log.mock = True
+    step_log.status = SUCCESS
+    step_log.message = f"reused from run {context.original_run_id}"
+    step_log.reused_from = context.original_run_id  # type: ignore[attr-defined]
+    if changes:
+        step_log.changed_since_original = changes  # type: ignore[attr-defined]
+        step_log.message += f" ({' and '.join(changes)} changed since)"
+        logger.warning("%s: %s", step_log.internal_name, step_log.message)
+    produced = produced_by(original_step)
+    if produced:
+        step_log.output_parameters = produced  # type: ignore[attr-defined]
+    context.plugins.notify("before_step", step_log=step_log, node=node, context=context)
+    scopes.write_parameters(context.run_log_store, context.run_id, step_log.internal_name, produced)
+    context.plugins.notify("after_step", step_log=step_log, node=node, context=context)
+    context.run_log_store.add_step_log(step_log, context.run_id)
+    return step_log
+
+
+def produced_by(step_log: StepLog) -> dict[str, Any]:
+    """What a step wrote to its scope: a leaf's successful attempt, a composite's fan-in."""
+    recorded = getattr(step_log, "output_parameters", None)
+    if isinstance(recorded, dict):
+        return dict(recorded)
+    for attempt in reversed(step_log.attempts):
+        if attempt.status == SUCCESS:
+            return dict(attempt.output_parameters)
+    return {}
