@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.children import put_from_child
 from fixtures.s3_server import MotoServer, s3_client
 from magnus_catalog_s3.catalog import S3Catalog
 from magnus_catalog_s3.runlog import ChunkedS3RunLogStore
@@ -567,12 +568,6 @@ def test_server_killed_during_get_leaves_no_partial_file(
 # ------------------------------------------------------------------ clients and processes
 
 
-def _put_from_child(catalog: S3Catalog, folder: str) -> None:
-    """Runs in a spawned process: the unpickled catalog makes its own client."""
-    Path(folder, "child.txt").write_text("from the child")
-    catalog.put("child.txt", RUN, compute_data_folder=folder)
-
-
 def test_the_client_is_made_once_and_never_pickled(
     make_catalog: Callable[..., S3Catalog], work: Path, tmp_path: Path
 ) -> None:
@@ -591,7 +586,7 @@ def test_the_client_is_made_once_and_never_pickled(
     assert len(pickle.dumps(catalog)) < 2000
 
     context = multiprocessing.get_context("spawn")
-    process = context.Process(target=_put_from_child, args=(catalog, str(tmp_path)))
+    process = context.Process(target=put_from_child, args=(catalog, str(tmp_path), RUN))
     process.start()
     process.join(120)
     assert process.exitcode == 0

@@ -72,11 +72,11 @@ def test_built_ins_come_through_the_provider_hooks() -> None:
         family: sorted(
             n for n, e in plugins.services(family).items() if e.plugin == "magnus.builtins"
         )
-        for family in ("run_log_store", "catalog")
+        for family in ("run_log_store", "catalog", "executor")
     }
     assert builtin["run_log_store"] == ["buffered", "chunked-fs", "file-system"]
     assert builtin["catalog"] == ["do-nothing", "file-system"]
-    assert sorted(plugins.services("executor")) == ["local", "mocked"]
+    assert builtin["executor"] == ["local", "mocked"]
     assert sorted(plugins.services("task_type")) == ["notebook", "python", "shell"]
     entry = plugins.services("catalog")["file-system"]
     assert entry.distribution == "magnus-core"

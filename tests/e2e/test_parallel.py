@@ -304,3 +304,115 @@ def test_a_failing_single_node_runs_its_fail_step(project: Path, run_magnus: Any
     log = show_run("one-node", project)
     assert list(log["steps"]) == ["bad", "fail"]
     assert log["status"] == "FAIL"
+
+
+def test_orchestrators_pass_map_indices_and_retry_attempts(project: Path, run_magnus: Any) -> None:
+    """Argo's protocol: indices for map elements, one container per attempt."""
+    (project / "steps.py").write_text(
+        STEPS
+        + """
+
+def flaky_element(item: str):
+    marker = Path(f"tried-{item}")
+    if item == "b" and not marker.exists():
+        marker.write_text("")
+        raise RuntimeError("first attempt of b fails")
+    return {"got": item}
+"""
+    )
+    (project / "p.yaml").write_text(
+        "dag:\n  start_at: fan\n  steps:\n"
+        "    fan:\n      type: map\n      iterate_on: items\n      iterate_as: item\n"
+        "      next: success\n      branch:\n        start_at: work\n        steps:\n"
+        "          work: {type: task, command: steps.flaky_element, max_attempts: 2, next: success}\n"
+        "          success: {type: success}\n          fail: {type: fail}\n"
+        "    success: {type: success}\n    fail: {type: fail}\n"
+    )
+    (project / "params.yaml").write_text("items: [a, b.c, b]\n")
+    indices = project / "indices.json"
+    base = ["--file", "p.yaml", "-p", "params.yaml"]
+
+    def call(*args: str, code: int = 0, **env: str) -> None:
+        result = run_magnus(*args, *base, cwd=project, env={"MAGNUS_MAP_INDICES": "1", **env})
+        assert result.returncode == code, result.stdout + result.stderr
+
+    call("fan", "idx", "fan", "--mode", "out", MAGNUS_MAP_INDICES_FILE=str(indices))
+    assert json.loads(indices.read_text()) == [0, 1, 2]
+    for index in (0, 1, 2):
+        variable = json.dumps({"item": index})
+        if index == 2:  # element "b" fails once: attempt 1 must not route to the fail step
+            call(
+                "execute_single_node",
+                "idx",
+                "fan.map_variable_placeholder.work",
+                "--map-variable",
+                variable,
+                code=1,
+                MAGNUS_STEP_ATTEMPT="1",
+            )
+        call(
+            "execute_single_node",
+            "idx",
+            "fan.map_variable_placeholder.work",
+            "--map-variable",
+            variable,
+            MAGNUS_STEP_ATTEMPT="2" if index == 2 else "1",
+        )
+        call(
+            "execute_single_node",
+            "idx",
+            "fan.map_variable_placeholder.success",
+            "--map-variable",
+            variable,
+        )
+    call("fan", "idx", "fan", "--mode", "in")
+    call("execute_single_node", "idx", "success")
+    log = show_run("idx", project)
+    branches = log["steps"]["fan"]["branches"]
+    assert list(branches) == ["fan.a", "fan.b~2ec", "fan.b"]  # the same names as a local run
+    work = branches["fan.b"]["steps"]["fan.b.work"]
+    assert [(a["attempt_number"], a["status"]) for a in work["attempts"]] == [
+        (1, "FAIL"),
+        (2, "SUCCESS"),
+    ]
+    assert list(branches["fan.b"]["steps"]) == ["fan.b.work", "fan.b.success"]
+    assert log["parameters"]["got"] == ["a", "b.c", "b"]
+    assert log["status"] == "SUCCESS"
+
+    bad = run_magnus(
+        "execute_single_node",
+        "idx",
+        "fan.map_variable_placeholder.work",
+        "--map-variable",
+        json.dumps({"item": 7}),
+        *base,
+        cwd=project,
+        env={"MAGNUS_MAP_INDICES": "1"},
+    )
+    assert bad.returncode == 2 and "index 7 is out of range (3 elements)" in bad.stderr
+
+
+def test_a_failed_composite_fanned_in_reaches_the_fail_step(project: Path, run_magnus: Any) -> None:
+    _setup(project)
+    (project / "p.yaml").write_text(MAP.format(command="steps.die", on_failure=""))
+    env = {"MAGNUS_PRM_items": "[1]", "MAGNUS_PRM_how": '"exit"'}
+    base = ["--file", "p.yaml"]
+    assert (
+        run_magnus("fan", "cf", "fan", "--mode", "out", *base, cwd=project, env=env).returncode == 0
+    )
+    # element 1 "dies": its container exits non-zero and never ends its branch
+    run_magnus(
+        "execute_single_node",
+        "cf",
+        "fan.map_variable_placeholder.work",
+        "--map-variable",
+        '{"item": 1}',
+        *base,
+        cwd=project,
+        env=env,
+    )
+    result = run_magnus("fan", "cf", "fan", "--mode", "in", *base, cwd=project, env=env)
+    assert result.returncode == 1
+    log = show_run("cf", project)
+    assert log["steps"]["fan"]["status"] == "FAIL"
+    assert "fail" in log["steps"] and log["status"] == "FAIL"

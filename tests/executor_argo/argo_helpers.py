@@ -2,7 +2,7 @@
 
 Every rendered workflow is checked twice:
 
-* against Argo's published JSON schema (v4.1.2, ``../shared/argo/workflow-schema.json``) made
+* against Argo's published JSON schema (v4.1.2, ``tests/executor_argo/workflow-schema.json``) made
   *strict*: the published schema has no ``additionalProperties: false`` anywhere (a misspelt
   ``entrypont`` passes) and types Kubernetes IntOrString/Quantity fields as strings only (the
   valid ``retryStrategy.limit: 3`` fails). ``strict_schema`` fixes both, and test_schema.py
@@ -20,7 +20,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-SCHEMA_PATH = REPO.parent / "shared" / "argo" / "workflow-schema.json"
+SCHEMA_PATH = Path(__file__).resolve().parent / "workflow-schema.json"
 GOLDEN = HERE / "golden"
 PIPELINES = HERE / "pipelines"
 CONFIGS = HERE / "configs"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import helpers
-import pytest
 import yaml
 
 PIPELINE = {
@@ -20,13 +19,6 @@ PIPELINE = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "core's entrypoints.execute starts the run (creates the run log) before handing the "
-        "graph to the executor; it must skip start_run when the executor does not traverse"
-    ),
-)
 def test_execute_writes_the_workflow_and_creates_no_run_log(tmp_path: Path) -> None:
     (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(PIPELINE))
     config = {

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from magnus.catalog import (
     BaseCatalog,
-    _check_destination,
-    _check_run_id,
-    _safe_relative,
+    check_destination,
+    check_run_id,
     file_hash,
     is_execution_log,
+    safe_relative,
 )
 from magnus.exceptions import CatalogError
 from magnus.runlog.models import DataCatalog
@@ -74,7 +74,7 @@ class _Upload:
 
 def _pattern_segments(pattern: str, run_id: str, where: str) -> list[str]:
     """``pattern`` made relative and safe (as the file-system catalog does), split in segments."""
-    segments = _safe_relative(pattern, "pattern", run_id).split("/")
+    segments = safe_relative(pattern, "pattern", run_id).split("/")
     if not _TRAILING_RECURSION_MATCHES_FILES:
         for segment in segments:
             if "**" in segment and segment != "**":
@@ -150,7 +150,7 @@ class S3Catalog(S3Connection, BaseCatalog):
     # ------------------------------------------------------------------ helpers
 
     def _run_key(self, run_id: str, name: str = "") -> str:
-        _check_run_id(run_id)
+        check_run_id(run_id)
         return self.key(run_id, name)
 
     def _record(self, name: str, run_id: str, data_hash: str, stage: str) -> DataCatalog:
@@ -216,7 +216,7 @@ class S3Catalog(S3Connection, BaseCatalog):
         A match whose real path lies outside ``root`` (a symbolic link) refuses the whole put,
         as the file-system catalog does.
         """
-        relative = _safe_relative(pattern, "pattern", run_id)
+        relative = safe_relative(pattern, "pattern", run_id)
         try:
             candidates = sorted(root.glob(relative))
         except (ValueError, OSError) as exc:
@@ -317,7 +317,7 @@ class S3Catalog(S3Connection, BaseCatalog):
                 f"The compute data folder {source_root} does not exist (putting {name!r} for "
                 f"run {run_id!r}); magnus does not create it for you"
             )
-        _check_run_id(run_id)
+        check_run_id(run_id)
         matches = self._local_matches(source_root, name, run_id)
         if not matches:
             raise CatalogError(
@@ -347,8 +347,8 @@ class S3Catalog(S3Connection, BaseCatalog):
 
     def put_file(self, path: Path, catalog_name: str, run_id: str) -> DataCatalog:
         """Upload one file from anywhere to ``<run_id>/<catalog_name>`` (execution logs...)."""
-        relative = _safe_relative(catalog_name, "catalog name", run_id)
-        _check_run_id(run_id)
+        relative = safe_relative(catalog_name, "catalog name", run_id)
+        check_run_id(run_id)
         source = Path(path)
         if not source.is_file():
             raise CatalogError(
@@ -398,7 +398,7 @@ class S3Catalog(S3Connection, BaseCatalog):
         targets: dict[str, Path] = {}
         for relative in matches:
             target = destination / relative
-            _check_destination(target, destination, f"getting {name!r}", run_id)
+            check_destination(target, destination, f"getting {name!r}", run_id)
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -495,7 +495,7 @@ class S3Catalog(S3Connection, BaseCatalog):
         """Copy the previous run's objects (not its execution logs) server-side into this run."""
         previous_folder = self._run_key(previous_run_id) + "/"
         doing = f"Cannot sync the catalog of run {previous_run_id!r} into run {run_id!r}"
-        _check_run_id(run_id)
+        check_run_id(run_id)
         stored = self._list_run(previous_run_id, doing)
         if not stored:
             raise CatalogError(f"{doing}: no objects under {self.url(previous_folder)}")

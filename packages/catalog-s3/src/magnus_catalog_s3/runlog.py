@@ -34,8 +34,6 @@ from magnus.exceptions import (
     RunLogStoreError,
     StepLogNotFoundError,
 )
-from magnus.runlog._files import encode_name, encode_run_id
-from magnus.runlog._memory import new_run_log, set_status, sort_runs
 from magnus.runlog.base import BaseRunLogStore, parent_branch_name, parent_step_name
 from magnus.runlog.chunked import (
     BRANCH,
@@ -43,10 +41,12 @@ from magnus.runlog.chunked import (
     PARAMETER,
     RUN_FILE,
     STEP,
-    _chunk_kind_and_name,
-    _next_stamp,
     chunk_file_name,
+    chunk_kind_and_name,
+    next_stamp,
 )
+from magnus.runlog.files import encode_name, encode_run_id
+from magnus.runlog.memory import new_run_log, set_status, sort_runs
 from magnus.runlog.models import PROCESSING, BranchLog, RunLog, StepLog
 from magnus_catalog_s3.connection import S3Connection, error_code, remote_errors
 
@@ -265,7 +265,7 @@ class ChunkedS3RunLogStore(S3Connection, BaseRunLogStore):
             listed += encode_name(under + ".").partition("^")[0]
         keys = []
         for key in self._list(listed):
-            parsed = _chunk_kind_and_name(key[len(folder) :])
+            parsed = chunk_kind_and_name(key[len(folder) :])
             if parsed is None or parsed[0] != kind:
                 continue
             if under is not None and not parsed[1].startswith(under + "."):
@@ -356,7 +356,7 @@ class ChunkedS3RunLogStore(S3Connection, BaseRunLogStore):
         self._write_head(run_log)
         writes: list[tuple[str, dict[str, Any], int]] = []
         for name, value in run_log.parameters.items():
-            writes.append((self._chunk_key(run_id, PARAMETER, name), {name: value}, _next_stamp()))
+            writes.append((self._chunk_key(run_id, PARAMETER, name), {name: value}, next_stamp()))
         # Depth first, stamping in dict order: each parent's children get increasing stamps,
         # which is all that assembly needs to restore their order.
         pending: list[StepLog | BranchLog] = list(reversed(run_log.steps.values()))
@@ -370,7 +370,7 @@ class ChunkedS3RunLogStore(S3Connection, BaseRunLogStore):
                 key = self._chunk_key(run_id, BRANCH, item.internal_name)
                 record = item.model_dump(exclude={"steps"})
                 children = list(item.steps.values())
-            writes.append((key, record, _next_stamp()))
+            writes.append((key, record, next_stamp()))
             pending.extend(reversed(children))
         self._map(lambda write: self._write_chunk(*write), writes)
         # The put log replaces the stored one entirely: records it does not have go.
@@ -415,7 +415,7 @@ class ChunkedS3RunLogStore(S3Connection, BaseRunLogStore):
         def write(item: tuple[str, Any]) -> None:
             key = self._chunk_key(run_id, PARAMETER, item[0])
             stamp = self._stamp_of(key)
-            self._write_chunk(key, {item[0]: item[1]}, _next_stamp() if stamp is None else stamp)
+            self._write_chunk(key, {item[0]: item[1]}, next_stamp() if stamp is None else stamp)
 
         self._map(write, list(parameters.items()))
 
@@ -447,7 +447,7 @@ class ChunkedS3RunLogStore(S3Connection, BaseRunLogStore):
             parent = parent_branch_name(step_log.internal_name)
             if parent and not self._exists(self._chunk_key(run_id, BRANCH, parent)):
                 raise BranchLogNotFoundError(run_id, parent)
-            stamp = _next_stamp()
+            stamp = next_stamp()
         self._write_chunk(key, step_log.model_dump(exclude={"branches"}), stamp)
 
     def get_branch_log(
@@ -476,5 +476,5 @@ class ChunkedS3RunLogStore(S3Connection, BaseRunLogStore):
             parent = parent_step_name(branch_log.internal_name)
             if not self._exists(self._chunk_key(run_id, STEP, parent)):
                 raise StepLogNotFoundError(run_id, parent)
-            stamp = _next_stamp()
+            stamp = next_stamp()
         self._write_chunk(key, branch_log.model_dump(exclude={"steps"}), stamp)

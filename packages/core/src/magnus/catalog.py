@@ -155,7 +155,7 @@ def copy_with_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> 
     return digest.hexdigest()
 
 
-def _safe_relative(path: str, what: str, run_id: str) -> str:
+def safe_relative(path: str, what: str, run_id: str) -> str:
     """``path`` normalised to a relative POSIX path that stays inside its folder.
 
     Raises ``CatalogError`` for an empty or absolute path or one whose ``..`` segments climb out.
@@ -174,7 +174,7 @@ def _safe_relative(path: str, what: str, run_id: str) -> str:
     return normalised
 
 
-def _check_destination(target: Path, root: Path, what: str, run_id: str) -> None:
+def check_destination(target: Path, root: Path, what: str, run_id: str) -> None:
     """Refuse to write ``target`` when an existing folder on its way links outside ``root``.
 
     ``root`` must be resolved. Only the parent is resolved: when ``target`` itself is a link,
@@ -187,7 +187,7 @@ def _check_destination(target: Path, root: Path, what: str, run_id: str) -> None
         )
 
 
-def _check_run_id(run_id: str) -> None:
+def check_run_id(run_id: str) -> None:
     # The run id becomes a folder name; one that is not a single plain segment could escape.
     if not run_id or run_id in (".", "..") or any(char in run_id for char in ("/", "\\", "\0")):
         raise CatalogError(f"Run id {run_id!r} cannot name a catalog folder")
@@ -268,7 +268,7 @@ class FileSystemCatalog(BaseCatalog):
         return Path(self.catalog_location).resolve()
 
     def _run_folder(self, run_id: str) -> Path:
-        _check_run_id(run_id)
+        check_run_id(run_id)
         return self._catalog_root() / run_id
 
     def _record(self, name: str, run_id: str, data_hash: str, stage: str) -> DataCatalog:
@@ -289,7 +289,7 @@ class FileSystemCatalog(BaseCatalog):
         refuses the whole transfer: copying the other files would hide that the step asked for
         something it must not have.
         """
-        relative = _safe_relative(pattern, "pattern", run_id)
+        relative = safe_relative(pattern, "pattern", run_id)
         try:
             candidates = sorted(root.glob(relative))
         except (ValueError, OSError) as exc:
@@ -345,7 +345,7 @@ class FileSystemCatalog(BaseCatalog):
         for relative, source in matches.items():
             target = destination / relative
             try:
-                _check_destination(target, destination, f"getting {name!r}", run_id)
+                check_destination(target, destination, f"getting {name!r}", run_id)
                 data_hash = copy_with_hash(source, target)
             except OSError as exc:
                 raise CatalogError(
@@ -415,12 +415,12 @@ class FileSystemCatalog(BaseCatalog):
     def _store(source: Path, target: Path, run_folder: Path, run_id: str) -> str:
         """Copy ``source`` to ``target`` inside ``run_folder``; return the content's hash."""
         run_folder.mkdir(parents=True, exist_ok=True)
-        _check_destination(target, run_folder, f"putting {target.name!r}", run_id)
+        check_destination(target, run_folder, f"putting {target.name!r}", run_id)
         return copy_with_hash(source, target)
 
     def put_file(self, path: Path, catalog_name: str, run_id: str) -> DataCatalog:
         """Copy one file from anywhere to ``<run_id>/<catalog_name>`` in the catalog."""
-        relative = _safe_relative(catalog_name, "catalog name", run_id)
+        relative = safe_relative(catalog_name, "catalog name", run_id)
         run_folder = self._run_folder(run_id)
         source = Path(path)
         if not source.is_file():

@@ -207,6 +207,8 @@ def _run(context: Any) -> None:
         sys.exit(130)
     finally:
         context.plugins.unregister(REPORTER_NAME)
+    if run_log is None:
+        return  # rendered for an orchestrator: the executor said where
     print_summary(run_log, context)
     if run_log.status != SUCCESS:
         sys.exit(1)

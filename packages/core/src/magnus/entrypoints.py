@@ -167,12 +167,20 @@ def start_run(context: RunContext) -> RunLog:
     return store.get_run_log_by_id(context.run_id, full=False)
 
 
-def execute(context: RunContext) -> RunLog:
-    """Run the whole pipeline of ``context`` and return its complete run log."""
+def execute(context: RunContext) -> RunLog | None:
+    """Run the whole pipeline of ``context`` and return its complete run log.
+
+    An executor that does not traverse (it renders the pipeline for an orchestrator) gets the
+    graph and nothing else: no run log is created, nothing runs, and ``None`` is returned.
+    """
     for warning in check_compatibility(context):
         logger.warning(warning.message)
     for service in _services(context):
         context.plugins.hook.configure_for_traversal(executor=context.executor, service=service)
+    if not context.executor.traverses:
+        assert context.dag is not None
+        context.executor.execute_graph(context, context.dag)
+        return None
     if context.executor.runs_in_one_process:
         # Steps execute in this very process: it is also where they need their services adapted.
         prepare_for_execution(context)
@@ -248,6 +256,55 @@ def context_for_run(
     return context
 
 
+MAP_INDICES_ENV = "MAGNUS_MAP_INDICES"
+MAP_INDICES_FILE_ENV = "MAGNUS_MAP_INDICES_FILE"
+
+
+def resolve_map_indices(
+    context: RunContext, internal_name: str, map_variables: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Map values from indices, when an orchestrator passes indices (``MAGNUS_MAP_INDICES=1``).
+
+    Orchestrators pass each enclosing map's element by index (parameters have size limits); the
+    element is read from the map step's ``map_values`` in the run log, outermost map first, so
+    names and ``MAGNUS_MAP_VARIABLE`` are exactly those of a local run. ``internal_name`` is the
+    step or branch whose enclosing maps the indices are for.
+    """
+    from magnus.exceptions import MagnusError
+    from magnus.graph import enclosing_maps
+    from magnus.naming import resolve
+
+    if not map_variables or os.environ.get(MAP_INDICES_ENV, "") in ("", "0"):
+        return dict(map_variables or {})
+    assert context.dag is not None
+    maps = enclosing_maps(context.dag, internal_name + ".x")  # the name's own maps included
+    values: dict[str, Any] = {}
+    for node in maps:
+        if node.iterate_as not in map_variables:
+            raise MagnusError(f"--map-variable has no index for map {node.internal_name!r}")
+        index = map_variables[node.iterate_as]
+        step_name = resolve(node.internal_name, values)
+        step_log = context.run_log_store.get_step_log(step_name, context.run_id, full=False)
+        elements = getattr(step_log, "map_values", None)
+        if not isinstance(index, int) or not isinstance(elements, list):
+            raise MagnusError(f"map {step_name!r}: {index!r} is not an index of its elements")
+        if not 0 <= index < len(elements):
+            raise MagnusError(
+                f"map {step_name!r}: index {index} is out of range ({len(elements)} elements)"
+            )
+        values[node.iterate_as] = elements[index]
+    return values
+
+
+def _run_fail_step_after(
+    context: RunContext, graph: Any, node: Any, map_variables: dict[str, Any] | None
+) -> None:
+    """When a failure leads to its graph's fail step, run it: the run (or branch) ends FAIL."""
+    following = graph.next_after(node, failed=True)
+    if following.node_type == "fail":
+        context.executor.execute_from_graph(context, following, map_variables)
+
+
 def _enter(context: RunContext) -> Any:
     """Set up this process for running steps of ``context``'s run; returns the reset token."""
     for warning in check_compatibility(context):
@@ -269,6 +326,7 @@ def execute_single_node(
     An orchestrator renders on_failure routes as dependencies, but a graph's own fail step is not
     a task of its own: running it here is what makes the run (or branch) end FAIL.
     """
+    from magnus.executors.leaf import ATTEMPT_ENV
     from magnus.graph import find_node
     from magnus.naming import from_command_line
     from magnus.runlog.models import FAIL
@@ -277,11 +335,13 @@ def execute_single_node(
     graph, node = find_node(context.dag, from_command_line(step_name))
     token = _enter(context)
     try:
+        map_variables = resolve_map_indices(context, node.internal_name, map_variables)
         step_log = context.executor.execute_from_graph(context, node, map_variables)
-        if step_log.status == FAIL and not node.is_terminal:
-            following = graph.next_after(node, failed=True)
-            if following.node_type == "fail":
-                context.executor.execute_from_graph(context, following, map_variables)
+        attempt = int(os.environ.get(ATTEMPT_ENV, "1") or 1)
+        # The orchestrator retries a failed attempt; only the last one routes to failure.
+        last_attempt = attempt >= getattr(node, "max_attempts", 1)
+        if step_log.status == FAIL and not node.is_terminal and last_attempt:
+            _run_fail_step_after(context, graph, node, map_variables)
     finally:
         current_run.reset(token)
     return step_log
@@ -299,6 +359,7 @@ def execute_single_branch(
     graph = find_branch(context.dag, from_command_line(branch_name))
     token = _enter(context)
     try:
+        map_variables = resolve_map_indices(context, graph.internal_branch_name, map_variables)
         context.executor.execute_graph(context, graph, map_variables)
     finally:
         current_run.reset(token)
@@ -313,28 +374,38 @@ def fan(
     context: RunContext, step_name: str, mode: str, map_variables: dict[str, Any] | None = None
 ) -> StepLog:
     """Fan a composite step out (create its step and branch logs) or in (decide its status)."""
+    import json
+
     from magnus.composites import CompositeNode
     from magnus.exceptions import MagnusError
     from magnus.graph import find_node
     from magnus.naming import from_command_line, resolve
+    from magnus.runlog.models import FAIL
 
     assert context.dag is not None
-    _, node = find_node(context.dag, from_command_line(step_name))
+    graph, node = find_node(context.dag, from_command_line(step_name))
     if not isinstance(node, CompositeNode):
         raise MagnusError(f"Step {node.internal_name!r} is a {node.node_type}, not a composite")
-    map_variables = map_variables or {}
+    if mode not in ("in", "out"):
+        raise MagnusError(f"fan mode must be 'in' or 'out', not {mode!r}")
     store = context.run_log_store
     token = _enter(context)
     try:
+        # A map's own elements are not in its --map-variable: only its enclosing maps' are.
+        map_variables = resolve_map_indices(context, node.internal_name, map_variables)
         if mode == "out":
             step_log = context.executor.create_step_log(context, node, map_variables)
             store.add_step_log(step_log, context.run_id)
-            node.fan_out(context, map_variables)
+            runs = node.fan_out(context, map_variables)
+            indices_file = os.environ.get(MAP_INDICES_FILE_ENV)
+            if indices_file:
+                Path(indices_file).write_text(json.dumps(list(range(len(runs)))))
             return store.get_step_log(
                 resolve(node.internal_name, map_variables), context.run_id, full=False
             )
-        if mode == "in":
-            return node.fan_in(context, map_variables)
-        raise MagnusError(f"fan mode must be 'in' or 'out', not {mode!r}")
+        step_log = node.fan_in(context, map_variables)
+        if step_log.status == FAIL:
+            _run_fail_step_after(context, graph, node, map_variables)
+        return step_log
     finally:
         current_run.reset(token)

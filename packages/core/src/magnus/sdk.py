@@ -371,22 +371,21 @@ class Pipeline(BaseModel):
             use_cached=use_cached,
         )
         if not context.executor.traverses:
+            # An orchestrator's containers load the pipeline from a file: write it, then render.
             import yaml
 
             Path(output_pipeline_definition).write_text(
                 yaml.safe_dump({"dag": self.definition()}, sort_keys=False)
             )
-            logger.warning(
-                "Wrote %s for the %s executor",
-                output_pipeline_definition,
-                context.executor.service_name,
-            )
+            context.pipeline_file = output_pipeline_definition
+            entrypoints.execute(context)
             return None
         plugins.register(ConsoleReporter(), REPORTER_NAME)
         try:
             run_log = entrypoints.execute(context)
         finally:
             plugins.unregister(REPORTER_NAME)
+        assert run_log is not None  # a traversing executor always returns the run log
         if os.environ.get("MAGNUS_QUIET") is None:
             print_summary(run_log, context)
         return run_log

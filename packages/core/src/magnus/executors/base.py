@@ -50,10 +50,26 @@ class BaseExecutor(BaseService):
     def create_step_log(
         self, context: RunContext, node: BaseNode, map_variables: dict[str, Any] | None
     ) -> StepLog:
-        """A new PROCESSING step log for ``node`` with this process' code identity."""
-        step_log = context.run_log_store.create_step_log(
-            node.name, resolve(node.internal_name, map_variables)
-        )
+        """A PROCESSING step log for ``node`` with this process' code identity.
+
+        When an orchestrator retries a step (``MAGNUS_STEP_ATTEMPT`` above 1), the log of its
+        earlier attempts is continued, so every attempt is recorded once.
+        """
+        import os
+
+        from magnus.exceptions import StepLogNotFoundError
+        from magnus.executors.leaf import ATTEMPT_ENV
+
+        name = resolve(node.internal_name, map_variables)
+        if int(os.environ.get(ATTEMPT_ENV, "1") or 1) > 1 and not node.is_composite:
+            try:
+                step_log = context.run_log_store.get_step_log(name, context.run_id, full=False)
+            except StepLogNotFoundError:
+                pass
+            else:
+                step_log.status = PROCESSING
+                return step_log
+        step_log = context.run_log_store.create_step_log(node.name, name)
         step_log.step_type = node.node_type
         step_log.status = PROCESSING
         step_log.code_identities = [identity.model_copy() for identity in context.code_identities]

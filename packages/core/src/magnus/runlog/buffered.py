@@ -9,7 +9,7 @@ from typing import ClassVar
 from pydantic import PrivateAttr
 
 from magnus.exceptions import RunLogExistsError, RunLogNotFoundError
-from magnus.runlog._memory import WholeRunLogStore
+from magnus.runlog.memory import WholeRunLogStore
 from magnus.runlog.models import RunLog
 
 

@@ -11,7 +11,7 @@ Layout of ``<log_folder>/<run_id>/``:
 One folder per kind of record: reading the parameters (which every step does) lists only the
 parameters, whatever the number of steps and branches.
 
-Names in file names are encoded by :func:`magnus.runlog._files.encode_name` and matched exactly.
+Names in file names are encoded by :func:`magnus.runlog.files.encode_name` and matched exactly.
 Every chunk other than ``RunLog.json`` is ``{"created_ns": <int>, "record": {...}}``: the
 creation time orders records on assembly and is kept when a chunk is rewritten.
 """
@@ -34,7 +34,8 @@ from magnus.exceptions import (
     RunLogStoreError,
     StepLogNotFoundError,
 )
-from magnus.runlog._files import (
+from magnus.runlog.base import BaseRunLogStore, parent_branch_name, parent_step_name
+from magnus.runlog.files import (
     decode_name,
     encode_name,
     encode_run_id,
@@ -44,8 +45,7 @@ from magnus.runlog._files import (
     validate,
     write_json,
 )
-from magnus.runlog._memory import new_run_log, set_status, sort_runs
-from magnus.runlog.base import BaseRunLogStore, parent_branch_name, parent_step_name
+from magnus.runlog.memory import new_run_log, set_status, sort_runs
 from magnus.runlog.models import PROCESSING, BranchLog, RunLog, StepLog
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ _stamp_guard = threading.Lock()
 _last_stamp = 0
 
 
-def _next_stamp() -> int:
+def next_stamp() -> int:
     """Nanoseconds since the epoch, strictly increasing within this process.
 
     Two chunks created by one process in the same clock tick must still sort in creation order.
@@ -78,7 +78,7 @@ def chunk_file_name(kind: str, name: str) -> str:
     return f"{kind}-{encode_name(name)}{_SUFFIX}"
 
 
-def _chunk_kind_and_name(file_name: str) -> tuple[str, str] | None:
+def chunk_kind_and_name(file_name: str) -> tuple[str, str] | None:
     """The kind and decoded name of a chunk file; ``None`` for any other file."""
     kind, dash, rest = file_name.partition("-")
     if not dash or kind not in (PARAMETER, STEP, BRANCH) or not rest.endswith(_SUFFIX):
@@ -168,7 +168,7 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
             try:
                 created_ns = cls._read_chunk(path)[0]
             except FileNotFoundError:
-                created_ns = _next_stamp()
+                created_ns = next_stamp()
         write_json(path, {"created_ns": created_ns, "record": record})
 
     def _list_folder(self, run_id: str, kind: str) -> list[str]:
@@ -186,7 +186,7 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
             file_names = self._list_folder(run_id, kind)
         except RunLogNotFoundError:
             return []
-        parsed = (_chunk_kind_and_name(f) for f in file_names)
+        parsed = (chunk_kind_and_name(f) for f in file_names)
         return [p[1] for p in parsed if p is not None and p[0] == kind]
 
     def _read_chunks(self, run_id: str, kind: str, under: str | None = None) -> list[_Chunk]:
@@ -197,7 +197,7 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
         folder = self._folder(run_id) / KIND_FOLDERS[kind]
         chunks = []
         for file_name in self._list_folder(run_id, kind):
-            parsed = _chunk_kind_and_name(file_name)
+            parsed = chunk_kind_and_name(file_name)
             if parsed is None or parsed[0] != kind:
                 continue
             if under is not None and not parsed[1].startswith(under + "."):
@@ -296,7 +296,7 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
             written = set()
             for key, value in run_log.parameters.items():
                 path = self._chunk(run_id, PARAMETER, key)
-                self._write_chunk(path, {key: value}, _next_stamp())
+                self._write_chunk(path, {key: value}, next_stamp())
                 written.add(path)
             # Depth first, stamping as we go: each step's branches and each branch's steps
             # get increasing stamps in their dict order, which is all assembly needs.
@@ -311,7 +311,7 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
                     path = self._chunk(run_id, BRANCH, item.internal_name)
                     record = item.model_dump(exclude={"steps"})
                     children = list(item.steps.values())
-                self._write_chunk(path, record, _next_stamp())
+                self._write_chunk(path, record, next_stamp())
                 written.add(path)
                 pending.extend(reversed(children))
             # The put log replaces the stored one entirely: records it does not have go.

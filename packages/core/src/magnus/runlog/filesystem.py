@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from magnus.exceptions import RunLogExistsError, RunLogNotFoundError
-from magnus.runlog._files import (
+from magnus.runlog.files import (
     encode_run_id,
     ensure_folder,
     exclusive_lock,
@@ -16,7 +16,7 @@ from magnus.runlog._files import (
     validate,
     write_json,
 )
-from magnus.runlog._memory import WholeRunLogStore
+from magnus.runlog.memory import WholeRunLogStore
 from magnus.runlog.models import RunLog
 
 
