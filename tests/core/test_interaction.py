@@ -162,3 +162,61 @@ def test_sys_exit_in_a_task_ends_the_task_not_the_run(project: Path, user_module
     assert run_log is not None and run_log.status == "FAIL"
     assert run_log.steps["fine"].status == "SUCCESS"
     assert run_log.steps["bad"].attempts[0].message == "exiting.bad called sys.exit(3)"
+
+
+class _Lines:
+    """A third-party serializer: one repr per line."""
+
+    service_name = "lines"
+    suffix = "txt"
+
+    def dump(self, obj: Any, path: Path) -> None:
+        path.write_text("\n".join(map(str, obj)))
+
+    def load(self, path: Path) -> Any:
+        return path.read_text().splitlines()
+
+
+class _SerializerPlugin:
+    @magnus.hookimpl
+    def register_object_serializers(self) -> list[type]:
+        return [_Lines]
+
+
+def test_objects_through_pluggable_serializers(project: Path, user_module: Any) -> None:
+    from magnus.plugins import get_plugins
+
+    user_module(
+        "objects_steps",
+        "import magnus\n"
+        "def put():\n"
+        "    magnus.put_object({'a': [1, 2]}, 'model')\n"
+        "    magnus.put_object({'b': 3}, 'config', serializer='json')\n"
+        "    magnus.put_object([1, 2], 'listing', serializer='lines')\n"
+        "def get():\n"
+        "    return {'model': magnus.get_object('model'),\n"
+        "            'config': magnus.get_object('config', serializer='json'),\n"
+        "            'listing': magnus.get_object('listing', serializer='lines')}\n"
+        "def unknown():\n"
+        "    magnus.put_object(1, 'x', serializer='yaml')\n",
+    )
+    get_plugins().register(_SerializerPlugin(), "lines-serializer")
+    try:
+        run_log = Pipeline(
+            steps=[
+                PythonTask(name="put", function="objects_steps.put"),
+                PythonTask(name="get", function="objects_steps.get"),
+                PythonTask(name="unknown", function="objects_steps.unknown"),
+            ]
+        ).execute(run_id="objects")
+    finally:
+        get_plugins().unregister("lines-serializer")
+    assert run_log is not None
+    assert run_log.parameters == {"model": {"a": [1, 2]}, "config": {"b": 3}, "listing": ["1", "2"]}
+    stored = project / ".catalog" / "objects" / "config.json"
+    assert json.loads(stored.read_text()) == {"b": 3}
+    put = {e.name: e.data_hash for e in run_log.steps["put"].data_catalog}
+    assert put["config.json"] == hashlib.sha256(stored.read_bytes()).hexdigest()
+    assert {"model.pickle", "listing.txt"} <= set(put)
+    message = run_log.steps["unknown"].attempts[0].message
+    assert "No object_serializer service of type 'yaml'" in message and "json" in message

@@ -437,3 +437,22 @@ def test_filter_defaults_to_the_process_redactor() -> None:
     assert RedactingFilter()._redactor is get_redactor()
     assert RedactingStream(io.StringIO())._redactor is get_redactor()
     assert RedactingFilter().filter(record)
+
+
+def test_serving_many_secrets_compiles_the_pattern_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    from magnus import redaction
+
+    compiled: list[str] = []
+    real = re.compile
+    monkeypatch.setattr(redaction.re, "compile", lambda p, *a: compiled.append(p) or real(p, *a))
+    redactor = redaction.Redactor()
+    for i in range(200):
+        redactor.register(f"secret-value-{i:04d}")
+    assert compiled == []
+    assert (
+        redactor.redact_text("a secret-value-0199 b secret-value-0000") == "a ******** b ********"
+    )
+    assert redactor.redact_text("again secret-value-0007") == "again ********"
+    assert len(compiled) == 1

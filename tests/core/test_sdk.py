@@ -177,3 +177,15 @@ def test_ten_thousand_steps_run_without_recursion(project: Path) -> None:
     run_log = Pipeline(steps=steps).execute(configuration_file="buffered.yaml", run_id="long")
     assert run_log is not None and run_log.status == "SUCCESS"
     assert len(run_log.steps) == 10_001
+
+
+def test_notebook_task_is_a_notebook_step() -> None:
+    from magnus import NotebookTask
+
+    definition = Pipeline(
+        steps=[NotebookTask(name="nb", notebook="notebooks/a.ipynb", output_cell_tag="out")]
+    ).definition()
+    step = build_graph(definition, get_plugins()).nodes["nb"].dump()
+    assert step["command_type"] == "notebook" and step["command"] == "notebooks/a.ipynb"
+    assert step["output_cell_tag"] == "out"
+    assert step["notebook_output_path"] == "notebooks/a_out.ipynb"

@@ -19,6 +19,7 @@ _LAZY: dict[str, str] = {
     "Pipeline": "magnus.sdk",
     "PythonTask": "magnus.sdk",
     "ShellTask": "magnus.sdk",
+    "NotebookTask": "magnus.sdk",
     "Task": "magnus.sdk",
     "Stub": "magnus.sdk",
     "Parallel": "magnus.sdk",

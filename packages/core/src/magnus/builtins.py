@@ -54,6 +54,13 @@ def register_experiment_trackers() -> list[type]:
 
 
 @hookimpl
+def register_object_serializers() -> list[type]:
+    from magnus.objects import JsonSerializer, PickleSerializer
+
+    return [PickleSerializer, JsonSerializer]
+
+
+@hookimpl
 def register_task_types() -> list[type]:
     from magnus.notebook import NotebookTaskType
     from magnus.tasks import PythonTaskType, ShellTaskType

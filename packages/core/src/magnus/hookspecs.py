@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from magnus.executors.base import BaseExecutor
     from magnus.integration import Problem
     from magnus.nodes import BaseNode
+    from magnus.objects import BaseObjectSerializer
     from magnus.runlog.base import BaseRunLogStore
     from magnus.runlog.models import RunLog, StepLog
     from magnus.secrets import BaseSecrets
@@ -84,6 +85,11 @@ def register_secrets() -> list[type[BaseSecrets]]:  # type: ignore[empty-body]
 @hookspec
 def register_experiment_trackers() -> list[type[BaseExperimentTracker]]:  # type: ignore[empty-body]
     """Return experiment-tracker classes (``service_type = "experiment_tracker"``)."""
+
+
+@hookspec
+def register_object_serializers() -> list[type[BaseObjectSerializer]]:  # type: ignore[empty-body]
+    """Return serializers for ``put_object``/``get_object`` (``magnus.objects``), by name."""
 
 
 @hookspec
@@ -189,4 +195,5 @@ PROVIDER_HOOKS: dict[str, str] = {
     "secrets": "register_secrets",
     "experiment_tracker": "register_experiment_trackers",
     "task_type": "register_task_types",
+    "object_serializer": "register_object_serializers",
 }

@@ -5,9 +5,9 @@ Every function reads the current run and step from context variables (``magnus.c
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
-import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -91,24 +91,29 @@ def get_from_catalog(name: str, destination_folder: str | None = None) -> None:
     _record(run.catalog.get(name, run.run_id, compute_data_folder=destination_folder or None))
 
 
-def put_object(data: Any, name: str) -> None:
-    """Pickle ``data`` into the run's catalog as ``<name>.pickle``."""
+def _serializer(name: str) -> Any:
+    return require_run().plugins.service_class("object_serializer", name)()
+
+
+def put_object(data: Any, name: str, serializer: str = "pickle") -> None:
+    """Store ``data`` in the run's catalog as ``<name>.<suffix>`` (pickle by default)."""
     run = require_run()
+    chosen = _serializer(serializer)
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"{name}.pickle"
-        with path.open("wb") as handle:
-            pickle.dump(data, handle)
+        path = Path(folder) / f"{name}.{chosen.suffix}"
+        chosen.dump(data, path)
         _record([run.catalog.put_file(path, path.name, run.run_id)])
 
 
-def get_object(name: str) -> Any:
-    """The object stored by ``put_object(data, name)`` in this run."""
+def get_object(name: str, serializer: str = "pickle") -> Any:
+    """The object stored by ``put_object(data, name, serializer)`` in this run."""
     run = require_run()
+    chosen = _serializer(serializer)
+    file_name = f"{name}.{chosen.suffix}"
     with tempfile.TemporaryDirectory() as folder:
-        entries = run.catalog.get(f"{name}.pickle", run.run_id, compute_data_folder=folder)
+        entries = run.catalog.get(glob.escape(file_name), run.run_id, compute_data_folder=folder)
         _record(entries)
-        with (Path(folder) / f"{name}.pickle").open("rb") as handle:
-            return pickle.load(handle)
+        return chosen.load(Path(folder) / file_name)
 
 
 def get_secret(name: str) -> str:

@@ -41,8 +41,8 @@ T = TypeVar("T")
 class Redactor:
     """Remembers the secret values served in this process and masks them in text and data.
 
-    Thread-safe: registration takes a lock and swaps in a freshly compiled pattern; redaction
-    reads whichever pattern is current.
+    Thread-safe: registration takes a lock and only records the value; the pattern is compiled
+    again, once, by the next redaction (serving many secrets in a row stays linear).
     """
 
     def __init__(self) -> None:
@@ -51,6 +51,7 @@ class Redactor:
         self._forms: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
         self._max_length = 0
+        self._stale = False
         self._warned_short: set[str] = set()
 
     # ---------------------------------------------------------------------------------------------
@@ -77,20 +78,30 @@ class Redactor:
         if len(value) < MIN_SECRET_LENGTH:
             self._warn_short(name)
             return
-        forms = {value, *_json_forms(value)}
+        forms = {f for f in (value, *_json_forms(value)) if len(f) >= MIN_SECRET_LENGTH}
         with self._lock:
-            self._forms |= {f for f in forms if len(f) >= MIN_SECRET_LENGTH}
-            # Longest first: the regex alternation takes the first alternative that matches, so a
-            # secret containing another one is masked whole rather than in pieces.
-            ordered = sorted(self._forms, key=lambda f: (-len(f), f))
-            self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
-            self._max_length = len(ordered[0])
+            self._forms |= forms
+            self._max_length = max(self._max_length, *(len(f) for f in forms))
+            self._stale = True
+
+    def _current(self) -> re.Pattern[str] | None:
+        """The pattern of every form, compiled again if values were registered since."""
+        if self._stale:
+            with self._lock:
+                if self._stale:
+                    # Longest first: the alternation takes the first alternative that matches, so
+                    # a secret containing another one is masked whole rather than in pieces.
+                    ordered = sorted(self._forms, key=lambda f: (-len(f), f))
+                    self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
+                    self._stale = False
+        return self._pattern
 
     def clear(self) -> None:
         """Forget every registered value (for tests; a real process never forgets)."""
         with self._lock:
             self._forms = set()
             self._pattern = None
+            self._stale = False
             self._max_length = 0
             self._warned_short = set()
 
@@ -112,7 +123,7 @@ class Redactor:
 
     def redact_text(self, text: str) -> str:
         """``text`` with every served value replaced by :data:`MASK`."""
-        pattern = self._pattern
+        pattern = self._current()
         if pattern is None or not text:
             return text
         return pattern.sub(MASK, text)
@@ -123,7 +134,7 @@ class Redactor:
         Walks dicts (keys and values), lists, tuples (named ones keep their type), sets and
         strings; anything else is returned as it is, so convert models to JSON-ready data first.
         """
-        if self._pattern is None:
+        if not self._forms:
             return obj
         return self._walk(obj)
 
@@ -243,7 +254,7 @@ class RedactingStream(io.TextIOBase):
     def _settle(self, text: str) -> str:
         """The masked part of ``text`` that later writes cannot change; keeps the rest pending."""
         redactor = self._redactor
-        pattern = redactor._pattern
+        pattern = redactor._current()
         if pattern is None:
             self._pending = ""
             return text

@@ -189,6 +189,29 @@ class ShellTask(_Executable):
         return {"command_type": "shell", "command": self.command, **super()._fields()}
 
 
+class NotebookTask(_Executable):
+    """Runs a Jupyter notebook (needs ``magnus-core[notebook]``).
+
+    Parameters are injected into its ``parameters``-tagged cell; cells tagged ``output_cell_tag``
+    print dicts that become parameters; the executed notebook goes to the catalog.
+    """
+
+    notebook: str
+    notebook_output_path: str | None = None
+    output_cell_tag: str | None = None
+    optional_ploomber_args: dict[str, Any] | None = None
+
+    def _node_type(self) -> str:
+        return "task"
+
+    def _fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"command_type": "notebook", "command": self.notebook}
+        for key in ("notebook_output_path", "output_cell_tag", "optional_ploomber_args"):
+            if getattr(self, key) is not None:
+                fields[key] = getattr(self, key)
+        return {**fields, **super()._fields()}
+
+
 class Task(_Executable):
     """0.5's generic task: ``command`` with a ``command_type`` (python, shell, ...)."""
 

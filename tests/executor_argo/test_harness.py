@@ -1,0 +1,683 @@
+"""Rendered workflows run: the harness plays Argo, and the run log equals a local run's.
+
+Each pipeline is rendered with the argo executor, its run log store (``chunked-s3``) and
+catalog (``s3``) on the moto server, then played by ``argo_harness.play``: every container
+runs ``magnus execute_single_node`` or ``magnus fan`` in a process of its own, exactly as the
+pods would. The same pipeline then runs locally (``magnus execute``, executor ``local``) with
+the same stores, and the two run logs must be the same once what necessarily differs is set
+aside: run ids, times and durations, code identities, and the executor (and the name of the
+configuration file) in ``run_config``. Execution logs are compared by content, with the run id
+masked in it.
+
+The first tests check the harness itself on small synthetic workflows (no magnus inside).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from executor_argo.argo_harness import (
+    FAILED,
+    OMITTED,
+    SKIPPED,
+    SUCCEEDED,
+    HarnessError,
+    Result,
+    evaluate_depends,
+    play,
+)
+from executor_argo.argo_helpers import build_context
+from fixtures.s3_server import REGION, s3_client
+from helpers import run_magnus, show_run
+
+PIPELINES = Path(__file__).resolve().parent / "pipelines"
+
+
+# ============================================================================ the harness itself
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def _container(name: str, code: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "container": {"image": "python", "command": _python(code)}, **extra}
+
+
+def _workflow(templates: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"generateName": "harness-"},
+        "spec": {"entrypoint": "main", "templates": templates, **spec},
+    }
+
+
+def _dag(name: str, *tasks: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"name": name, "dag": {"tasks": list(tasks), **extra}}
+
+
+OK = _container("ok", "pass")
+BAD = _container("bad", "raise SystemExit(3)")
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("a.Succeeded", True),
+        ("a.Failed", False),
+        ("a.Failed || b.Failed", True),
+        ("a.Succeeded && b.Succeeded", False),
+        ("a.Succeeded && (b.Failed || b.Errored)", True),
+        ("(a.Failed || b.Failed) && !c.Skipped", False),
+        ("a.Failed || b.Failed && c.Skipped", True),  # && binds tighter than ||
+        ("a", True),  # a bare name: Succeeded, Skipped or Daemoned
+        ("c", True),
+        ("b", False),
+        ("fan-out.Failed || ((map.Succeeded || map.Failed || map.Skipped))", True),
+    ],
+)
+def test_depends_expressions(expression: str, expected: bool) -> None:
+    phases = {"a": "Succeeded", "b": "Failed", "c": "Skipped", "fan-out": "Succeeded"}
+    phases["map"] = "Skipped"
+    assert evaluate_depends(expression, lambda task, result: phases[task] == result) is expected
+
+
+@pytest.mark.parametrize("expression", ["a.Succeeded &&", "(a.Succeeded", "a.Good", "a ||| b"])
+def test_a_malformed_depends_is_an_error(expression: str) -> None:
+    with pytest.raises(HarnessError):
+        evaluate_depends(expression, lambda task, result: True)
+
+
+def test_a_failure_routes_through_depends_and_omitted_tasks(tmp_path: Path) -> None:
+    workflow = _workflow(
+        [
+            _dag(
+                "main",
+                {"name": "a", "template": "bad"},
+                {"name": "b", "template": "ok", "depends": "a.Succeeded"},
+                {"name": "c", "template": "ok", "depends": "a.Failed"},
+                {"name": "d", "template": "ok", "depends": "b.Succeeded || c.Succeeded"},
+            ),
+            OK,
+            BAD,
+        ]
+    )
+    result = play(workflow, cwd=tmp_path)
+    assert result.phase == SUCCEEDED, result.trace()
+    phases = result.phases()
+    assert phases["harness-harness.a"] == FAILED
+    assert phases["harness-harness.b"] == OMITTED
+    assert phases["harness-harness.c"] == phases["harness-harness.d"] == SUCCEEDED
+
+
+def test_an_omitted_target_inherits_the_failure(tmp_path: Path) -> None:
+    workflow = _workflow(
+        [
+            _dag(
+                "main",
+                {"name": "a", "template": "bad"},
+                {"name": "b", "template": "ok", "depends": "a.Succeeded"},
+                {"name": "c", "template": "ok", "depends": "b.Succeeded"},
+            ),
+            OK,
+            BAD,
+        ]
+    )
+    result = play(workflow, cwd=tmp_path)
+    assert result.phase == FAILED
+    assert [n.phase for n in result.nodes if n.kind == "Task"] == [OMITTED, OMITTED]
+
+
+def test_fail_fast_stops_new_waves_once_a_target_failed(tmp_path: Path) -> None:
+    tasks = [
+        {"name": "a", "template": "bad"},
+        {"name": "b", "template": "ok"},
+        {"name": "c", "template": "ok", "depends": "b.Succeeded"},
+    ]
+    stopped = play(_workflow([_dag("main", *tasks), OK, BAD]), cwd=tmp_path)
+    assert stopped.phase == FAILED
+    # a and b start together; c would come after a failed target: never started
+    assert [n.name for n in stopped.containers()] == ["harness-harness.a", "harness-harness.b"]
+    finished = play(_workflow([_dag("main", *tasks, failFast=False), OK, BAD]), cwd=tmp_path)
+    assert finished.phase == FAILED
+    assert len(finished.containers()) == 3
+
+
+def test_with_param_fans_out_over_an_output_file_each_pod_has_its_own(tmp_path: Path) -> None:
+    produce = _container(
+        "produce",
+        """
+        import os, pathlib
+        pathlib.Path(os.environ["OUT"]).write_text('[0, 1, "two"]')
+        """,
+        outputs={"parameters": [{"name": "list", "valueFrom": {"path": "/tmp/o.txt"}}]},
+    )
+    produce["container"]["env"] = [{"name": "OUT", "value": "/tmp/o.txt"}]
+    show = _container(
+        "show",
+        "import os; print(os.environ['SEEN'])",
+        inputs={"parameters": [{"name": "outer"}, {"name": "i"}]},
+    )
+    show["container"]["env"] = [
+        {"name": "SEEN", "value": "{{inputs.parameters.outer}}/{{inputs.parameters.i}}"}
+    ]
+    body = _dag(
+        "body",
+        {
+            "name": "each",
+            "template": "show",
+            "depends": "produce.Succeeded",
+            "withParam": "{{tasks.produce.outputs.parameters.list}}",
+            "arguments": {
+                "parameters": [
+                    {"name": "outer", "value": "{{inputs.parameters.outer}}"},
+                    {"name": "i", "value": "{{item}}"},
+                ]
+            },
+        },
+        {"name": "produce", "template": "produce"},
+        inputs={"parameters": [{"name": "outer"}]},
+    )
+    body["inputs"] = body["dag"].pop("inputs")
+    main = _dag(
+        "main",
+        {
+            "name": "body",
+            "template": "body",
+            "arguments": {"parameters": [{"name": "outer", "value": "{{workflow.parameters.o}}"}]},
+        },
+    )
+    workflow = _workflow(
+        [main, body, produce, show], arguments={"parameters": [{"name": "o", "value": "x"}]}
+    )
+    result = play(workflow, cwd=tmp_path, arguments={"o": "y"})
+    assert result.phase == SUCCEEDED, result.trace()
+    assert [n.stdout.strip() for n in result.containers("show")] == ["y/0", "y/1", "y/two"]
+    assert result.containers("produce")[0].env["OUT"] != "/tmp/o.txt"
+
+
+def test_an_empty_with_param_skips_the_task(tmp_path: Path) -> None:
+    produce = _container(
+        "produce",
+        "pass",  # writes nothing: the default is used
+        outputs={"parameters": [{"name": "l", "valueFrom": {"path": "/tmp/o", "default": "[]"}}]},
+    )
+    main = _dag(
+        "main",
+        {"name": "produce", "template": "produce"},
+        {
+            "name": "each",
+            "template": "ok",
+            "depends": "produce.Succeeded",
+            "withParam": "{{tasks.produce.outputs.parameters.l}}",
+        },
+        {"name": "after", "template": "ok", "depends": "each.Skipped"},
+    )
+    result = play(_workflow([main, produce, OK]), cwd=tmp_path)
+    assert result.phase == SUCCEEDED, result.trace()
+    assert result.phases()["harness-harness.each"] == SKIPPED
+    assert result.phases()["harness-harness.after"] == SUCCEEDED
+
+
+def test_retries_number_the_attempts(tmp_path: Path) -> None:
+    flaky = _container(
+        "flaky",
+        """
+        import os
+        print(os.environ["ATTEMPT"])
+        raise SystemExit(0 if os.environ["ATTEMPT"] == "3" else 1)
+        """,
+        retryStrategy={"limit": "3", "retryPolicy": "Always"},
+    )
+    flaky["container"]["env"] = [{"name": "ATTEMPT", "value": "{{=asInt(retries) + 1}}"}]
+    result = play(_workflow([_dag("main", {"name": "f", "template": "flaky"}), flaky]), cwd=tmp_path)
+    assert result.phase == SUCCEEDED
+    assert [(n.retries, n.stdout.strip(), n.phase) for n in result.containers()] == [
+        (0, "1", FAILED),
+        (1, "2", FAILED),
+        (2, "3", SUCCEEDED),
+    ]
+
+
+def test_secrets_come_from_secret_key_refs(tmp_path: Path) -> None:
+    reader = _container("reader", "import os; assert os.environ['PASSWORD'] == 's3cr3t'")
+    reference = {"secretKeyRef": {"name": "database", "key": "password"}}
+    reader["container"]["env"] = [{"name": "PASSWORD", "valueFrom": reference}]
+    workflow = _workflow([_dag("main", {"name": "r", "template": "reader"}), reader])
+    result = play(workflow, cwd=tmp_path, secrets={("database", "password"): "s3cr3t"})
+    assert result.phase == SUCCEEDED, result.trace()
+    with pytest.raises(HarnessError, match="no secret 'database'"):
+        play(workflow, cwd=tmp_path)
+
+
+def test_an_unresolved_reference_is_an_error(tmp_path: Path) -> None:
+    echo = _container("echo", "pass")
+    echo["container"]["env"] = [{"name": "X", "value": "{{inputs.parameters.missing}}"}]
+    with pytest.raises(HarnessError, match="cannot resolve"):
+        play(_workflow([_dag("main", {"name": "e", "template": "echo"}), echo]), cwd=tmp_path)
+    with pytest.raises(HarnessError, match="declares no parameter"):
+        play(_workflow([_dag("main"), echo]), cwd=tmp_path, arguments={"nope": "1"})
+
+
+# ============================================================================ pipelines on "Argo"
+
+pytestmark_e2e = pytest.mark.e2e
+
+#: what differs between any two runs: set aside when comparing run logs
+VOLATILE_KEYS = {"start_time", "end_time", "duration", "code_identities"}
+MASK = "<run-id>"
+
+
+@dataclass
+class Stage:
+    """A project whose run log store and catalog are on the moto server.
+
+    ``argo.yaml`` renders for Argo, ``local.yaml`` runs locally: same stores, same bucket.
+    """
+
+    root: Path
+    bucket: str
+    endpoint: str
+    check_workflow: Callable[[dict[str, Any]], None]
+
+    def render(self, pipeline: str, parameters_file: str = "") -> dict[str, Any]:
+        """The workflow ``magnus execute -f pipeline -c argo.yaml`` writes, checked."""
+        context = build_context(pipeline, "argo.yaml", parameters_file)
+        from magnus_executor_argo.render import render_document
+
+        document = render_document(context.executor, context)
+        self.check_workflow(document)
+        return document
+
+    def play(self, document: dict[str, Any], **kwargs: Any) -> Result:
+        """Play a rendered workflow in the project."""
+        return play(document, cwd=self.root, **kwargs)
+
+    def run_locally(
+        self,
+        pipeline: str,
+        run_id: str,
+        parameters_file: str = "",
+        env: dict[str, str] | None = None,
+    ) -> int:
+        """``magnus execute`` with the local executor; returns the exit status."""
+        extra = ["-p", parameters_file] if parameters_file else []
+        done = run_magnus(
+            "execute",
+            "-f",
+            pipeline,
+            "-c",
+            "local.yaml",
+            *extra,
+            "--run-id",
+            run_id,
+            cwd=self.root,
+            env=env,
+        )
+        assert done.returncode in (0, 1), done.stdout + done.stderr
+        return done.returncode
+
+    def show(self, run_id: str) -> dict[str, Any]:
+        """The run log, as ``magnus runs show --json`` prints it."""
+        return show_run(run_id, self.root, "-c", "local.yaml")
+
+    def normalised(self, log: dict[str, Any]) -> dict[str, Any]:
+        """``log`` without what differs between two runs of the same pipeline."""
+        run_id = log["run_id"]
+        log = copy.deepcopy(log)
+        client = s3_client(self.endpoint)
+        for step in _step_logs(log["steps"]):
+            for entry in step.get("data_catalog", []):
+                if ".execution.log" in entry["name"]:
+                    key = f"catalog/{entry['catalog_relative_path']}"
+                    body = client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                    masked = body.replace(run_id.encode(), MASK.encode())
+                    entry["data_hash"] = hashlib.sha256(masked).hexdigest()
+        config = log["run_config"]
+        config.pop("executor")
+        config.pop("configuration_file")
+        return _without(json.loads(json.dumps(log).replace(run_id, MASK)), VOLATILE_KEYS)
+
+
+def _step_logs(steps: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for step in steps.values():
+        yield step
+        for branch in step.get("branches", {}).values():
+            yield from _step_logs(branch.get("steps", {}))
+
+
+def _without(value: Any, keys: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list):
+        return [_without(item, keys) for item in value]
+    return value
+
+
+def differences(left: Any, right: Any, path: str = "") -> list[str]:
+    """Where two JSON values differ, one line each (for assertion messages)."""
+    if isinstance(left, dict) and isinstance(right, dict):
+        found: list[str] = []
+        for key in list(left) + [k for k in right if k not in left]:
+            if key not in left or key not in right:
+                found.append(f"{path}/{key}: only in {'argo' if key in left else 'local'}")
+            else:
+                found += differences(left[key], right[key], f"{path}/{key}")
+        return found
+    if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
+        return [d for i, (a, b) in enumerate(zip(left, right)) for d in differences(a, b, f"{path}[{i}]")]
+    return [] if left == right else [f"{path}: argo {left!r} != local {right!r}"]
+
+
+def assert_same_run(stage: Stage, argo_run: str, local_run: str) -> dict[str, Any]:
+    """The two run logs are the same, modulo what must differ; returns the argo run's log."""
+    argo, local = stage.show(argo_run), stage.show(local_run)
+    found = differences(stage.normalised(argo), stage.normalised(local))
+    assert not found, "the run logs differ:\n" + "\n".join(found[:40])
+    return argo
+
+
+def _config(executor: dict[str, Any], bucket: str, endpoint: str) -> dict[str, Any]:
+    connection = {"bucket": bucket, "endpoint_url": endpoint, "region": REGION, "max_attempts": 2}
+    return {
+        "executor": executor,
+        "run_log_store": {"type": "chunked-s3", "config": {**connection, "prefix": "run-logs"}},
+        "catalog": {"type": "s3", "config": {**connection, "prefix": "catalog"}},
+    }
+
+
+@pytest.fixture
+def stage(
+    project: Path,
+    s3_server: str,
+    s3_bucket: str,
+    check_workflow: Callable[[dict[str, Any]], None],
+) -> Stage:
+    """The project with ``argo.yaml`` and ``local.yaml`` on the moto server's bucket."""
+    argo = {"type": "argo", "config": {"image": "registry.example.com/magnus:harness"}}
+    for name, executor in (("argo.yaml", argo), ("local.yaml", {"type": "local"})):
+        config = _config(executor, s3_bucket, s3_server)
+        (project / name).write_text(yaml.safe_dump(config, sort_keys=False))
+    return Stage(project, s3_bucket, s3_server, check_workflow)
+
+
+def _write(stage: Stage, name: str, text: str) -> str:
+    (stage.root / name).write_text(textwrap.dedent(text))
+    return name
+
+
+def _played(stage: Stage, document: dict[str, Any], phase: str, **kwargs: Any) -> Result:
+    result = stage.play(document, **kwargs)
+    assert result.phase == phase, result.trace()
+    return result
+
+
+def _templates_run(result: Result) -> list[str]:
+    return [node.template for node in result.containers()]
+
+
+# ---------------------------------------------------------------------------- linear
+
+
+@pytest.mark.e2e
+def test_a_linear_pipeline_runs_as_locally(stage: Stage) -> None:
+    document = stage.render("examples/python-tasks.yaml", "examples/parameters.yaml")
+    result = _played(stage, document, SUCCEEDED)
+    assert _templates_run(result) == ["prepare", "train", "report", "success"]
+    # The run id is the workflow's uid, as in a cluster.
+    assert result.parameters["run_id"] == result.uid
+    assert stage.run_locally("examples/python-tasks.yaml", "local", "examples/parameters.yaml") == 0
+    log = assert_same_run(stage, result.uid, "local")
+    assert log["status"] == "SUCCESS"
+    assert list(log["steps"]) == ["prepare", "train", "report", "success"]
+    assert log["parameters"]["rows"] == 5 and log["parameters"]["score"] == 1.5
+
+
+@pytest.mark.e2e
+def test_parameters_given_at_submit_time_reach_the_run_log(stage: Stage) -> None:
+    document = stage.render("examples/python-tasks.yaml", "examples/parameters.yaml")
+    exposed = {p["name"]: p["value"] for p in document["spec"]["arguments"]["parameters"]}
+    assert exposed == {"run_id": "{{workflow.uid}}", "model": "small", "rows": "5"}
+    _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-rows", "rows": "7"})
+    env = {"MAGNUS_PRM_rows": "7"}
+    assert stage.run_locally("examples/python-tasks.yaml", "local-rows", "examples/parameters.yaml", env) == 0
+    log = assert_same_run(stage, "argo-rows", "local-rows")
+    assert log["run_config"]["initial_parameters"]["rows"] == 7
+    assert log["parameters"]["rows"] == 7 and log["parameters"]["score"] == 2.1
+
+
+# ---------------------------------------------------------------------------- parallel and dag
+
+
+@pytest.mark.e2e
+def test_parallel_branches_and_a_nested_dag_run_as_locally(stage: Stage) -> None:
+    document = stage.render("examples/parallel.yaml", "examples/parameters.yaml")
+    _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-parallel"})
+    assert stage.run_locally("examples/parallel.yaml", "local-parallel", "examples/parameters.yaml") == 0
+    log = assert_same_run(stage, "argo-parallel", "local-parallel")
+    assert log["status"] == "SUCCESS"
+    assert set(log["steps"]["train"]["branches"]) == {"train.small", "train.large"}
+    assert list(log["steps"]["report"]["branches"]) == ["report.dag"]
+    assert log["parameters"]["small_score"] == 5 and log["parameters"]["large_score"] == 5
+
+
+# ---------------------------------------------------------------------------- maps
+
+
+@pytest.mark.e2e
+def test_a_map_reduces_what_its_branches_return_as_locally(stage: Stage) -> None:
+    document = stage.render("examples/map.yaml")
+    _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-map"})
+    assert stage.run_locally("examples/map.yaml", "local-map") == 0
+    log = assert_same_run(stage, "argo-map", "local-map")
+    assert log["parameters"]["rendered"] == [0, 20, 40]
+    assert log["parameters"]["total"] == 60
+
+
+@pytest.mark.e2e
+def test_a_map_in_a_parallel_in_a_map_runs_as_locally(stage: Stage) -> None:
+    pipeline = _write(stage, "nested.yaml", (PIPELINES / "nested.yaml").read_text())
+    document = stage.render(pipeline)
+    # The elements are made by a step while the run goes: they cannot be in the workflow.
+    assert '"a"' not in json.dumps(document) and "items" not in json.dumps(document)
+    result = _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-nested"})
+    # Fan-outs hand Argo indices, and every container inside a map gets indices.
+    fan_outs = [n.outputs["iterate-on"] for n in result.containers() if "iterate-on" in n.outputs]
+    assert fan_outs == ["[0, 1]", "[0, 1, 2]", "[0, 1, 2]"]
+    for node in result.containers():
+        if "--map-variable" in node.command:
+            indices = json.loads(node.command[node.command.index("--map-variable") + 1])
+            assert all(isinstance(index, int) for index in indices.values()), node.command
+            assert node.env["MAGNUS_MAP_INDICES"] == "1"
+    assert stage.run_locally(pipeline, "local-nested") == 0
+    log = assert_same_run(stage, "argo-nested", "local-nested")
+    outer = log["steps"]["outer"]["branches"]
+    assert list(outer) == ["outer.1", "outer.2"]
+    inner = outer["outer.2"]["steps"]["outer.2.split"]["branches"]["outer.2.split.left"]
+    assert list(inner["steps"]["outer.2.split.left.inner"]["branches"]) == [
+        "outer.2.split.left.inner.a",
+        "outer.2.split.left.inner.b",
+        "outer.2.split.left.inner.c",
+    ]
+
+
+# ---------------------------------------------------------------------------- failures
+
+
+@pytest.mark.e2e
+def test_on_failure_and_a_retried_step_run_as_locally(stage: Stage) -> None:
+    document = stage.render("examples/on-failure.yaml")
+    result = _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-on-failure"})
+    flaky = result.containers("flaky-step")
+    assert [(n.retries, n.env["MAGNUS_STEP_ATTEMPT"], n.phase) for n in flaky] == [
+        (0, "1", FAILED),
+        (1, "2", SUCCEEDED),
+    ]
+    assert _templates_run(result) == ["flaky-step", "flaky-step", "risky-step", "recover", "success"]
+    assert stage.run_locally("examples/on-failure.yaml", "local-on-failure") == 0
+    log = assert_same_run(stage, "argo-on-failure", "local-on-failure")
+    assert log["status"] == "SUCCESS"
+    assert list(log["steps"]) == ["flaky step", "risky step", "recover", "success"]
+    attempts = log["steps"]["flaky step"]["attempts"]
+    assert [(a["attempt_number"], a["status"]) for a in attempts] == [(1, "FAIL"), (2, "SUCCESS")]
+
+
+FAILING = """\
+dag:
+  start_at: first
+  steps:
+    first:
+      type: task
+      command_type: shell
+      command: echo starting
+      next: broken
+    broken:
+      type: task
+      command_type: shell
+      command: echo "about to fail" && exit 1
+      max_attempts: {attempts}
+      next: never
+    never:
+      type: stub
+      next: success
+    success:
+      type: success
+    fail:
+      type: fail
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("attempts", [1, 2])
+def test_a_failing_run_ends_in_its_fail_step_as_locally(stage: Stage, attempts: int) -> None:
+    pipeline = _write(stage, "failing.yaml", FAILING.format(attempts=attempts))
+    document = stage.render(pipeline)
+    result = _played(stage, document, FAILED, arguments={"run_id": "argo-failing"})
+    assert _templates_run(result) == ["first"] + ["broken"] * attempts
+    assert result.phases()["magnus-dag-harness.never"] == OMITTED
+    assert stage.run_locally(pipeline, "local-failing") == 1
+    log = assert_same_run(stage, "argo-failing", "local-failing")
+    assert log["status"] == "FAIL"
+    assert list(log["steps"]) == ["first", "broken", "fail"]  # the fail step ran once
+    assert len(log["steps"]["broken"]["attempts"]) == attempts
+
+
+FAILING_BRANCH = """\
+dag:
+  start_at: each
+  steps:
+    each:
+      type: map
+      iterate_on: items
+      iterate_as: item
+      next: success
+      branch:
+        start_at: check
+        steps:
+          check:
+            type: task
+            command_type: shell
+            command: test "$item" != "bad"
+            next: success
+          success: {type: success}
+          fail: {type: fail}
+    success:
+      type: success
+    fail:
+      type: fail
+"""
+
+
+@pytest.mark.e2e
+def test_a_failing_branch_fails_the_run_through_the_fan_in(stage: Stage) -> None:
+    pipeline = _write(stage, "branch.yaml", FAILING_BRANCH)
+    parameters = _write(stage, "items.yaml", "items: [good, bad]\n")
+    document = stage.render(pipeline, parameters)
+    result = _played(stage, document, FAILED, arguments={"run_id": "argo-branch"})
+    assert _templates_run(result)[-1] == "each-fan-in"
+    assert stage.run_locally(pipeline, "local-branch", parameters) == 1
+    log = assert_same_run(stage, "argo-branch", "local-branch")
+    assert log["status"] == "FAIL"
+    assert list(log["steps"]) == ["each", "fail"]
+    branches = log["steps"]["each"]["branches"]
+    assert {name: b["status"] for name, b in branches.items()} == {
+        "each.good": "SUCCESS",
+        "each.bad": "FAIL",
+    }
+
+
+RETRIED = """\
+dag:
+  start_at: write
+  steps:
+    write:
+      type: task
+      command_type: shell
+      command: mkdir -p data && echo "shared input" > data/input.txt
+      catalog:
+        put: [data/input.txt]
+      next: each
+    each:
+      type: map
+      iterate_on: items
+      iterate_as: item
+      next: success
+      branch:
+        start_at: flaky
+        steps:
+          flaky:
+            type: task
+            command_type: shell
+            command: |
+              marker="data/tries-$MAGNUS_RUN_ID-$item"
+              tries=$(cat "$marker" 2>/dev/null || echo 0)
+              echo $((tries + 1)) > "$marker"
+              echo "attempt $((tries + 1)) of $item on $(cat data/input.txt)"
+              if [ "$item" = "slow" ] && [ "$tries" -lt 2 ]; then exit 4; fi
+              export MAGNUS_PRM_seen="$item"
+            max_attempts: 3
+            catalog:
+              get: [data/input.txt]
+            next: success
+          success: {type: success}
+          fail: {type: fail}
+    success:
+      type: success
+    fail:
+      type: fail
+"""
+
+
+@pytest.mark.e2e
+def test_a_retried_flaky_step_in_a_map_is_recorded_once_per_attempt(stage: Stage) -> None:
+    pipeline = _write(stage, "retried.yaml", RETRIED)
+    parameters = _write(stage, "items.yaml", "items: [quick, slow]\n")
+    document = stage.render(pipeline, parameters)
+    result = _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-retried"})
+    flaky = result.containers("each-map-flaky")
+    assert [(n.retries, n.phase) for n in flaky] == [
+        (0, SUCCEEDED),
+        (0, FAILED),
+        (1, FAILED),
+        (2, SUCCEEDED),
+    ]
+    assert stage.run_locally(pipeline, "local-retried", parameters) == 0
+    log = assert_same_run(stage, "argo-retried", "local-retried")
+    step = log["steps"]["each"]["branches"]["each.slow"]["steps"]["each.slow.flaky"]
+    assert [(a["attempt_number"], a["status"]) for a in step["attempts"]] == [
+        (1, "FAIL"),
+        (2, "FAIL"),
+        (3, "SUCCESS"),
+    ]
+    assert log["parameters"]["seen"] == ["quick", "slow"]
