@@ -413,3 +413,19 @@ def test_sdk_composites_build_the_yaml_graph(project: Path, user_module: Any) ->
 def _params(project: Path, parameters: dict[str, Any]) -> str:
     (project / "sdk-params.yaml").write_text(json.dumps(parameters))
     return "sdk-params.yaml"
+
+
+def test_a_map_step_does_not_list_the_run_per_element(
+    project: Path, user_module: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per element, the engine reads only records of its own: listings do not grow with N."""
+    import os
+
+    user_module("fns", FUNCTIONS)
+    listed: list[str] = []
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(str(path)) or real(path))
+    run_yaml(project, MAP_PIPELINE, "listing", {"items": list(range(40))})
+    step_listings = [p for p in listed if p.endswith(("steps", "branches"))]
+    # fan-in of the map and the final assembly of the run log: a constant, not 40 or more
+    assert len(step_listings) <= 8, len(step_listings)

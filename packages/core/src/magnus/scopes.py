@@ -20,7 +20,7 @@ def read_parameters(store: BaseRunLogStore, run_id: str, resolved_name: str) -> 
     """The parameters a step (or a composite) at ``resolved_name`` sees."""
     parameters = store.get_parameters(run_id)
     for branch_name in enclosing_branches(resolved_name):
-        branch = store.get_branch_log(branch_name, run_id)
+        branch = store.get_branch_log(branch_name, run_id, full=False)
         if isinstance(branch, BranchLog):
             parameters.update(branch.parameters)
     return parameters
@@ -36,7 +36,7 @@ def write_parameters(
     if not branches:
         store.set_parameters(run_id, produced)
         return
-    branch = store.get_branch_log(branches[-1], run_id)
+    branch = store.get_branch_log(branches[-1], run_id, full=False)
     assert isinstance(branch, BranchLog)
     branch.parameters.update(produced)
     store.add_branch_log(branch, run_id)
