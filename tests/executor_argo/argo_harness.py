@@ -263,6 +263,7 @@ def item_text(item: Any) -> str:
 
 
 _TOKEN = re.compile(r"\s*(\(|\)|&&|\|\||!|[A-Za-z0-9_][-A-Za-z0-9_]*(?:\.[A-Za-z]+)?)")
+_OPERATOR_TOKENS = {"(", ")", "&&", "||", "!"}
 _RESULTS = {
     "Succeeded",
     "Failed",
@@ -277,7 +278,7 @@ _RESULTS = {
 
 def depends_tasks(expression: str) -> set[str]:
     """The task names a ``depends`` expression refers to."""
-    return {token.split(".")[0] for token in _tokens(expression) if token not in "()&&||!"}
+    return {token.split(".")[0] for token in _tokens(expression) if token not in _OPERATOR_TOKENS}
 
 
 def _tokens(expression: str) -> list[str]:

@@ -38,10 +38,7 @@ from executor_argo.argo_harness import (
 )
 from executor_argo.argo_helpers import build_context
 from fixtures.s3_server import REGION, s3_client
-from helpers import run_magnus, show_run
-
-PIPELINES = Path(__file__).resolve().parent / "pipelines"
-
+from helpers import run_magnus
 
 # ============================================================================ the harness itself
 
@@ -241,7 +238,9 @@ def test_retries_number_the_attempts(tmp_path: Path) -> None:
         retryStrategy={"limit": "3", "retryPolicy": "Always"},
     )
     flaky["container"]["env"] = [{"name": "ATTEMPT", "value": "{{=asInt(retries) + 1}}"}]
-    result = play(_workflow([_dag("main", {"name": "f", "template": "flaky"}), flaky]), cwd=tmp_path)
+    result = play(
+        _workflow([_dag("main", {"name": "f", "template": "flaky"}), flaky]), cwd=tmp_path
+    )
     assert result.phase == SUCCEEDED
     assert [(n.retries, n.stdout.strip(), n.phase) for n in result.containers()] == [
         (0, "1", FAILED),
@@ -272,8 +271,6 @@ def test_an_unresolved_reference_is_an_error(tmp_path: Path) -> None:
 
 # ============================================================================ pipelines on "Argo"
 
-pytestmark_e2e = pytest.mark.e2e
-
 #: what differs between any two runs: set aside when comparing run logs
 VOLATILE_KEYS = {"start_time", "end_time", "duration", "code_identities"}
 MASK = "<run-id>"
@@ -293,9 +290,12 @@ class Stage:
 
     def render(self, pipeline: str, parameters_file: str = "") -> dict[str, Any]:
         """The workflow ``magnus execute -f pipeline -c argo.yaml`` writes, checked."""
-        context = build_context(pipeline, "argo.yaml", parameters_file)
         from magnus_executor_argo.render import render_document
 
+        from magnus.entrypoints import check_compatibility
+
+        context = build_context(pipeline, "argo.yaml", parameters_file)
+        check_compatibility(context)  # as `magnus execute` does: S3 needs no volume
         document = render_document(context.executor, context)
         self.check_workflow(document)
         return document
@@ -329,8 +329,14 @@ class Stage:
         return done.returncode
 
     def show(self, run_id: str) -> dict[str, Any]:
-        """The run log, as ``magnus runs show --json`` prints it."""
-        return show_run(run_id, self.root, "-c", "local.yaml")
+        """The run log, as ``magnus runs show --json`` prints it (in this process: faster)."""
+        from click.testing import CliRunner
+
+        from magnus.cli import cli
+
+        shown = CliRunner().invoke(cli, ["runs", "show", run_id, "--json", "-c", "local.yaml"])
+        assert shown.exit_code == 0, shown.output
+        return json.loads(shown.stdout)
 
     def normalised(self, log: dict[str, Any]) -> dict[str, Any]:
         """``log`` without what differs between two runs of the same pipeline."""
@@ -376,7 +382,11 @@ def differences(left: Any, right: Any, path: str = "") -> list[str]:
                 found += differences(left[key], right[key], f"{path}/{key}")
         return found
     if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
-        return [d for i, (a, b) in enumerate(zip(left, right)) for d in differences(a, b, f"{path}[{i}]")]
+        return [
+            d
+            for i, (a, b) in enumerate(zip(left, right, strict=True))
+            for d in differences(a, b, f"{path}[{i}]")
+        ]
     return [] if left == right else [f"{path}: argo {left!r} != local {right!r}"]
 
 
@@ -437,8 +447,12 @@ def test_a_linear_pipeline_runs_as_locally(stage: Stage) -> None:
     assert _templates_run(result) == ["prepare", "train", "report", "success"]
     # The run id is the workflow's uid, as in a cluster.
     assert result.parameters["run_id"] == result.uid
-    assert stage.run_locally("examples/python-tasks.yaml", "local", "examples/parameters.yaml") == 0
-    log = assert_same_run(stage, result.uid, "local")
+    assert (
+        stage.run_locally("examples/python-tasks.yaml", "local-linear", "examples/parameters.yaml")
+        == 0
+    )
+    log = assert_same_run(stage, result.uid, "local-linear")
+    assert log["run_config"]["executor"]["service_name"] == "argo"  # the containers' own
     assert log["status"] == "SUCCESS"
     assert list(log["steps"]) == ["prepare", "train", "report", "success"]
     assert log["parameters"]["rows"] == 5 and log["parameters"]["score"] == 1.5
@@ -451,7 +465,12 @@ def test_parameters_given_at_submit_time_reach_the_run_log(stage: Stage) -> None
     assert exposed == {"run_id": "{{workflow.uid}}", "model": "small", "rows": "5"}
     _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-rows", "rows": "7"})
     env = {"MAGNUS_PRM_rows": "7"}
-    assert stage.run_locally("examples/python-tasks.yaml", "local-rows", "examples/parameters.yaml", env) == 0
+    assert (
+        stage.run_locally(
+            "examples/python-tasks.yaml", "local-rows", "examples/parameters.yaml", env
+        )
+        == 0
+    )
     log = assert_same_run(stage, "argo-rows", "local-rows")
     assert log["run_config"]["initial_parameters"]["rows"] == 7
     assert log["parameters"]["rows"] == 7 and log["parameters"]["score"] == 2.1
@@ -464,7 +483,10 @@ def test_parameters_given_at_submit_time_reach_the_run_log(stage: Stage) -> None
 def test_parallel_branches_and_a_nested_dag_run_as_locally(stage: Stage) -> None:
     document = stage.render("examples/parallel.yaml", "examples/parameters.yaml")
     _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-parallel"})
-    assert stage.run_locally("examples/parallel.yaml", "local-parallel", "examples/parameters.yaml") == 0
+    assert (
+        stage.run_locally("examples/parallel.yaml", "local-parallel", "examples/parameters.yaml")
+        == 0
+    )
     log = assert_same_run(stage, "argo-parallel", "local-parallel")
     assert log["status"] == "SUCCESS"
     assert set(log["steps"]["train"]["branches"]) == {"train.small", "train.large"}
@@ -475,40 +497,95 @@ def test_parallel_branches_and_a_nested_dag_run_as_locally(stage: Stage) -> None
 # ---------------------------------------------------------------------------- maps
 
 
-@pytest.mark.e2e
-def test_a_map_reduces_what_its_branches_return_as_locally(stage: Stage) -> None:
-    document = stage.render("examples/map.yaml")
-    _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-map"})
-    assert stage.run_locally("examples/map.yaml", "local-map") == 0
-    log = assert_same_run(stage, "argo-map", "local-map")
-    assert log["parameters"]["rendered"] == [0, 20, 40]
-    assert log["parameters"]["total"] == 60
+NESTED = """\
+dag:
+  start_at: make lists
+  steps:
+    make lists:
+      type: task
+      command_type: shell
+      command: |
+        export MAGNUS_PRM_chunks='[1, 2]'
+        export MAGNUS_PRM_items='["amber", "blue sky"]'
+      next: outer
+    outer:
+      type: map
+      iterate_on: chunks
+      iterate_as: chunk
+      next: total
+      branch:
+        start_at: split
+        steps:
+          split:
+            type: parallel
+            next: success
+            branches:
+              left:
+                start_at: inner
+                steps:
+                  inner:
+                    type: map
+                    iterate_on: items
+                    iterate_as: item
+                    next: success
+                    branch:
+                      start_at: leaf
+                      steps:
+                        leaf:
+                          type: task
+                          command_type: shell
+                          command: |
+                            echo "leaf of $MAGNUS_MAP_VARIABLE"
+                            export MAGNUS_PRM_pair="$MAGNUS_MAP_VARIABLE"
+                          next: success
+                        success: {type: success}
+                        fail: {type: fail}
+                  success: {type: success}
+                  fail: {type: fail}
+              right:
+                start_at: note
+                steps:
+                  note: {type: stub, next: success}
+                  success: {type: success}
+                  fail: {type: fail}
+          success: {type: success}
+          fail: {type: fail}
+    total:
+      type: task
+      command_type: shell
+      command: echo "pairs $MAGNUS_PRM_pair"
+      next: success
+    success:
+      type: success
+    fail:
+      type: fail
+"""
 
 
 @pytest.mark.e2e
 def test_a_map_in_a_parallel_in_a_map_runs_as_locally(stage: Stage) -> None:
-    pipeline = _write(stage, "nested.yaml", (PIPELINES / "nested.yaml").read_text())
+    pipeline = _write(stage, "nested.yaml", NESTED)
     document = stage.render(pipeline)
-    # The elements are made by a step while the run goes: they cannot be in the workflow.
-    assert '"a"' not in json.dumps(document) and "items" not in json.dumps(document)
+    # The elements are made by a step while the run goes: Argo only ever sees indices.
+    assert "amber" not in json.dumps(document)
     result = _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-nested"})
-    # Fan-outs hand Argo indices, and every container inside a map gets indices.
     fan_outs = [n.outputs["iterate-on"] for n in result.containers() if "iterate-on" in n.outputs]
-    assert fan_outs == ["[0, 1]", "[0, 1, 2]", "[0, 1, 2]"]
-    for node in result.containers():
-        if "--map-variable" in node.command:
-            indices = json.loads(node.command[node.command.index("--map-variable") + 1])
-            assert all(isinstance(index, int) for index in indices.values()), node.command
-            assert node.env["MAGNUS_MAP_INDICES"] == "1"
+    assert fan_outs == ["[0, 1]"] * 3  # the outer map's, then each inner map's
+    inside = [n for n in result.containers() if "--map-variable" in n.command]
+    assert len(inside) == 24
+    for node in inside:
+        indices = json.loads(node.command[node.command.index("--map-variable") + 1])
+        assert all(isinstance(index, int) for index in indices.values()), node.command
+        assert node.env["MAGNUS_MAP_INDICES"] == "1"
     assert stage.run_locally(pipeline, "local-nested") == 0
     log = assert_same_run(stage, "argo-nested", "local-nested")
     outer = log["steps"]["outer"]["branches"]
     assert list(outer) == ["outer.1", "outer.2"]
-    inner = outer["outer.2"]["steps"]["outer.2.split"]["branches"]["outer.2.split.left"]
-    assert list(inner["steps"]["outer.2.split.left.inner"]["branches"]) == [
-        "outer.2.split.left.inner.a",
-        "outer.2.split.left.inner.b",
-        "outer.2.split.left.inner.c",
+    left = outer["outer.2"]["steps"]["outer.2.split"]["branches"]["outer.2.split.left"]
+    inner = left["steps"]["outer.2.split.left.inner"]["branches"]
+    assert [b["map_variable"] for b in inner.values()] == [{"item": "amber"}, {"item": "blue sky"}]
+    assert log["parameters"]["pair"] == [
+        [{"chunk": c, "item": i} for i in ("amber", "blue sky")] for c in (1, 2)
     ]
 
 
@@ -524,7 +601,13 @@ def test_on_failure_and_a_retried_step_run_as_locally(stage: Stage) -> None:
         (0, "1", FAILED),
         (1, "2", SUCCEEDED),
     ]
-    assert _templates_run(result) == ["flaky-step", "flaky-step", "risky-step", "recover", "success"]
+    assert _templates_run(result) == [
+        "flaky-step",
+        "flaky-step",
+        "risky-step",
+        "recover",
+        "success",
+    ]
     assert stage.run_locally("examples/on-failure.yaml", "local-on-failure") == 0
     log = assert_same_run(stage, "argo-on-failure", "local-on-failure")
     assert log["status"] == "SUCCESS"
@@ -588,7 +671,7 @@ dag:
           check:
             type: task
             command_type: shell
-            command: test "$item" != "bad"
+            command: case "$MAGNUS_MAP_VARIABLE" in *bad*) exit 1;; esac
             next: success
           success: {type: success}
           fail: {type: fail}
@@ -619,15 +702,8 @@ def test_a_failing_branch_fails_the_run_through_the_fan_in(stage: Stage) -> None
 
 RETRIED = """\
 dag:
-  start_at: write
+  start_at: each
   steps:
-    write:
-      type: task
-      command_type: shell
-      command: mkdir -p data && echo "shared input" > data/input.txt
-      catalog:
-        put: [data/input.txt]
-      next: each
     each:
       type: map
       iterate_on: items
@@ -640,15 +716,15 @@ dag:
             type: task
             command_type: shell
             command: |
+              item=$(printf '%s' "$MAGNUS_MAP_VARIABLE" | sed 's/.*"item": "\\([a-z]*\\)".*/\\1/')
               marker="data/tries-$MAGNUS_RUN_ID-$item"
+              mkdir -p data
               tries=$(cat "$marker" 2>/dev/null || echo 0)
               echo $((tries + 1)) > "$marker"
-              echo "attempt $((tries + 1)) of $item on $(cat data/input.txt)"
+              echo "attempt $((tries + 1)) of $item"
               if [ "$item" = "slow" ] && [ "$tries" -lt 2 ]; then exit 4; fi
               export MAGNUS_PRM_seen="$item"
             max_attempts: 3
-            catalog:
-              get: [data/input.txt]
             next: success
           success: {type: success}
           fail: {type: fail}
@@ -666,11 +742,11 @@ def test_a_retried_flaky_step_in_a_map_is_recorded_once_per_attempt(stage: Stage
     document = stage.render(pipeline, parameters)
     result = _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-retried"})
     flaky = result.containers("each-map-flaky")
-    assert [(n.retries, n.phase) for n in flaky] == [
-        (0, SUCCEEDED),
-        (0, FAILED),
-        (1, FAILED),
-        (2, SUCCEEDED),
+    assert [(n.retries, n.env["MAGNUS_STEP_ATTEMPT"], n.phase) for n in flaky] == [
+        (0, "1", SUCCEEDED),
+        (0, "1", FAILED),
+        (1, "2", FAILED),
+        (2, "3", SUCCEEDED),
     ]
     assert stage.run_locally(pipeline, "local-retried", parameters) == 0
     log = assert_same_run(stage, "argo-retried", "local-retried")
@@ -680,4 +756,86 @@ def test_a_retried_flaky_step_in_a_map_is_recorded_once_per_attempt(stage: Stage
         (2, "FAIL"),
         (3, "SUCCESS"),
     ]
+    assert [e["name"] for e in step["data_catalog"]] == [
+        "flaky.execution.log_slow",
+        "flaky.attempt-2.execution.log_slow",
+        "flaky.attempt-3.execution.log_slow",
+    ]
     assert log["parameters"]["seen"] == ["quick", "slow"]
+
+
+RETRIED_GET = """\
+dag:
+  start_at: write
+  steps:
+    write:
+      type: task
+      command_type: shell
+      command: mkdir -p data && echo "shared input" > data/input.txt
+      catalog:
+        put: [data/input.txt]
+      next: flaky
+    flaky:
+      type: task
+      command_type: shell
+      command: |
+        marker="data/tries-$MAGNUS_RUN_ID"
+        tries=$(cat "$marker" 2>/dev/null || echo 0)
+        echo $((tries + 1)) > "$marker"
+        cat data/input.txt
+        test "$tries" -ge 1
+      max_attempts: 2
+      catalog:
+        get: [data/input.txt]
+      next: success
+    success:
+      type: success
+    fail:
+      type: fail
+"""
+
+
+@pytest.mark.e2e
+def test_a_retried_step_records_its_catalog_get_once(stage: Stage) -> None:
+    pipeline = _write(stage, "retried-get.yaml", RETRIED_GET)
+    document = stage.render(pipeline)
+    result = _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-get"})
+    assert _templates_run(result) == ["write", "flaky", "flaky", "success"]
+    assert stage.run_locally(pipeline, "local-get") == 0
+    log = assert_same_run(stage, "argo-get", "local-get")
+    stages = [(e["name"], e["stage"]) for e in log["steps"]["flaky"]["data_catalog"]]
+    assert stages == [
+        ("data/input.txt", "get"),
+        ("flaky.execution.log", "put"),
+        ("flaky.attempt-2.execution.log", "put"),
+    ]
+
+
+MISSING_DATA = """\
+dag:
+  start_at: needs data
+  steps:
+    needs data:
+      type: task
+      command_type: shell
+      command: cat data/missing.txt
+      max_attempts: 2
+      catalog:
+        get: [data/missing.txt]
+      next: success
+    success:
+      type: success
+    fail:
+      type: fail
+"""
+
+
+@pytest.mark.e2e
+def test_a_failed_catalog_get_is_attempted_as_often_as_locally(stage: Stage) -> None:
+    pipeline = _write(stage, "missing.yaml", MISSING_DATA)
+    document = stage.render(pipeline)
+    _played(stage, document, FAILED, arguments={"run_id": "argo-missing"})
+    assert stage.run_locally(pipeline, "local-missing") == 1
+    log = assert_same_run(stage, "argo-missing", "local-missing")
+    assert log["status"] == "FAIL"
+    assert list(log["steps"]) == ["needs data", "fail"]

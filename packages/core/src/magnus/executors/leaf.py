@@ -115,17 +115,12 @@ def execute_leaf(
     step_context = StepContext(context, node, step_log, parameters, map_variables)
     token = current_step.set(step_context)
     try:
-        get_error: CatalogError | None = None
         synced: list[DataCatalog] = []
-        try:
-            for pattern in catalog_settings.get if catalog_settings else []:
-                synced += catalog.get(pattern, run_id)
-        except CatalogError as exc:
-            get_error = exc
-        step_log.add_data_catalogs(synced)
-
         produced: dict[str, Any] = {}
         for number in attempt_numbers(node):
+            # Each attempt gets its data again, as an orchestrator's fresh container must: the
+            # record is the same wherever the step ran, and data that arrives late is found.
+            synced, get_error = _get_data(context, catalog_settings, step_log)
             attempt, produced, error = _run_attempt(context, node, map_variables, number, get_error)
             step_log.attempts.append(attempt)
             if error is None:
@@ -134,8 +129,6 @@ def execute_leaf(
             context.plugins.notify(
                 "on_step_error", step_log=step_log, node=node, error=error, context=context
             )
-            if get_error is not None:
-                break  # the data is missing: running again would fail the same way
 
         last = step_log.attempts[-1]
         if last.status == SUCCESS:
@@ -169,6 +162,24 @@ def execute_leaf(
     context.plugins.notify("after_step", step_log=step_log, node=node, context=context)
     store.add_step_log(step_log, run_id)
     return step_log
+
+
+def _get_data(
+    context: RunContext, settings: Any, step_log: StepLog
+) -> tuple[list[DataCatalog], CatalogError | None]:
+    """Get the step's catalog data; record each file once, however many attempts get it."""
+    synced: list[DataCatalog] = []
+    try:
+        for pattern in settings.get if settings else []:
+            synced += context.catalog.get(pattern, context.run_id)
+    except CatalogError as exc:
+        return synced, exc
+    finally:
+        known = {(e.name, e.data_hash, e.stage) for e in step_log.data_catalog}
+        step_log.add_data_catalogs(
+            [e for e in synced if (e.name, e.data_hash, e.stage) not in known]
+        )
+    return synced, None
 
 
 def _fail_after_success(
