@@ -1,0 +1,44 @@
+"""The files of the catalog workloads: one 1 GiB file, and 10,000 files of 4 KiB.
+
+Content is random so that no layer (file system, page cache) can shortcut it; files are made
+once and reused while their size and count are right.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BIG_SIZE = 1024**3
+SMALL_COUNT = 10_000
+SMALL_SIZE = 4096
+_BLOCK = 64 * 1024 * 1024
+
+#: cell workload -> glob the catalogs put and get (relative to the cell folder)
+PATTERNS = {"catalog-1g": "data/big.bin", "catalog-10k": "data/small/*"}
+
+
+def _big(folder: Path) -> None:
+    target = folder / "data" / "big.bin"
+    if target.is_file() and target.stat().st_size == BIG_SIZE:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb") as handle:
+        for _ in range(BIG_SIZE // _BLOCK):
+            handle.write(os.urandom(_BLOCK))
+
+
+def _small(folder: Path) -> None:
+    target = folder / "data" / "small"
+    if target.is_dir() and sum(1 for _ in target.iterdir()) == SMALL_COUNT:
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for index in range(SMALL_COUNT):
+        (target / f"part-{index:05d}.bin").write_bytes(os.urandom(SMALL_SIZE))
+
+
+def prepare(work: Path, workload: str) -> Path:
+    """The folder of ``workload`` (``catalog-1g`` or ``catalog-10k``) with its data in place."""
+    folder = work / workload
+    (_big if workload == "catalog-1g" else _small)(folder)
+    return folder

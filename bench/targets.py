@@ -1,0 +1,146 @@
+"""The issue's targets, checked against the measured cells: PASS, MISS (by how much) or N/A."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from measure import OK
+from report import Cell, overhead_ms, summarise
+from tools import FLOOR, OLD, OURS
+
+DEFAULT_STORE = "chunked-fs"
+HELP_LIMIT_S = 0.3
+MAP_RSS_LIMIT_MB = 300.0
+CATALOG_LIMIT = 1.3
+OVERHEAD_FACTOR = 10.0
+GROWTH_LIMIT = 12.0
+
+
+@dataclass
+class Verdict:
+    target: str
+    outcome: str  # PASS, MISS or N/A
+    detail: str
+
+    def line(self) -> str:
+        return f"- **{self.outcome}** {self.target}: {self.detail}"
+
+
+def _find(cells: list[Cell], workload: str, n: int, store: str) -> Cell | None:
+    for cell in cells:
+        if (cell.workload, cell.n, cell.store) == (workload, n, store):
+            return cell
+    return None
+
+
+def _seconds(cell: Cell | None, tool: str) -> float | None:
+    summary = summarise(cell, tool) if cell else None
+    return summary.seconds if summary and summary.status == OK else None
+
+
+def per_step_overhead(cells: list[Cell], workload: str) -> Verdict:
+    """Ours (default store, N=1000) at least 10x below 0.5.1 (file-system, largest N done)."""
+    target = (
+        f"{workload}: per-step overhead, ours {DEFAULT_STORE} N=1000 >= {OVERHEAD_FACTOR:.0f}x "
+        "lower than 0.5.1 file-system at its largest completed N"
+    )
+    ours_cell = _find(cells, workload, 1000, DEFAULT_STORE)
+    ours = overhead_ms(ours_cell, OURS) if ours_cell else None
+    done = [
+        cell
+        for cell in cells
+        if (cell.workload, cell.store) == (workload, "file-system") and overhead_ms(cell, OLD)
+    ]
+    if ours is None or not done:
+        return Verdict(target, "N/A", "missing measurement (ours at N=1000 or any 0.5.1 run)")
+    largest = max(done, key=lambda cell: cell.n)
+    old = overhead_ms(largest, OLD)
+    assert old is not None
+    factor = old / ours if ours > 0 else float("inf")
+    detail = (
+        f"ours {ours:.2f} ms/step vs 0.5.1 {old:.2f} ms/step at N={largest.n}: {factor:.1f}x lower"
+    )
+    if factor >= OVERHEAD_FACTOR:
+        return Verdict(target, "PASS", detail)
+    return Verdict(target, "MISS", f"{detail} (short by {OVERHEAD_FACTOR / factor:.2f}x)")
+
+
+def linear_growth(cells: list[Cell], workload: str) -> Verdict:
+    target = f"{workload}: ours {DEFAULT_STORE} time(10,000) <= {GROWTH_LIMIT:.0f} x time(1,000)"
+    small = _seconds(_find(cells, workload, 1000, DEFAULT_STORE), OURS)
+    big_cell = _find(cells, workload, 10000, DEFAULT_STORE)
+    if big_cell is None:
+        return Verdict(target, "N/A", "N=10,000 not run (needs --full)")
+    big = _seconds(big_cell, OURS)
+    if small is None or big is None:
+        summary = summarise(big_cell, OURS)
+        why = f"{summary.status}: {summary.error}" if summary else "not measured"
+        return Verdict(target, "MISS", f"no completed pair of runs ({why})")
+    growth = big / small
+    detail = f"{small:.2f} s -> {big:.2f} s: {growth:.1f}x"
+    return Verdict(target, "PASS" if growth <= GROWTH_LIMIT else "MISS", detail)
+
+
+def map_memory(cells: list[Cell]) -> Verdict:
+    target = (
+        f"map over 10,000 ({DEFAULT_STORE}) completes with peak RSS < {MAP_RSS_LIMIT_MB:.0f} MB"
+    )
+    cell = _find(cells, "map", 10000, DEFAULT_STORE)
+    if cell is None:
+        return Verdict(target, "N/A", "N=10,000 not run (needs --full)")
+    summary = summarise(cell, OURS)
+    if summary is None or summary.status != OK or summary.rss_mb is None:
+        why = f"{summary.status}: {summary.error}" if summary else "not measured"
+        return Verdict(target, "MISS", f"did not complete ({why})")
+    detail = f"{summary.rss_mb:.0f} MB in {summary.seconds:.1f} s"
+    if summary.rss_mb < MAP_RSS_LIMIT_MB:
+        return Verdict(target, "PASS", detail)
+    return Verdict(target, "MISS", f"{detail} ({summary.rss_mb - MAP_RSS_LIMIT_MB:.0f} MB over)")
+
+
+def catalog_speed(cells: list[Cell]) -> Verdict:
+    target = f"catalog put+get of 1 GB within {CATALOG_LIMIT}x of hashlib+copyfile"
+    cell = _find(cells, "catalog-1g", 1, "")
+    ours, floor = _seconds(cell, OURS), _seconds(cell, FLOOR)
+    if ours is None or floor is None:
+        return Verdict(target, "N/A", "not measured (or failed)")
+    ratio = ours / floor
+    detail = f"ours {ours:.2f} s vs floor {floor:.2f} s: {ratio:.2f}x"
+    if ratio <= CATALOG_LIMIT:
+        return Verdict(target, "PASS", detail)
+    return Verdict(target, "MISS", f"{detail} ({ratio / CATALOG_LIMIT:.2f}x over the limit)")
+
+
+def help_speed(cells: list[Cell]) -> Verdict:
+    target = f"`magnus --help` under {HELP_LIMIT_S} s"
+    seconds = _seconds(_find(cells, "help", 1, ""), OURS)
+    if seconds is None:
+        return Verdict(target, "N/A", "not measured (or failed)")
+    detail = f"{seconds:.3f} s"
+    if seconds < HELP_LIMIT_S:
+        return Verdict(target, "PASS", detail)
+    return Verdict(target, "MISS", f"{detail} ({seconds - HELP_LIMIT_S:.3f} s over)")
+
+
+def import_purity(heavy: dict[str, list[str]]) -> Verdict:
+    target = "`import magnus` imports none of boto3, hvac, mlflow, git, papermill"
+    if OURS not in heavy:
+        return Verdict(target, "N/A", "not measured")
+    loaded = heavy[OURS]
+    old = ", ".join(heavy.get(OLD, [])) or "none"
+    if not loaded:
+        return Verdict(target, "PASS", f"ours imports none (0.5.1 imports: {old})")
+    return Verdict(target, "MISS", f"ours imports {', '.join(loaded)} (0.5.1 imports: {old})")
+
+
+def check_all(cells: list[Cell], heavy: dict[str, list[str]]) -> list[Verdict]:
+    return [
+        per_step_overhead(cells, "noop"),
+        per_step_overhead(cells, "params"),
+        linear_growth(cells, "noop"),
+        linear_growth(cells, "params"),
+        map_memory(cells),
+        catalog_speed(cells),
+        help_speed(cells),
+        import_purity(heavy),
+    ]
