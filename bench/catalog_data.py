@@ -14,8 +14,19 @@ SMALL_COUNT = 10_000
 SMALL_SIZE = 4096
 _BLOCK = 64 * 1024 * 1024
 
-#: cell workload -> glob the catalogs put and get (relative to the cell folder)
-PATTERNS = {"catalog-1g": "data/big.bin", "catalog-10k": "data/small/*"}
+#: cell workload -> glob the catalogs put and get (relative to the cell folder). The ``-absent``
+#: variants remove the originals before the get, so that no catalog can skip rewriting them.
+PATTERNS = {
+    "catalog-1g": "data/big.bin",
+    "catalog-10k": "data/small/*",
+    "catalog-1g-absent": "data/big.bin",
+    "catalog-10k-absent": "data/small/*",
+}
+
+
+def get_mode(workload: str) -> str:
+    """How the catalog driver gets the files back: ``over`` the originals or with them ``absent``."""
+    return "absent" if workload.endswith("-absent") else "over"
 
 
 def _big(folder: Path) -> None:
@@ -38,7 +49,8 @@ def _small(folder: Path) -> None:
 
 
 def prepare(work: Path, workload: str) -> Path:
-    """The folder of ``workload`` (``catalog-1g`` or ``catalog-10k``) with its data in place."""
-    folder = work / workload
-    (_big if workload == "catalog-1g" else _small)(folder)
+    """The folder of a catalog ``workload`` with its data in place (shared by both get modes)."""
+    data_set = workload.removesuffix("-absent")
+    folder = work / data_set
+    (_big if data_set == "catalog-1g" else _small)(folder)
     return folder

@@ -60,7 +60,8 @@ def catalog_job(cell: Cell, tool: str, tools: dict[str, Tool], repetition: int) 
     runner = tools[OURS] if tool == FLOOR else tools[tool]
     pattern = catalog_data.PATTERNS[cell.workload]
     run_id = f"bench-{tool}-{repetition}"
-    command = [str(runner.python), str(BENCH / "catalog_driver.py"), tool, pattern, run_id]
+    mode = catalog_data.get_mode(cell.workload)
+    command = [str(runner.python), str(BENCH / "catalog_driver.py"), tool, pattern, run_id, mode]
     return Job(command, runner.env(), reports_json=True, clean=_remove_catalog)
 
 

@@ -103,8 +103,11 @@ def plan(args: argparse.Namespace) -> Iterator[Cell]:
                 if workload.max_n is None or n <= workload.max_n:
                     yield Cell(key, workload.label, n, store)
     if "catalog" in selected:
+        small = catalog_data.SMALL_COUNT
         yield Cell("catalog-1g", "(e) catalog 1 GB file", 1, "")
-        yield Cell("catalog-10k", "(e) catalog 10,000 files", catalog_data.SMALL_COUNT, "")
+        yield Cell("catalog-1g-absent", "(e) catalog 1 GB file, original removed", 1, "")
+        yield Cell("catalog-10k", "(e) catalog 10,000 files", small, "")
+        yield Cell("catalog-10k-absent", "(e) catalog 10,000 files, originals removed", small, "")
 
 
 @dataclass

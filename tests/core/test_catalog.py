@@ -416,6 +416,114 @@ def test_copy_keeps_permission_bits(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "copy.sh").stat().st_mode) == 0o751
 
 
+def test_copy_gives_the_source_bits_the_umask_would_take(tmp_path: Path) -> None:
+    source = write(tmp_path, "shared.txt", b"everyone writes\n")
+    source.chmod(0o666)
+    previous = os.umask(0o077)
+    try:
+        copy_with_hash(source, tmp_path / "copy.txt")
+    finally:
+        os.umask(previous)
+
+    assert stat.S_IMODE((tmp_path / "copy.txt").stat().st_mode) == 0o666
+
+
+def test_copy_falls_back_to_user_space_where_sendfile_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = os.urandom(2 * CHUNK_SIZE + 17)
+    source = write(tmp_path, "source.bin", content)
+
+    def refuse(*_args: object) -> int:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(magnus.catalog.os, "sendfile", refuse, raising=False)
+    monkeypatch.setattr(magnus.catalog, "_SENDFILE", True)
+
+    assert copy_with_hash(source, tmp_path / "copy.bin") == sha256(content)
+    assert (tmp_path / "copy.bin").read_bytes() == content
+
+
+# ------------------------------------------------------------------------------------------------
+# copying over an existing destination
+# ------------------------------------------------------------------------------------------------
+
+
+def test_identical_destination_is_left_untouched(tmp_path: Path) -> None:
+    content = os.urandom(2 * CHUNK_SIZE + 3)
+    source = write(tmp_path, "source.bin", content)
+    target = write(tmp_path, "out/target.bin", content)
+    os.utime(target, ns=(1_000_000_000, 1_000_000_000))
+    before = target.stat()
+
+    assert copy_with_hash(source, target) == sha256(content)
+
+    after = target.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, 1_000_000_000)
+    assert [p.name for p in target.parent.iterdir()] == ["target.bin"]
+
+
+@pytest.mark.parametrize(
+    "where", [0, CHUNK_SIZE - 1, CHUNK_SIZE, 2 * CHUNK_SIZE + 2], ids=lambda w: f"byte-{w}"
+)
+def test_same_size_destination_differing_anywhere_is_replaced(tmp_path: Path, where: int) -> None:
+    content = os.urandom(2 * CHUNK_SIZE + 3)
+    changed = bytearray(content)
+    changed[where] ^= 0xFF
+    source = write(tmp_path, "source.bin", content)
+    target = write(tmp_path, "target.bin", bytes(changed))
+
+    assert copy_with_hash(source, target) == sha256(content)
+    assert target.read_bytes() == content
+
+
+def test_destination_with_other_permission_bits_is_replaced(tmp_path: Path) -> None:
+    source = write(tmp_path, "run.sh", b"#!/bin/sh\n")
+    source.chmod(0o755)
+    target = write(tmp_path, "out/run.sh", b"#!/bin/sh\n")
+    target.chmod(0o644)
+
+    copy_with_hash(source, target)
+
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+
+
+def test_link_to_identical_content_becomes_a_regular_file(tmp_path: Path) -> None:
+    content = b"same bytes\n"
+    source = write(tmp_path, "source.txt", content)
+    elsewhere = write(tmp_path, "elsewhere.txt", content)
+    target = tmp_path / "out" / "target.txt"
+    target.parent.mkdir()
+    target.symlink_to(elsewhere)
+
+    copy_with_hash(source, target)
+
+    assert not target.is_symlink()
+    assert target.read_bytes() == content
+
+
+def test_copy_onto_itself_keeps_the_content(tmp_path: Path) -> None:
+    content = os.urandom(CHUNK_SIZE + 11)
+    source = write(tmp_path, "self.bin", content)
+
+    assert copy_with_hash(source, source) == sha256(content)
+    assert source.read_bytes() == content
+
+
+def test_get_over_an_unchanged_file_rewrites_nothing(
+    catalog: FileSystemCatalog, work: Path
+) -> None:
+    content = os.urandom(CHUNK_SIZE + 5)
+    local = write(work, "data/input.bin", content)
+    [put] = catalog.put("data/input.bin", RUN)
+    os.utime(local, ns=(2_000_000_000, 2_000_000_000))
+
+    [got] = catalog.get("data/input.bin", RUN)
+
+    assert got.data_hash == put.data_hash == sha256(content)
+    assert local.stat().st_mtime_ns == 2_000_000_000
+
+
 # ------------------------------------------------------------------------------------------------
 # hashing
 # ------------------------------------------------------------------------------------------------

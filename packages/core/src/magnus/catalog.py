@@ -12,12 +12,13 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import secrets
 import stat
-import tempfile
+import sys
 from abc import abstractmethod
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import ClassVar
+from typing import BinaryIO, ClassVar
 
 from magnus.exceptions import CatalogError
 from magnus.runlog.models import DataCatalog
@@ -109,49 +110,156 @@ def file_hash(path: str | os.PathLike[str]) -> str:
 
     Raises ``OSError`` when the file cannot be read.
     """
-    digest = hashlib.sha256()
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
-    # Unbuffered reads into one reused buffer: no per-chunk allocation, no double copy.
     with open(path, "rb", buffering=0) as reader:
-        while size := reader.readinto(buffer):
-            digest.update(view[:size])
-    return digest.hexdigest()
+        return _hash_stream(reader, os.fstat(reader.fileno()).st_size + 1)
 
 
 def copy_with_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> str:
     """Copy ``src`` to ``dst`` and return the SHA-256 hex digest of the content.
 
-    The data is read once: each chunk is hashed and written before the next is read, so a copy
-    costs about what hashing alone costs. The copy is written to a temporary file beside ``dst``
-    and renamed over it, so a copy killed half-way never leaves a truncated ``dst`` (an existing
-    ``dst`` stays intact until the rename). Parent folders of ``dst`` are created and the
-    permission bits of ``src`` are kept. Raises ``OSError`` when either side fails.
+    The digest is that of the bytes written, read back from the copy. The copy is written to a
+    temporary file beside ``dst`` and renamed over it, so a copy killed half-way never leaves a
+    truncated ``dst`` (an existing ``dst`` stays intact until the rename). Parent folders of
+    ``dst`` are created and the permission bits of ``src`` are kept.
+
+    When ``dst`` is already a regular file with the same size, permission bits and content, it
+    is left untouched (its modification time too) and the source is only read: getting unchanged
+    data again costs a read, and concurrent steps getting the same file never rewrite it under
+    each other. Raises ``OSError`` when either side fails.
     """
     target = Path(dst)
     target.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
     # Open the source first so that a missing source leaves no temporary file behind.
     with open(src, "rb", buffering=0) as reader:
-        mode = stat.S_IMODE(os.fstat(reader.fileno()).st_mode)
-        handle, temp_name = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=_PARTIAL_SUFFIX
-        )
+        source = os.fstat(reader.fileno())
+        digest = _hash_if_identical(reader, source, target)
+        if digest is not None:
+            return digest
+        reader.seek(0)
+        mode = stat.S_IMODE(source.st_mode)
+        return _copy_to_temporary_then_rename(reader, mode, target, source.st_size + 1)
+
+
+def _hash_if_identical(reader: BinaryIO, source: os.stat_result, target: Path) -> str | None:
+    """The source's digest when ``target`` already holds the same bytes, else ``None``.
+
+    Compares chunk by chunk and gives up at the first difference, so a changed file costs at
+    most one extra partial read before it is copied.
+    """
+    try:
+        existing = os.lstat(target)
+    except OSError:
+        return None
+    if not stat.S_ISREG(existing.st_mode) or existing.st_size != source.st_size:
+        return None
+    if stat.S_IMODE(existing.st_mode) != stat.S_IMODE(source.st_mode):
+        return None
+    if (existing.st_dev, existing.st_ino) == (source.st_dev, source.st_ino):
+        return _hash_stream(reader, source.st_size + 1)
+    digest = hashlib.sha256()
+    # Small files are the common case: don't allocate (and fault in) two full chunks for them.
+    length = min(CHUNK_SIZE, source.st_size + 1)
+    ours, theirs = bytearray(length), bytearray(length)
+    view = memoryview(ours)
+    with open(target, "rb", buffering=0) as other:
+        while size := _read_full(reader, ours):
+            if _read_full(other, theirs) != size:
+                return None
+            # bytearray equality is a memcmp; comparing memoryviews goes element by element.
+            same = ours == theirs if size == length else ours[:size] == theirs[:size]
+            if not same:
+                return None
+            digest.update(view[:size])
+        if other.read(1):
+            return None
+    return digest.hexdigest()
+
+
+def _copy_to_temporary_then_rename(
+    reader: BinaryIO, mode: int, target: Path, size_hint: int = CHUNK_SIZE
+) -> str:
+    """Copy into a temporary file beside ``target``, hash the copy, rename it into place.
+
+    The bytes move inside the kernel, then the copy is hashed while it is still in the page
+    cache: on Linux that is faster than hashing and writing from Python in one pass (user-space
+    writes of a large file are throttled harder), and the digest is by construction that of the
+    bytes stored, even if the source changes meanwhile.
+    """
+    handle, temp_name = _create_temporary(target, mode)
+    try:
+        with open(handle, "r+b", buffering=0) as copy:
+            _copy_bytes(reader, copy)
+            copy.seek(0)
+            digest = _hash_stream(copy, size_hint)
+            # The umask may have taken bits away; keep the source's, as shutil.copy does.
+            if stat.S_IMODE(os.fstat(copy.fileno()).st_mode) != mode:
+                os.fchmod(copy.fileno(), mode)
+        os.replace(temp_name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise
+    return digest
+
+
+#: Whether ``os.sendfile`` copies between regular files here (Linux; macOS only sends to sockets).
+_SENDFILE = sys.platform.startswith("linux") and hasattr(os, "sendfile")
+_SENDFILE_BLOCK = 1024**3
+
+
+def _copy_bytes(reader: BinaryIO, writer: BinaryIO) -> None:
+    """Every byte of ``reader`` (from its start) appended to ``writer``."""
+    if _SENDFILE:
+        offset = 0
         try:
-            with open(handle, "wb") as writer:
-                while size := reader.readinto(buffer):
-                    chunk = view[:size]
-                    digest.update(chunk)
-                    writer.write(chunk)
-            # mkstemp creates the file 0600; give the copy the source's bits, as shutil.copy does.
-            os.chmod(temp_name, mode)
-            os.replace(temp_name, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp_name)
-            raise
+            while sent := os.sendfile(writer.fileno(), reader.fileno(), offset, _SENDFILE_BLOCK):
+                offset += sent
+            return
+        except OSError:
+            # Some file systems refuse sendfile; start over in user space if nothing was sent.
+            if offset:
+                raise
+    reader.seek(0)
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    while size := reader.readinto(buffer):
+        writer.write(view[:size])
+
+
+def _create_temporary(target: Path, mode: int) -> tuple[int, str]:
+    """Create an exclusive temporary file beside ``target``: its descriptor and path.
+
+    Created with ``mode`` at once (less the umask), which saves the ``chmod`` that
+    ``tempfile.mkstemp``'s 0600 would need.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        name = str(target.with_name(f".{target.name}.{secrets.token_hex(4)}{_PARTIAL_SUFFIX}"))
+        try:
+            return os.open(name, flags, mode), name
+        except FileExistsError:
+            continue
+
+
+def _read_full(reader: BinaryIO, buffer: bytearray) -> int:
+    """Fill ``buffer`` from ``reader`` unless the end comes first; return the bytes read."""
+    view = memoryview(buffer)
+    filled = 0
+    while filled < len(buffer):
+        size = reader.readinto(view[filled:])
+        if not size:
+            break
+        filled += size
+    return filled
+
+
+def _hash_stream(reader: BinaryIO, size_hint: int = CHUNK_SIZE) -> str:
+    digest = hashlib.sha256()
+    buffer = bytearray(max(1, min(CHUNK_SIZE, size_hint)))
+    view = memoryview(buffer)
+    # Unbuffered reads into one reused buffer: no per-chunk allocation, no double copy.
+    while size := reader.readinto(buffer):
+        digest.update(view[:size])
     return digest.hexdigest()
 
 
@@ -174,17 +282,45 @@ def safe_relative(path: str, what: str, run_id: str) -> str:
     return normalised
 
 
-def check_destination(target: Path, root: Path, what: str, run_id: str) -> None:
+def check_destination(
+    target: Path, root: Path, what: str, run_id: str, resolved: dict[Path, Path] | None = None
+) -> None:
     """Refuse to write ``target`` when an existing folder on its way links outside ``root``.
 
     ``root`` must be resolved. Only the parent is resolved: when ``target`` itself is a link,
-    ``os.replace`` swaps the link and never writes through it.
+    ``os.replace`` swaps the link and never writes through it. ``resolved`` caches resolved
+    folders across the files of one transfer (many files share a folder).
     """
-    parent = target.parent.resolve()
+    if resolved is None:
+        resolved = {}
+    parent = resolved.get(target.parent)
+    if parent is None:
+        parent = resolved[target.parent] = target.parent.resolve()
     if not parent.is_relative_to(root):
         raise CatalogError(
             f"Refusing {what} of run {run_id!r}: {target} lies in {parent}, outside {root}"
         )
+
+
+def _resolved_file(candidate: Path, folders: dict[Path, Path]) -> Path | None:
+    """The real path of ``candidate`` when it is (or links to) a regular file, else ``None``.
+
+    Folders are resolved once per transfer through ``folders``: a match that is not a link
+    itself lies where its folder really is, which saves resolving every file of a large glob.
+    """
+    try:
+        mode = os.lstat(candidate).st_mode
+    except OSError:
+        return None
+    if stat.S_ISLNK(mode):
+        resolved = candidate.resolve()
+        return resolved if resolved.is_file() else None
+    if not stat.S_ISREG(mode):
+        return None
+    folder = folders.get(candidate.parent)
+    if folder is None:
+        folder = folders[candidate.parent] = candidate.parent.resolve()
+    return folder / candidate.name
 
 
 def check_run_id(run_id: str) -> None:
@@ -295,12 +431,13 @@ class FileSystemCatalog(BaseCatalog):
         except (ValueError, OSError) as exc:
             raise CatalogError(f"Cannot glob pattern {pattern!r} in {root}: {exc}") from exc
         found: dict[str, Path] = {}
+        folders: dict[Path, Path] = {}
         for candidate in candidates:
-            # is_file() is false for folders, broken links and fifos (reading one would hang).
-            if not candidate.is_file():
+            resolved = _resolved_file(candidate, folders)
+            # None for folders, broken links and fifos (reading one would hang).
+            if resolved is None:
                 continue
             name = candidate.relative_to(root).as_posix()
-            resolved = candidate.resolve()
             if skip(name, resolved):
                 continue
             if not resolved.is_relative_to(root):
@@ -342,10 +479,11 @@ class FileSystemCatalog(BaseCatalog):
                 f"Cannot create {destination} to get {name!r} of run {run_id!r}: {exc}"
             ) from exc
         records = []
+        folders: dict[Path, Path] = {}
         for relative, source in matches.items():
             target = destination / relative
             try:
-                check_destination(target, destination, f"getting {name!r}", run_id)
+                check_destination(target, destination, f"getting {name!r}", run_id, folders)
                 data_hash = copy_with_hash(source, target)
             except OSError as exc:
                 raise CatalogError(
@@ -392,6 +530,7 @@ class FileSystemCatalog(BaseCatalog):
         }
         synced_paths = {(entry_name, path) for entry_name, path, _ in synced}
         records = []
+        folders: dict[Path, Path] = {}
         for relative, source in matches.items():
             record = self._record(relative, run_id, "", "put")
             key = (relative, record.catalog_relative_path)
@@ -402,7 +541,9 @@ class FileSystemCatalog(BaseCatalog):
                     if (*key, record.data_hash) in synced:
                         records.append(record)
                         continue
-                record.data_hash = self._store(source, run_folder / relative, run_folder, run_id)
+                record.data_hash = self._store(
+                    source, run_folder / relative, run_folder, run_id, folders
+                )
             except OSError as exc:
                 raise CatalogError(
                     f"Cannot put {relative!r} from {source_root} into the catalog of run "
@@ -412,10 +553,19 @@ class FileSystemCatalog(BaseCatalog):
         return records
 
     @staticmethod
-    def _store(source: Path, target: Path, run_folder: Path, run_id: str) -> str:
-        """Copy ``source`` to ``target`` inside ``run_folder``; return the content's hash."""
+    def _store(
+        source: Path,
+        target: Path,
+        run_folder: Path,
+        run_id: str,
+        folders: dict[Path, Path] | None = None,
+    ) -> str:
+        """Copy ``source`` to ``target`` inside ``run_folder``; return the content's hash.
+
+        ``folders`` caches resolved folders across the files of one transfer.
+        """
         run_folder.mkdir(parents=True, exist_ok=True)
-        check_destination(target, run_folder, f"putting {target.name!r}", run_id)
+        check_destination(target, run_folder, f"putting {target.name!r}", run_id, folders)
         return copy_with_hash(source, target)
 
     def put_file(self, path: Path, catalog_name: str, run_id: str) -> DataCatalog:
@@ -451,9 +601,10 @@ class FileSystemCatalog(BaseCatalog):
         def skip(relative: str, _resolved: Path) -> bool:
             return is_execution_log(relative) or relative.endswith(_PARTIAL_SUFFIX)
 
+        folders: dict[Path, Path] = {}
         for relative, source in self._glob(previous, "**/*", previous_run_id, skip).items():
             try:
-                self._store(source, current / relative, current, run_id)
+                self._store(source, current / relative, current, run_id, folders)
             except OSError as exc:
                 raise CatalogError(
                     f"Cannot sync {relative!r} from the catalog of run {previous_run_id!r} into "
