@@ -359,6 +359,22 @@ class S3Catalog(S3Connection, BaseCatalog):
         self._upload([upload], run_id)
         return upload.record
 
+    def put_data(self, data: bytes, catalog_name: str, run_id: str) -> DataCatalog:
+        """Upload ``data`` as ``<run_id>/<catalog_name>`` in one request, its hash attached."""
+        import hashlib
+
+        relative = safe_relative(catalog_name, "catalog name", run_id)
+        check_run_id(run_id)
+        record = self._record(relative, run_id, hashlib.sha256(data).hexdigest(), "put")
+        key = self._run_key(run_id, relative)
+        try:
+            self.client().put_object(
+                Bucket=self.bucket, Key=key, Body=data, Metadata={HASH_METADATA: record.data_hash}
+            )
+        except remote_errors() as exc:
+            self._fail(f"Cannot put {catalog_name!r} into the catalog of run {run_id!r}", key, exc)
+        return record
+
     # ------------------------------------------------------------------ get
 
     def get(

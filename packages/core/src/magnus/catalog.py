@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import posixpath
 import secrets
@@ -18,7 +19,7 @@ import sys
 from abc import abstractmethod
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import BinaryIO, ClassVar
+from typing import ClassVar
 
 from magnus.exceptions import CatalogError
 from magnus.runlog.models import DataCatalog
@@ -69,6 +70,24 @@ class BaseCatalog(BaseService):
 
         Used for execution logs, code diffs and pickled objects; records stage ``put``.
         """
+
+    def put_data(self, data: bytes, catalog_name: str, run_id: str) -> DataCatalog:
+        """Store ``data`` under ``<run_id>/<catalog_name>``, as ``put_file`` stores a file.
+
+        Used for execution logs, which are kept in memory while they are small. This default
+        writes ``data`` to a temporary file and calls ``put_file``, so every catalog has it;
+        override it when the backend can take the bytes directly.
+        """
+        import tempfile
+
+        handle, name = tempfile.mkstemp(prefix="magnus-", suffix=".data")
+        try:
+            with open(handle, "wb") as writer:
+                writer.write(data)
+            return self.put_file(Path(name), catalog_name, run_id)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
 
     @abstractmethod
     def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:
@@ -140,7 +159,7 @@ def copy_with_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> 
         return _copy_to_temporary_then_rename(reader, mode, target, source.st_size + 1)
 
 
-def _hash_if_identical(reader: BinaryIO, source: os.stat_result, target: Path) -> str | None:
+def _hash_if_identical(reader: io.FileIO, source: os.stat_result, target: Path) -> str | None:
     """The source's digest when ``target`` already holds the same bytes, else ``None``.
 
     Compares chunk by chunk and gives up at the first difference, so a changed file costs at
@@ -176,7 +195,7 @@ def _hash_if_identical(reader: BinaryIO, source: os.stat_result, target: Path) -
 
 
 def _copy_to_temporary_then_rename(
-    reader: BinaryIO, mode: int, target: Path, size_hint: int = CHUNK_SIZE
+    reader: io.FileIO, mode: int, target: Path, size_hint: int = CHUNK_SIZE
 ) -> str:
     """Copy into a temporary file beside ``target``, hash the copy, rename it into place.
 
@@ -207,7 +226,7 @@ _SENDFILE = sys.platform.startswith("linux") and hasattr(os, "sendfile")
 _SENDFILE_BLOCK = 1024**3
 
 
-def _copy_bytes(reader: BinaryIO, writer: BinaryIO) -> None:
+def _copy_bytes(reader: io.FileIO, writer: io.FileIO) -> None:
     """Every byte of ``reader`` (from its start) appended to ``writer``."""
     if _SENDFILE:
         offset = 0
@@ -241,7 +260,7 @@ def _create_temporary(target: Path, mode: int) -> tuple[int, str]:
             continue
 
 
-def _read_full(reader: BinaryIO, buffer: bytearray) -> int:
+def _read_full(reader: io.FileIO, buffer: bytearray) -> int:
     """Fill ``buffer`` from ``reader`` unless the end comes first; return the bytes read."""
     view = memoryview(buffer)
     filled = 0
@@ -253,7 +272,7 @@ def _read_full(reader: BinaryIO, buffer: bytearray) -> int:
     return filled
 
 
-def _hash_stream(reader: BinaryIO, size_hint: int = CHUNK_SIZE) -> str:
+def _hash_stream(reader: io.FileIO, size_hint: int = CHUNK_SIZE) -> str:
     digest = hashlib.sha256()
     buffer = bytearray(max(1, min(CHUNK_SIZE, size_hint)))
     view = memoryview(buffer)
@@ -368,6 +387,12 @@ class DoNothingCatalog(BaseCatalog):
                 f"Cannot read {path} to record it as {catalog_name!r} for run {run_id!r}: {exc}"
             ) from exc
         return DataCatalog(name=catalog_name, data_hash=data_hash, stage="put")
+
+    def put_data(self, data: bytes, catalog_name: str, run_id: str) -> DataCatalog:
+        """Store nothing; return a record of the name and the data's hash only."""
+        return DataCatalog(
+            name=catalog_name, data_hash=hashlib.sha256(data).hexdigest(), stage="put"
+        )
 
     def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:
         """Nothing to sync."""
@@ -585,6 +610,32 @@ class FileSystemCatalog(BaseCatalog):
                 f"Cannot put {source} into the catalog of run {run_id!r} as {catalog_name!r}: {exc}"
             ) from exc
         return self._record(relative, run_id, data_hash, "put")
+
+    def put_data(self, data: bytes, catalog_name: str, run_id: str) -> DataCatalog:
+        """Write ``data`` straight to ``<run_id>/<catalog_name>`` (through a temporary file)."""
+        relative = safe_relative(catalog_name, "catalog name", run_id)
+        run_folder = self._run_folder(run_id)
+        target = run_folder / relative
+        try:
+            run_folder.mkdir(parents=True, exist_ok=True)
+            check_destination(target, run_folder, f"putting {catalog_name!r}", run_id)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Created like any new file (0666 less the umask), then renamed into place.
+            handle, temp_name = _create_temporary(target, 0o666)
+            try:
+                with open(handle, "wb", buffering=0) as writer:
+                    writer.write(data)
+                os.replace(temp_name, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp_name)
+                raise
+        except OSError as exc:
+            raise CatalogError(
+                f"Cannot put {catalog_name!r} into the catalog of run {run_id!r} at "
+                f"{run_folder}: {exc}"
+            ) from exc
+        return self._record(relative, run_id, hashlib.sha256(data).hexdigest(), "put")
 
     def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:
         """Copy the previous run's catalog folder (without execution logs) into this run's."""

@@ -1,7 +1,7 @@
 """What a run shows on the terminal: one line as each step starts and ends, then a summary.
 
 The reporter is an observer plugin like any other: registered for the run, it sees every step
-through ``before_step``/``after_step``. rich is imported only when something is printed.
+through ``before_step``/``after_step``. rich is imported only for the summary and run listings.
 """
 
 from __future__ import annotations
@@ -27,27 +27,65 @@ def _console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
-class ConsoleReporter:
-    """Prints each step's start and end."""
+#: ANSI codes of the few styles a step line uses.
+_STYLES = {"dim": "2", "green": "32", "red": "31", "cyan": "36"}
+#: Stand-ins for the symbols on a terminal whose encoding lacks them.
+_PLAIN_SYMBOLS = {"▶": ">", "✔": "+", "✘": "x", "↷": "~"}
 
-    def __init__(self) -> None:
-        self.console = _console()
+
+def _wants_colour(stream: Any) -> bool:
+    """Colour as rich decides it: NO_COLOR and TERM=dumb turn it off, FORCE_COLOR on."""
+    import os
+
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class ConsoleReporter:
+    """Prints each step's start and end.
+
+    A line per step is written straight to standard output rather than through rich: rich's
+    rendering costs more than a short step, and names and messages are shown as they are (a
+    step called ``train[v2]`` is not taken for markup).
+    """
+
+    def _print(self, *parts: tuple[str, str]) -> None:
+        """Write one line made of (style, text) parts; style "" is plain."""
+        stream = sys.stdout
+        colour = _wants_colour(stream)
+        line = "".join(
+            f"\x1b[{_STYLES[style]}m{text}\x1b[0m" if colour and style and text else text
+            for style, text in parts
+        )
+        try:
+            stream.write(line + "\n")
+        except UnicodeEncodeError:
+            for symbol, plain in _PLAIN_SYMBOLS.items():
+                line = line.replace(symbol, plain)
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            stream.write(line.encode(encoding, "replace").decode(encoding) + "\n")
+        stream.flush()
 
     @hookimpl
     def before_step(self, step_log: StepLog, node: BaseNode) -> None:
         if node.is_terminal or step_log.mock:
             return
-        self.console.print(f"[dim]▶[/dim] {step_log.internal_name}", markup=True)
+        self._print(("dim", "▶"), ("", f" {step_log.internal_name}"))
 
     @hookimpl
     def after_step(self, step_log: StepLog, node: BaseNode) -> None:
         if node.is_terminal:
             return
+        name = step_log.internal_name
         if step_log.mock:
-            note = (
-                f" [dim]({step_log.message})[/dim]" if step_log.message else " [dim](mocked)[/dim]"
-            )
-            self.console.print(f"[cyan]↷[/cyan] {step_log.internal_name}{note}")
+            note = f" ({step_log.message})" if step_log.message else " (mocked)"
+            self._print(("cyan", "↷"), ("", f" {name}"), ("dim", note))
             return
         attempts = step_log.attempts
         took = ""
@@ -55,15 +93,14 @@ class ConsoleReporter:
             seconds = (
                 parse_time(attempts[-1].end_time) - parse_time(attempts[0].start_time)
             ).total_seconds()
-            took = f" [dim]{seconds:.2f}s[/dim]"
-        tries = f" [dim](attempt {len(attempts)})[/dim]" if len(attempts) > 1 else ""
+            took = f" {seconds:.2f}s"
+        tries = f" (attempt {len(attempts)})" if len(attempts) > 1 else ""
         if step_log.status == SUCCESS:
-            self.console.print(f"[green]✔[/green] {step_log.internal_name}{took}{tries}")
+            self._print(("green", "✔"), ("", f" {name}"), ("dim", took), ("dim", tries))
         else:
             message = f": {step_log.message}" if step_log.message else ""
-            self.console.print(
-                f"[red]✘[/red] {step_log.internal_name}{took}{tries}[red]{message}[/red]",
-                markup=True,
+            self._print(
+                ("red", "✘"), ("", f" {name}"), ("dim", took), ("dim", tries), ("red", message)
             )
 
 

@@ -278,8 +278,10 @@ def read_yaml(path: str | Path, what: str) -> Any:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(f"Cannot read the {what} {str(path)!r}: {exc.strerror}") from None
+    # libyaml's loader, when PyYAML was built with it, reads a large pipeline ~10x faster.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

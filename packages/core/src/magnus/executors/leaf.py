@@ -12,14 +12,13 @@ import contextlib
 import logging
 import os
 import sys
-import tempfile
 from datetime import datetime
-from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, TextIO, cast
 
 from magnus import scopes
 from magnus.context import RunContext, StepContext, current_step
 from magnus.exceptions import CatalogError, MagnusError
+from magnus.executors.execution_log import ExecutionLog
 from magnus.naming import branch_name_of
 from magnus.nodes import BaseNode, ExecutableNode, TaskNode
 from magnus.redaction import RedactingStream, redactor
@@ -237,26 +236,24 @@ def _run_attempt(
     produced: dict[str, Any] = {}
     error: BaseException | None = get_error
     start = datetime.now()
-    log_path: Path | None = None
+    log: ExecutionLog | None = None
     if get_error is None and isinstance(node, TaskNode):
-        fd, name = tempfile.mkstemp(prefix="magnus-", suffix=".execution.log")
-        log_path = Path(name)
+        log = ExecutionLog()
         # Everything a task prints goes through masking streams: to the log and to the console.
         consoles = [RedactingStream(sys.stdout), RedactingStream(sys.stderr)]
         task_input.console_out, task_input.console_err = (cast(IO[str], c) for c in consoles)
-        with os.fdopen(fd, "w", encoding="utf-8") as log_file:
-            output = RedactingStream(log_file)
-            task_input.output = cast(IO[str], output)
-            try:
-                produced = node.executable.execute(task_input)
-            except Exception as exc:
-                error = exc
-                if isinstance(exc, MagnusError):
-                    output.write(f"{exc}\n")
-            finally:
-                output.close()
-                for console in consoles:
-                    console.release()
+        output = RedactingStream(cast(TextIO, log))
+        task_input.output = cast(IO[str], output)
+        try:
+            produced = node.executable.execute(task_input)
+        except Exception as exc:
+            error = exc
+            if isinstance(exc, MagnusError):
+                output.write(f"{exc}\n")
+        finally:
+            output.close()
+            for console in consoles:
+                console.release()
         for key, points in task_input.metrics.items():
             step_context.metrics.setdefault(key, {}).update(points)
     end = datetime.now()
@@ -270,8 +267,8 @@ def _run_attempt(
         parameters=task_input.consumed,
         output_parameters=produced,
     )
-    if log_path is not None:
-        _store_execution_log(context, node, map_variables, number, log_path)
+    if log is not None:
+        _store_execution_log(context, node, map_variables, number, log)
     return attempt, produced, error
 
 
@@ -289,15 +286,15 @@ def _store_execution_log(
     node: BaseNode,
     map_variables: dict[str, Any],
     attempt: int,
-    log_path: Path,
+    log: ExecutionLog,
 ) -> None:
     step_context = current_step.get()
     assert step_context is not None
     name = execution_log_name(node, map_variables, attempt)
     try:
-        entry = context.catalog.put_file(log_path, name, context.run_id)
+        entry = log.store(context.catalog, name, context.run_id)
         step_context.step_log.add_data_catalogs([entry])
     except CatalogError as exc:
         logger.warning("Could not store the execution log of %s: %s", node.internal_name, exc)
     finally:
-        log_path.unlink(missing_ok=True)
+        log.discard()

@@ -325,6 +325,25 @@ class CatalogContract:
         with pytest.raises(CatalogError):
             catalog.put_file(elsewhere / "missing.log", "missing.log", RUN)
 
+    def test_put_data_stores_bytes_like_put_file(self, catalog: BaseCatalog) -> None:
+        work = _work(catalog)
+        data = "log line, café\n".encode()
+
+        record = catalog.put_data(data, "objects/step.bin", RUN)
+        catalog.get("objects/step.bin", RUN)
+
+        assert record.name == "objects/step.bin"
+        assert record.stage == "put"
+        assert record.data_hash == _sha256(data)
+        assert record.catalog_relative_path == f"{RUN}/objects/step.bin"
+        assert record.catalog_handler_location == catalog.location
+        assert (work / "objects/step.bin").read_bytes() == data
+
+    @pytest.mark.parametrize("catalog_name", ["../escape.log", "a/../../escape.log", "/abs.log"])
+    def test_put_data_refuses_escaping_names(self, catalog: BaseCatalog, catalog_name: str) -> None:
+        with pytest.raises(CatalogError):
+            catalog.put_data(b"log", catalog_name, RUN)
+
     def test_get_never_returns_execution_logs(
         self, catalog: BaseCatalog, tmp_path_factory: pytest.TempPathFactory
     ) -> None:
