@@ -66,8 +66,11 @@ def get_tag() -> str:
 
 
 def get_run_log() -> RunLog:
-    """A copy of the whole current run log."""
+    """A copy of the whole current run log, the running step's PROCESSING record included."""
+    from magnus.executors.pending import write_pending_now
+
     run = require_run()
+    write_pending_now()
     return run.run_log_store.get_run_log_by_id(run.run_id, full=True).model_copy(deep=True)
 
 

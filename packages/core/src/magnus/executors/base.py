@@ -90,14 +90,19 @@ class BaseExecutor(BaseService):
             original_step = rerun.reusable_step(context, node, step_log.internal_name)
             if original_step is not None:
                 return rerun.reuse(context, node, step_log, original_step)
-        if not node.is_terminal:
+        if isinstance(node, CompositeNode):
             # Stored before running so that a killed run shows where it stopped.
             context.run_log_store.add_step_log(step_log, context.run_id)
-        if isinstance(node, CompositeNode):
             runs = node.fan_out(context, map_variables)
             self.run_branches(context, node, runs)
             return node.fan_in(context, map_variables)
-        return self.trigger_job(context, node, step_log, map_variables)
+        if node.is_terminal:
+            return self.trigger_job(context, node, step_log, map_variables)
+        from magnus.executors.pending import processing_record
+
+        # A leaf's starting record is stored only if it runs long enough to be worth showing.
+        with processing_record(context, step_log):
+            return self.trigger_job(context, node, step_log, map_variables)
 
     def run_branches(self, context: RunContext, node: CompositeNode, runs: list[BranchRun]) -> None:
         """Run a composite's branches; here one after another, in declaration order."""

@@ -19,6 +19,7 @@ from magnus import scopes
 from magnus.context import RunContext, StepContext, current_step
 from magnus.exceptions import CatalogError, MagnusError
 from magnus.executors.execution_log import ExecutionLog
+from magnus.executors.pending import store_final_step_log
 from magnus.naming import branch_name_of
 from magnus.nodes import BaseNode, ExecutableNode, TaskNode
 from magnus.redaction import RedactingStream, redactor
@@ -159,7 +160,7 @@ def execute_leaf(
 
     _redact_step_log(step_log)
     context.plugins.notify("after_step", step_log=step_log, node=node, context=context)
-    store.add_step_log(step_log, run_id)
+    store_final_step_log(context, step_log)
     return step_log
 
 

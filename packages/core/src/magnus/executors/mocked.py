@@ -21,6 +21,7 @@ from pydantic import Field
 
 from magnus.executors.leaf import execute_leaf
 from magnus.executors.local import LocalExecutor
+from magnus.executors.pending import store_final_step_log
 from magnus.nodes import ExecutableNode, TaskNode
 from magnus.runlog.models import SUCCESS, StepAttempt, StepLog, format_duration, format_time
 
@@ -90,5 +91,5 @@ class MockedExecutor(LocalExecutor):
         )
         step_log.status = SUCCESS
         context.plugins.notify("after_step", step_log=step_log, node=node, context=context)
-        context.run_log_store.add_step_log(step_log, context.run_id)
+        store_final_step_log(context, step_log)
         return step_log

@@ -1,0 +1,103 @@
+"""The PROCESSING record of a leaf step, written only when the step lasts long enough to matter.
+
+A step's log is stored when the step ends. Storing it also as it starts shows where a run is (and
+where a killed run stopped), but most steps take milliseconds, and a second write of every step
+log was a large part of what a step cost. So the starting record is written by a timer, after
+:data:`PROCESSING_RECORD_DELAY` seconds, unless the step has ended by then; if the step fails
+in an unexpected way first, it is written at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from magnus.context import RunContext
+    from magnus.runlog.models import StepLog
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a leaf step runs before its PROCESSING record is stored.
+PROCESSING_RECORD_DELAY = 0.5
+
+_pending: ContextVar[PendingRecord | None] = ContextVar("magnus_pending_record", default=None)
+
+
+class PendingRecord:
+    """A step log's PROCESSING record, stored by a timer unless the step ends first."""
+
+    def __init__(self, context: RunContext, step_log: StepLog, delay: float) -> None:
+        self._context = context
+        # The step mutates its log while the timer may be writing: write a copy of the start.
+        self._snapshot = step_log.model_copy(deep=True)
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(delay, self.write)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def write(self) -> None:
+        """Store the PROCESSING record now, unless the final one was (or is being) stored."""
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+            try:
+                self._context.run_log_store.add_step_log(self._snapshot, self._context.run_id)
+            except Exception as exc:  # the final write will surface a broken store
+                logger.warning(
+                    "Could not record that step %s started: %s", self._snapshot.internal_name, exc
+                )
+
+    def settle(self) -> None:
+        """The final record is about to be stored: the PROCESSING one must not follow it.
+
+        Waits for a write in progress, so the final record always lands last.
+        """
+        self._timer.cancel()
+        with self._lock:
+            self._done = True
+
+
+@contextlib.contextmanager
+def processing_record(
+    context: RunContext, step_log: StepLog, delay: float = PROCESSING_RECORD_DELAY
+) -> Iterator[None]:
+    """Around a leaf step: its PROCESSING record is stored if it lasts beyond ``delay``.
+
+    When the block raises (magnus itself failed, or the run was interrupted), the record is
+    stored at once if nothing was, so the run log still shows where the run stopped.
+    """
+    pending = PendingRecord(context, step_log, delay)
+    token = _pending.set(pending)
+    try:
+        yield
+    except BaseException:
+        pending.write()
+        raise
+    finally:
+        pending.settle()
+        _pending.reset(token)
+
+
+def write_pending_now() -> None:
+    """Store the running step's PROCESSING record now, if it is still pending.
+
+    For whoever reads the run log from inside a step: the step must already be in it.
+    """
+    pending = _pending.get()
+    if pending is not None:
+        pending.write()
+
+
+def store_final_step_log(context: RunContext, step_log: StepLog) -> None:
+    """Store a leaf step's final log; a PROCESSING record still pending is dropped first."""
+    pending = _pending.get()
+    if pending is not None:
+        pending.settle()
+    context.run_log_store.add_step_log(step_log, context.run_id)
