@@ -25,7 +25,7 @@ PATTERNS = {
 
 
 def get_mode(workload: str) -> str:
-    """How the catalog driver gets the files back: ``over`` the originals or with them ``absent``."""
+    """How the catalog driver gets the files back: ``over`` the originals, or ``absent``."""
     return "absent" if workload.endswith("-absent") else "over"
 
 
