@@ -99,6 +99,27 @@ def test_every_observer_sees_the_run(project: Path, recorder: Recorder, user_mod
     assert run_log.steps["second"].attempts[1].message == "KeyError: 'nope'"
 
 
+def test_observers_hear_of_a_run_stopped_mid_step(
+    project: Path, recorder: Recorder, user_module: Any
+) -> None:
+    user_module("stopping", "def stop():\n    raise KeyboardInterrupt\n")
+    pipeline = Pipeline(
+        steps=[Stub(name="first"), PythonTask(name="second", function="stopping.stop")]
+    )
+
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.execute(run_id="stopped")
+
+    steps = [call for call in recorder.calls if call[0] in ("before_step", "after_step")]
+    assert steps == [
+        ("before_step", "first"),
+        ("after_step", "first:SUCCESS"),
+        ("before_step", "second"),
+    ]
+    assert recorder.calls[-1] == ("after_run", "PROCESSING")
+    assert recorder.calls.count(("after_run", "PROCESSING")) == 1
+
+
 class _Blocker:
     @hookimpl
     def check_compatibility(self, service: Any) -> list[Problem]:

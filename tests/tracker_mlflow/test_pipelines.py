@@ -92,6 +92,11 @@ def kill_server() -> dict:
 def after() -> dict:
     magnus.track_this(step=0, last=3.0, note="still here")
     return {"third": 3}
+
+
+def interrupted() -> None:
+    magnus.track_this(started=1)
+    raise KeyboardInterrupt
 '''
 
 
@@ -232,6 +237,36 @@ def test_without_nested_runs_steps_share_the_parent_run(
     assert parent.data.params == {"before/first": "1", "after/third": "3", "note": "still here"}
     for name in ("before", "after"):
         assert getattr(run_log.steps[name], "mlflow_run_id", None) == parent.info.run_id
+
+
+def test_a_stopped_run_leaves_no_mlflow_run_open(
+    project: Path,
+    tracked: Any,
+    mlflow_server: MlflowServer,
+    mlflow_client: Any,
+    mlflow_experiment: str,
+) -> None:
+    config = write_config(
+        project, {"tracking_uri": mlflow_server.url, "experiment_name": mlflow_experiment}
+    )
+    pipeline = Pipeline(
+        steps=[
+            PythonTask(name="before", function="tracked.before"),
+            PythonTask(name="interrupted", function="tracked.interrupted"),
+            PythonTask(name="after", function="tracked.after"),
+        ]
+    )
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.execute(configuration_file=config, run_id="stopped-run")
+
+    runs = runs_by_name(mlflow_client, mlflow_experiment)
+    parent = runs["stopped-run"]
+    assert parent.info.status == "KILLED"
+    assert parent.data.tags["magnus.status"] == "PROCESSING"
+    children = step_runs(runs, parent)
+    assert set(children) == {"before", "interrupted"}
+    assert children["before"].info.status == "FINISHED"
+    assert children["interrupted"].info.status == "KILLED"
 
 
 MAP_CHUNKS = [0, 10, 20]

@@ -43,6 +43,8 @@ from magnus.runlog.chunked import (
     STEP,
     chunk_file_name,
     chunk_kind_and_name,
+    decode_chunk,
+    encode_chunk,
     next_stamp,
 )
 from magnus.runlog.files import encode_name, encode_run_id
@@ -235,20 +237,10 @@ class ChunkedS3RunLogStore(S3Connection, BaseRunLogStore):
         found = self._get(key)
         if found is None:
             return None
-        data = self._parse(key, found[0])
-        if not (
-            isinstance(data, dict)
-            and isinstance(data.get("created_ns"), int)
-            and isinstance(data.get("record"), dict)
-        ):
-            raise RunLogStoreError(
-                f"The run log record {self.url(key)} is not a chunk of the form "
-                '{"created_ns": <int>, "record": {...}}'
-            )
-        return data["created_ns"], data["record"]
+        return decode_chunk(self._parse(key, found[0]), self.url(key))
 
     def _write_chunk(self, key: str, record: dict[str, Any], created_ns: int) -> None:
-        self._put(key, {"created_ns": created_ns, "record": record})
+        self._put(key, encode_chunk(record, created_ns))
 
     def _stamp_of(self, key: str) -> int | None:
         """The creation stamp of an existing chunk (kept when it is replaced); ``None``: new."""

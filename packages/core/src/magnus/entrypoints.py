@@ -190,12 +190,30 @@ def execute(context: RunContext) -> RunLog | None:
         run_log = start_run(context)
         context.plugins.notify("before_run", run_log=run_log, context=context)
         assert context.dag is not None
-        context.executor.execute_graph(context, context.dag)
+        try:
+            context.executor.execute_graph(context, context.dag)
+        except BaseException:
+            _notify_stopped_run(context)
+            raise
         run_log = context.run_log_store.get_run_log_by_id(context.run_id, full=True)
         context.plugins.notify("after_run", run_log=run_log, context=context)
     finally:
         current_run.reset(token)
     return run_log
+
+
+def _notify_stopped_run(context: RunContext) -> None:
+    """``after_run`` for a traversal that raised (Ctrl-C, a broken store): status PROCESSING.
+
+    Observers close what they opened for the run (an MLflow parent run, say) instead of leaving
+    it open for ever; the run log itself is left as it is, so that ``magnus retry`` can resume.
+    """
+    try:
+        run_log = context.run_log_store.get_run_log_by_id(context.run_id, full=True)
+    except Exception as exc:  # the original error matters more than this one
+        logger.warning("Observers were not told that run %s stopped: %s", context.run_id, exc)
+        return
+    context.plugins.notify("after_run", run_log=run_log, context=context)
 
 
 # ------------------------------------------------------------------------------ orchestrator calls

@@ -116,8 +116,11 @@ def before_run(run_log: RunLog, context: RunContext) -> None:
 def after_run(run_log: RunLog, context: RunContext) -> None:
     """Called when the top-level traversal ends, whatever the run's status.
 
+    Also called when the traversal is stopped by an exception (Ctrl-C, a failing run-log
+    store): the run log is then as far as it got, with status PROCESSING.
+
     Args:
-        run_log: the complete run log, status SUCCESS or FAIL.
+        run_log: the complete run log, status SUCCESS or FAIL (PROCESSING if stopped).
         context: the run's services, identifiers and pipeline graph.
     """
 

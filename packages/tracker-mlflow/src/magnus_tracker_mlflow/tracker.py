@@ -78,7 +78,8 @@ STEP_LOG_FIELD = "mlflow_run_id"
 PARAMETERS_ARTIFACT = "parameters.json"
 METRICS_ARTIFACT = "metrics.json"
 
-_FINAL_STATUS = {"SUCCESS": "FINISHED", "FAIL": "FAILED"}
+#: magnus status -> MLflow's; a run still PROCESSING at its end was stopped (Ctrl-C, a crash)
+_FINAL_STATUS = {"SUCCESS": "FINISHED", "FAIL": "FAILED", "PROCESSING": "KILLED"}
 
 
 class MLflowUnavailableError(MagnusError):
@@ -191,6 +192,8 @@ class _RunState:
     parent_run_id: str | None = None
     #: resolved step internal name -> the step's MLflow run id
     step_runs: dict[str, str] = field(default_factory=dict)
+    #: step runs this process closed
+    closed_step_runs: set[str] = field(default_factory=set)
     #: MLflow run id -> the params logged there (immutable on the server)
     params: dict[str, dict[str, str]] = field(default_factory=dict)
     #: (MLflow run id, artifact file) -> the JSON document written there so far
@@ -737,6 +740,7 @@ class MLflowTracker(BaseExperimentTracker):
             self._call("tag the step's status", "log_batch", run_id, tags=tags)
             status = _FINAL_STATUS.get(step_log.status, "FAILED")
             self._call("close the step's run", "set_terminated", run_id, status)
+            self._state.closed_step_runs.add(run_id)
 
     def _known_step_run(self, step_log: StepLog) -> str | None:
         """The run this process made or found for ``step_log`` (never creates one)."""
@@ -752,6 +756,11 @@ class MLflowTracker(BaseExperimentTracker):
         parent = self._parent_run(context, create=False)
         if parent is None:
             return
+        if run_log.status == "PROCESSING" and self._state is not None and self.nested_runs:
+            # The run was stopped mid-step: the steps it was in never reached after_step.
+            for run_id in set(self._state.step_runs.values()) - self._state.closed_step_runs:
+                self._call("close a stopped step's run", "set_terminated", run_id, "KILLED")
+                self._state.closed_step_runs.add(run_id)
         self._call("tag the run's status", "set_tag", parent, STATUS_TAG, run_log.status)
         status = _FINAL_STATUS.get(run_log.status, "FAILED")
         self._call("close the run's parent run", "set_terminated", parent, status)

@@ -34,7 +34,16 @@ class PendingRecord:
     def __init__(self, context: RunContext, step_log: StepLog, delay: float) -> None:
         self._context = context
         # The step mutates its log while the timer may be writing: write a copy of the start.
-        self._snapshot = step_log.model_copy(deep=True)
+        # Shallow, with its own containers: the step appends to them and assigns fields, but
+        # leaves alone what they held when it started, and a deep copy per step costs too much.
+        self._snapshot = step_log.model_copy(
+            update={
+                "attempts": list(step_log.attempts),
+                "data_catalog": list(step_log.data_catalog),
+                "code_identities": list(step_log.code_identities),
+                "user_defined_metrics": dict(step_log.user_defined_metrics),
+            }
+        )
         self._lock = threading.Lock()
         self._done = False
         self._timer = threading.Timer(delay, self.write)

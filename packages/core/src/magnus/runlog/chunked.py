@@ -86,6 +86,25 @@ def chunk_kind_and_name(file_name: str) -> tuple[str, str] | None:
     return kind, decode_name(rest[: -len(_SUFFIX)])
 
 
+def encode_chunk(record: dict[str, Any], created_ns: int) -> dict[str, Any]:
+    """The stored form of a chunk: ``{"created_ns": <int>, "record": {...}}``."""
+    return {"created_ns": created_ns, "record": record}
+
+
+def decode_chunk(data: Any, where: str) -> tuple[int, dict[str, Any]]:
+    """``(created_ns, record)`` of a parsed chunk; else ``RunLogStoreError`` naming ``where``."""
+    if not (
+        isinstance(data, dict)
+        and isinstance(data.get("created_ns"), int)
+        and isinstance(data.get("record"), dict)
+    ):
+        raise RunLogStoreError(
+            f"The run log record {where} is not a chunk of the form "
+            '{"created_ns": <int>, "record": {...}}'
+        )
+    return data["created_ns"], data["record"]
+
+
 _Chunk = tuple[int, str, dict[str, Any]]  # created_ns, file name (breaks ties), record
 
 
@@ -144,17 +163,7 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
     @staticmethod
     def _read_chunk(path: Path) -> tuple[int, dict[str, Any]]:
         """``(created_ns, record)`` of a chunk; ``FileNotFoundError`` passes through."""
-        data = read_json(path)
-        if not (
-            isinstance(data, dict)
-            and isinstance(data.get("created_ns"), int)
-            and isinstance(data.get("record"), dict)
-        ):
-            raise RunLogStoreError(
-                f"The run log record {path} is not a chunk of the form "
-                '{"created_ns": <int>, "record": {...}}'
-            )
-        return data["created_ns"], data["record"]
+        return decode_chunk(read_json(path), str(path))
 
     @classmethod
     def _write_chunk(
@@ -169,7 +178,7 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
                 created_ns = cls._read_chunk(path)[0]
             except FileNotFoundError:
                 created_ns = next_stamp()
-        write_json(path, {"created_ns": created_ns, "record": record})
+        write_json(path, encode_chunk(record, created_ns))
 
     def _list_folder(self, run_id: str, kind: str) -> list[str]:
         folder = self._folder(run_id) / KIND_FOLDERS[kind]
