@@ -93,6 +93,6 @@ def test_a_vault_that_cannot_start_fails_the_fixture_with_its_log(tmp_path: Path
         start_vault_server(tmp_path, config='listener "tcp" { this is not HCL')
 
     message = str(caught.value)
-    assert "OpenBao did not become healthy" in message
+    assert "OpenBao (healthy, serving secret/) did not become ready" in message
     assert f"log {tmp_path / 'bao.log'}" in message
     assert "error" in message.split("bao.log:", 1)[1].lower()  # the server's own words follow

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fixtures.mlflow_server import artifact_json, free_port, history, runs_by_name
+from fixtures.mlflow_server import artifact_json, history, runs_by_name
+from fixtures.servers import free_port
 from magnus_tracker_mlflow.tracker import MLflowTracker, MLflowUnavailableError
 
 from magnus.exceptions import ConfigurationError
