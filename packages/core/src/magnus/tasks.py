@@ -133,7 +133,7 @@ def _exported(variables: dict[str, str]) -> Iterator[None]:
 
 def _clear_prefixed(prefix: str) -> dict[str, str]:
     """Remove and return environment variables left behind by a task (``set_parameter``)."""
-    found = {k: v for k, v in os.environ.items() if k.startswith(prefix)}
+    found = {k: os.environ[k] for k in [k for k in os.environ if k.startswith(prefix)]}
     for key in found:
         del os.environ[key]
     return found
