@@ -266,6 +266,29 @@ def test_get_refuses_content_that_does_not_match_its_hash(
     assert os.listdir(work / "data") == []  # neither the file nor a partial download
 
 
+def test_get_over_unchanged_files_downloads_nothing(
+    make_catalog: Callable[..., S3Catalog], work: Path, count_requests: Any
+) -> None:
+    catalog = make_catalog()
+    same = write(work, "data/same.txt", b"unchanged")
+    changed = write(work, "data/changed.txt", b"before")
+    catalog.put("data/*", RUN)
+    os.utime(same, ns=(1_000_000_000, 1_000_000_000))
+    changed.write_bytes(b"after!")  # same size, other content
+    counter = count_requests(catalog.client())
+
+    records = catalog.get("data/*", RUN)
+
+    assert [r.name for r in records] == ["data/changed.txt", "data/same.txt"]
+    assert {r.name: r.data_hash for r in records} == {
+        "data/changed.txt": sha256(b"before"),
+        "data/same.txt": sha256(b"unchanged"),
+    }
+    assert counter.of("GetObject") == 1  # only the changed file
+    assert same.stat().st_mtime_ns == 1_000_000_000
+    assert changed.read_bytes() == b"before"
+
+
 def test_objects_from_elsewhere_are_hashed_on_get(
     make_catalog: Callable[..., S3Catalog], work: Path, s3_server: str, s3_bucket: str
 ) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import stat
 import sys
 import uuid
 from collections.abc import Iterator
@@ -107,6 +108,17 @@ def _glob_matches(name: str, segments: list[str]) -> bool:
         )
 
     return match(0, 0)
+
+
+def _holds(target: Path, size: int, data_hash: str) -> bool:
+    """Whether ``target`` is a regular file (not a link) with this size and SHA-256."""
+    try:
+        info = os.lstat(target)
+        if not stat.S_ISREG(info.st_mode) or info.st_size != size:
+            return False
+        return file_hash(target) == data_hash
+    except OSError:
+        return False
 
 
 @functools.cache
@@ -383,7 +395,8 @@ class S3Catalog(S3Connection, BaseCatalog):
         """Download the run's objects matching ``name`` into the compute (or given) folder.
 
         Each object arrives in a temporary file, is hashed, checked against its stored SHA-256
-        and renamed over the destination. Execution logs are never matched.
+        and renamed over the destination. A destination that already has the object's size and
+        SHA-256 is left as it is, without a download. Execution logs are never matched.
         """
         folder = self._run_key(run_id) + "/"
         doing = f"Cannot get {name!r} from the catalog of run {run_id!r}"
@@ -424,7 +437,19 @@ class S3Catalog(S3Connection, BaseCatalog):
             targets[relative] = target
         hashes = self._map(lambda item: self._stored_hash(item.key, doing), list(matches.values()))
         expected = dict(zip(matches, hashes, strict=True))
-        return self._download(matches, targets, expected, run_id, destination)
+        # A destination that already holds the object is not downloaded again (re-runs, and
+        # parallel steps getting the same data, would otherwise rewrite it under each other).
+        records = {
+            relative: self._record(relative, run_id, stored_hash, "get")
+            for relative, stored_hash in expected.items()
+            if stored_hash is not None
+            and _holds(targets[relative], matches[relative].size, stored_hash)
+        }
+        missing = {relative: item for relative, item in matches.items() if relative not in records}
+        if missing:
+            for record in self._download(missing, targets, expected, run_id, destination):
+                records[record.name] = record
+        return [records[relative] for relative in matches]
 
     def _download(
         self,
