@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,14 +13,15 @@ import pytest
 
 from magnus.executors.pending import processing_record, store_final_step_log, write_pending_now
 from magnus.runlog.buffered import BufferedRunLogStore
+from magnus.runlog.chunked import ChunkedFileSystemRunLogStore
 from magnus.runlog.models import PROCESSING, SUCCESS, StepLog
 
 RUN = "run-1"
 DELAY = 0.2
 
 
-class RecordingStore(BufferedRunLogStore):
-    """The buffered store, remembering the status of every step log written."""
+class RecordingStore(ChunkedFileSystemRunLogStore):
+    """The chunked-fs store, remembering the status of every step log written."""
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
@@ -31,8 +33,8 @@ class RecordingStore(BufferedRunLogStore):
 
 
 @pytest.fixture
-def context() -> Any:
-    store = RecordingStore()
+def context(tmp_path: Path) -> Any:
+    store = RecordingStore(log_folder=str(tmp_path / "logs"))
     store.create_run_log(RUN)
     return SimpleNamespace(run_log_store=store, run_id=RUN)
 
@@ -126,6 +128,19 @@ def test_reading_the_run_log_inside_a_step_finds_the_step(context: Any) -> None:
     step_log = started(context)
     with processing_record(context, step_log, delay=60):
         write_pending_now()
+        assert stored_status(context) == PROCESSING
+        finish(context, step_log)
+
+    assert stored_status(context) == SUCCESS
+
+
+def test_an_in_memory_store_gets_the_record_at_once() -> None:
+    store = BufferedRunLogStore()
+    store.create_run_log(RUN)
+    context = SimpleNamespace(run_log_store=store, run_id=RUN)
+    step_log = started(context)
+
+    with processing_record(context, step_log, delay=60):
         assert stored_status(context) == PROCESSING
         finish(context, step_log)
 

@@ -81,7 +81,14 @@ def processing_record(
 
     When the block raises (magnus itself failed, or the run was interrupted), the record is
     stored at once if nothing was, so the run log still shows where the run stopped.
+
+    A store that is not persistent (``buffered``) gets the record at once: writing to memory
+    costs little, and its objects are not meant to be changed from two threads.
     """
+    if not context.run_log_store.persistent:
+        context.run_log_store.add_step_log(step_log, context.run_id)
+        yield
+        return
     pending = PendingRecord(context, step_log, delay)
     token = _pending.set(pending)
     try:
