@@ -35,6 +35,7 @@ from magnus.catalog import (
     check_destination,
     check_run_id,
     file_hash,
+    glob_files,
     is_execution_log,
     safe_relative,
 )
@@ -165,15 +166,6 @@ class S3Catalog(S3Connection, BaseCatalog):
         check_run_id(run_id)
         return self.key(run_id, name)
 
-    def _record(self, name: str, run_id: str, data_hash: str, stage: str) -> DataCatalog:
-        return DataCatalog(
-            name=name,
-            data_hash=data_hash,
-            catalog_relative_path=f"{run_id}/{name}",
-            catalog_handler_location=self.location,
-            stage=stage,
-        )
-
     def _fail(self, doing: str, key: str, error: BaseException) -> NoReturn:
         raise CatalogError(f"{doing} ({self.url(key)}): {self.explain(error)}") from error
 
@@ -221,30 +213,6 @@ class S3Catalog(S3Connection, BaseCatalog):
             self._fail(doing, key, exc)
         stored = head.get("Metadata", {}).get(HASH_METADATA)
         return stored if isinstance(stored, str) else None
-
-    def _local_matches(self, root: Path, pattern: str, run_id: str) -> dict[str, Path]:
-        """Regular files under ``root`` matching ``pattern``, by POSIX path relative to ``root``.
-
-        A match whose real path lies outside ``root`` (a symbolic link) refuses the whole put,
-        as the file-system catalog does.
-        """
-        relative = safe_relative(pattern, "pattern", run_id)
-        try:
-            candidates = sorted(root.glob(relative))
-        except (ValueError, OSError) as exc:
-            raise CatalogError(f"Cannot glob pattern {pattern!r} in {root}: {exc}") from exc
-        found: dict[str, Path] = {}
-        for candidate in candidates:
-            if not candidate.is_file():  # folders, broken links, fifos
-                continue
-            real = candidate.resolve()
-            if not real.is_relative_to(root):
-                raise CatalogError(
-                    f"Refusing pattern {pattern!r} of run {run_id!r}: it matched {candidate}, "
-                    f"which resolves to {real}, outside {root}"
-                )
-            found[candidate.relative_to(root).as_posix()] = candidate
-        return found
 
     # ------------------------------------------------------------------ put
 
@@ -308,7 +276,10 @@ class S3Catalog(S3Connection, BaseCatalog):
                 f"{name!r}: {exc}"
             ) from exc
         return _Upload(
-            self._record(name, run_id, data_hash, "put"), source, self._run_key(run_id, name), size
+            self.catalog_record(name, run_id, data_hash, "put"),
+            source,
+            self._run_key(run_id, name),
+            size,
         )
 
     def put(
@@ -330,7 +301,7 @@ class S3Catalog(S3Connection, BaseCatalog):
                 f"run {run_id!r}); magnus does not create it for you"
             )
         check_run_id(run_id)
-        matches = self._local_matches(source_root, name, run_id)
+        matches = glob_files(source_root, name, run_id)
         if not matches:
             raise CatalogError(
                 f"Did not find any files matching {name!r} in {source_root} (run {run_id!r})"
@@ -377,7 +348,7 @@ class S3Catalog(S3Connection, BaseCatalog):
 
         relative = safe_relative(catalog_name, "catalog name", run_id)
         check_run_id(run_id)
-        record = self._record(relative, run_id, hashlib.sha256(data).hexdigest(), "put")
+        record = self.catalog_record(relative, run_id, hashlib.sha256(data).hexdigest(), "put")
         key = self._run_key(run_id, relative)
         try:
             self.client().put_object(
@@ -440,7 +411,7 @@ class S3Catalog(S3Connection, BaseCatalog):
         # A destination that already holds the object is not downloaded again (re-runs, and
         # parallel steps getting the same data, would otherwise rewrite it under each other).
         records = {
-            relative: self._record(relative, run_id, stored_hash, "get")
+            relative: self.catalog_record(relative, run_id, stored_hash, "get")
             for relative, stored_hash in expected.items()
             if stored_hash is not None
             and _holds(targets[relative], matches[relative].size, stored_hash)
@@ -528,7 +499,7 @@ class S3Catalog(S3Connection, BaseCatalog):
                 f"Cannot get {relative!r} of run {run_id!r} ({self.url(key)}) into "
                 f"{target.parent}: {exc}"
             ) from exc
-        return self._record(relative, run_id, data_hash, "get")
+        return self.catalog_record(relative, run_id, data_hash, "get")
 
     # ------------------------------------------------------------------ re-runs
 

@@ -41,6 +41,7 @@ from magnus.runlog.chunked import (
     PARAMETER,
     RUN_FILE,
     STEP,
+    attach_descendants,
     chunk_file_name,
     chunk_kind_and_name,
     decode_chunk,
@@ -279,35 +280,15 @@ class ChunkedS3RunLogStore(S3Connection, BaseRunLogStore):
     def _attach_descendants(self, run_id: str, root: RunLog | StepLog | BranchLog) -> None:
         """Rebuild under ``root`` every step and branch log below it from their chunks."""
         under = None if isinstance(root, RunLog) else root.internal_name
-        step_logs: dict[str, StepLog] = {}
-        containers: dict[str, RunLog | BranchLog] = {}
-        if isinstance(root, StepLog):
-            step_logs[root.internal_name] = root
-        else:
-            containers[under or ""] = root
-        for _, key, record in self._read_chunks(run_id, STEP, under):
-            step = self._validate(key, StepLog, record)
-            step_logs.setdefault(step.internal_name, step)
-        for _, key, record in self._read_chunks(run_id, BRANCH, under):
-            branch = self._validate(key, BranchLog, record)
-            containers.setdefault(branch.internal_name, branch)
-        # Both dicts are in creation order, so every parent gets its children in that order.
-        for name, container in containers.items():
-            if container is root or not isinstance(container, BranchLog):
-                continue
-            owner = step_logs.get(parent_step_name(name))
-            if owner is None:
-                logger.warning("Run %s: branch log %r has no parent step", run_id, name)
-                continue
-            owner.branches[name] = container
-        for name, step in step_logs.items():
-            if step is root:
-                continue
-            branch_or_run = containers.get(parent_branch_name(name))
-            if branch_or_run is None:
-                logger.warning("Run %s: step log %r has no parent branch", run_id, name)
-                continue
-            branch_or_run.steps[name] = step
+        steps = (
+            self._validate(key, StepLog, record)
+            for _, key, record in self._read_chunks(run_id, STEP, under)
+        )
+        branches = (
+            self._validate(key, BranchLog, record)
+            for _, key, record in self._read_chunks(run_id, BRANCH, under)
+        )
+        attach_descendants(run_id, root, steps, branches)
 
     # ------------------------------------------------------------------ runs
 

@@ -17,7 +17,7 @@ import secrets
 import stat
 import sys
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import ClassVar
 
@@ -97,6 +97,16 @@ class BaseCatalog(BaseService):
     @abstractmethod
     def location(self) -> str:
         """What ``catalog_handler_location`` records: where the catalog lives."""
+
+    def catalog_record(self, name: str, run_id: str, data_hash: str, stage: str) -> DataCatalog:
+        """The record of ``name`` (relative to the run's folder) moved at ``stage``."""
+        return DataCatalog(
+            name=name,
+            data_hash=data_hash,
+            catalog_relative_path=f"{run_id}/{name}",
+            catalog_handler_location=self.location,
+            stage=stage,
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -204,20 +214,13 @@ def _copy_to_temporary_then_rename(
     writes of a large file are throttled harder), and the digest is by construction that of the
     bytes stored, even if the source changes meanwhile.
     """
-    handle, temp_name = _create_temporary(target, mode)
-    try:
-        with open(handle, "r+b", buffering=0) as copy:
-            _copy_bytes(reader, copy)
-            copy.seek(0)
-            digest = _hash_stream(copy, size_hint)
-            # The umask may have taken bits away; keep the source's, as shutil.copy does.
-            if stat.S_IMODE(os.fstat(copy.fileno()).st_mode) != mode:
-                os.fchmod(copy.fileno(), mode)
-        os.replace(temp_name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp_name)
-        raise
+    with _replacing(target, mode) as copy:
+        _copy_bytes(reader, copy)
+        copy.seek(0)
+        digest = _hash_stream(copy, size_hint)
+        # The umask may have taken bits away; keep the source's, as shutil.copy does.
+        if stat.S_IMODE(os.fstat(copy.fileno()).st_mode) != mode:
+            os.fchmod(copy.fileno(), mode)
     return digest
 
 
@@ -245,19 +248,30 @@ def _copy_bytes(reader: io.FileIO, writer: io.FileIO) -> None:
         writer.write(view[:size])
 
 
-def _create_temporary(target: Path, mode: int) -> tuple[int, str]:
-    """Create an exclusive temporary file beside ``target``: its descriptor and path.
+@contextlib.contextmanager
+def _replacing(target: Path, mode: int) -> Iterator[io.FileIO]:
+    """A new file beside ``target``, open for reading and writing, renamed over it on success.
 
-    Created with ``mode`` at once (less the umask), which saves the ``chmod`` that
-    ``tempfile.mkstemp``'s 0600 would need.
+    Created exclusively with ``mode`` at once (less the umask), which saves the ``chmod`` that
+    ``tempfile.mkstemp``'s 0600 would need. If the block raises, the file is removed and
+    ``target`` is left as it was: never a partial file under its name.
     """
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     while True:
         name = str(target.with_name(f".{target.name}.{secrets.token_hex(4)}{_PARTIAL_SUFFIX}"))
         try:
-            return os.open(name, flags, mode), name
+            handle = os.open(name, flags, mode)
+            break
         except FileExistsError:
             continue
+    try:
+        with open(handle, "r+b", buffering=0) as temporary:
+            yield temporary
+        os.replace(name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
 
 
 def _read_full(reader: io.FileIO, buffer: bytearray) -> int:
@@ -319,6 +333,42 @@ def check_destination(
         raise CatalogError(
             f"Refusing {what} of run {run_id!r}: {target} lies in {parent}, outside {root}"
         )
+
+
+def glob_files(
+    root: Path,
+    pattern: str,
+    run_id: str,
+    skip: Callable[[str, Path], bool] | None = None,
+) -> dict[str, Path]:
+    """Regular files under ``root`` (resolved) matching ``pattern``, by POSIX path relative to it.
+
+    ``skip`` gets the relative name and the resolved path of each match. A match resolving
+    outside ``root`` (through a link) refuses the whole transfer: copying the other files would
+    hide that the step asked for something it must not have. Raises ``CatalogError``.
+    """
+    relative = safe_relative(pattern, "pattern", run_id)
+    try:
+        candidates = sorted(root.glob(relative))
+    except (ValueError, OSError) as exc:
+        raise CatalogError(f"Cannot glob pattern {pattern!r} in {root}: {exc}") from exc
+    found: dict[str, Path] = {}
+    folders: dict[Path, Path] = {}
+    for candidate in candidates:
+        resolved = _resolved_file(candidate, folders)
+        # None for folders, broken links and fifos (reading one would hang).
+        if resolved is None:
+            continue
+        name = candidate.relative_to(root).as_posix()
+        if skip is not None and skip(name, resolved):
+            continue
+        if not resolved.is_relative_to(root):
+            raise CatalogError(
+                f"Refusing pattern {pattern!r} of run {run_id!r}: it matched {candidate}, "
+                f"which resolves to {resolved}, outside {root}"
+            )
+        found[name] = candidate
+    return found
 
 
 def _resolved_file(candidate: Path, folders: dict[Path, Path]) -> Path | None:
@@ -432,47 +482,6 @@ class FileSystemCatalog(BaseCatalog):
         check_run_id(run_id)
         return self._catalog_root() / run_id
 
-    def _record(self, name: str, run_id: str, data_hash: str, stage: str) -> DataCatalog:
-        return DataCatalog(
-            name=name,
-            data_hash=data_hash,
-            catalog_relative_path=f"{run_id}/{name}",
-            catalog_handler_location=self.catalog_location,
-            stage=stage,
-        )
-
-    def _glob(
-        self, root: Path, pattern: str, run_id: str, skip: Callable[[str, Path], bool]
-    ) -> dict[str, Path]:
-        """Regular files under ``root`` matching ``pattern``, by POSIX path relative to ``root``.
-
-        ``skip`` gets the relative name and the resolved path. A match resolving outside ``root``
-        refuses the whole transfer: copying the other files would hide that the step asked for
-        something it must not have.
-        """
-        relative = safe_relative(pattern, "pattern", run_id)
-        try:
-            candidates = sorted(root.glob(relative))
-        except (ValueError, OSError) as exc:
-            raise CatalogError(f"Cannot glob pattern {pattern!r} in {root}: {exc}") from exc
-        found: dict[str, Path] = {}
-        folders: dict[Path, Path] = {}
-        for candidate in candidates:
-            resolved = _resolved_file(candidate, folders)
-            # None for folders, broken links and fifos (reading one would hang).
-            if resolved is None:
-                continue
-            name = candidate.relative_to(root).as_posix()
-            if skip(name, resolved):
-                continue
-            if not resolved.is_relative_to(root):
-                raise CatalogError(
-                    f"Refusing pattern {pattern!r} of run {run_id!r}: it matched {candidate}, "
-                    f"which resolves to {resolved}, outside {root}"
-                )
-            found[name] = candidate
-        return found
-
     def get(
         self, name: str, run_id: str, compute_data_folder: str | None = None
     ) -> list[DataCatalog]:
@@ -491,7 +500,7 @@ class FileSystemCatalog(BaseCatalog):
         def skip(relative: str, _resolved: Path) -> bool:
             return is_execution_log(relative) or relative.endswith(_PARTIAL_SUFFIX)
 
-        matches = self._glob(run_folder, name, run_id, skip)
+        matches = glob_files(run_folder, name, run_id, skip)
         if not matches:
             raise CatalogError(
                 f"Did not find any files matching {name!r} in the catalog of run {run_id!r} "
@@ -514,7 +523,7 @@ class FileSystemCatalog(BaseCatalog):
                 raise CatalogError(
                     f"Cannot get {relative!r} of run {run_id!r} into {destination}: {exc}"
                 ) from exc
-            records.append(self._record(relative, run_id, data_hash, "get"))
+            records.append(self.catalog_record(relative, run_id, data_hash, "get"))
         return records
 
     def put(
@@ -544,7 +553,7 @@ class FileSystemCatalog(BaseCatalog):
         def skip(_relative: str, resolved: Path) -> bool:
             return catalog_nested and resolved.is_relative_to(catalog_root)
 
-        matches = self._glob(source_root, name, run_id, skip)
+        matches = glob_files(source_root, name, run_id, skip)
         if not matches:
             raise CatalogError(
                 f"Did not find any files matching {name!r} in {source_root} (run {run_id!r})"
@@ -557,7 +566,7 @@ class FileSystemCatalog(BaseCatalog):
         records = []
         folders: dict[Path, Path] = {}
         for relative, source in matches.items():
-            record = self._record(relative, run_id, "", "put")
+            record = self.catalog_record(relative, run_id, "", "put")
             key = (relative, record.catalog_relative_path)
             try:
                 if key in synced_paths:
@@ -609,7 +618,7 @@ class FileSystemCatalog(BaseCatalog):
             raise CatalogError(
                 f"Cannot put {source} into the catalog of run {run_id!r} as {catalog_name!r}: {exc}"
             ) from exc
-        return self._record(relative, run_id, data_hash, "put")
+        return self.catalog_record(relative, run_id, data_hash, "put")
 
     def put_data(self, data: bytes, catalog_name: str, run_id: str) -> DataCatalog:
         """Write ``data`` straight to ``<run_id>/<catalog_name>`` (through a temporary file)."""
@@ -621,21 +630,14 @@ class FileSystemCatalog(BaseCatalog):
             check_destination(target, run_folder, f"putting {catalog_name!r}", run_id)
             target.parent.mkdir(parents=True, exist_ok=True)
             # Created like any new file (0666 less the umask), then renamed into place.
-            handle, temp_name = _create_temporary(target, 0o666)
-            try:
-                with open(handle, "wb", buffering=0) as writer:
-                    writer.write(data)
-                os.replace(temp_name, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp_name)
-                raise
+            with _replacing(target, 0o666) as writer:
+                writer.write(data)
         except OSError as exc:
             raise CatalogError(
                 f"Cannot put {catalog_name!r} into the catalog of run {run_id!r} at "
                 f"{run_folder}: {exc}"
             ) from exc
-        return self._record(relative, run_id, hashlib.sha256(data).hexdigest(), "put")
+        return self.catalog_record(relative, run_id, hashlib.sha256(data).hexdigest(), "put")
 
     def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:
         """Copy the previous run's catalog folder (without execution logs) into this run's."""
@@ -653,7 +655,7 @@ class FileSystemCatalog(BaseCatalog):
             return is_execution_log(relative) or relative.endswith(_PARTIAL_SUFFIX)
 
         folders: dict[Path, Path] = {}
-        for relative, source in self._glob(previous, "**/*", previous_run_id, skip).items():
+        for relative, source in glob_files(previous, "**/*", previous_run_id, skip).items():
             try:
                 self._store(source, current / relative, current, run_id, folders)
             except OSError as exc:

@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
@@ -103,6 +104,46 @@ def decode_chunk(data: Any, where: str) -> tuple[int, dict[str, Any]]:
             '{"created_ns": <int>, "record": {...}}'
         )
     return data["created_ns"], data["record"]
+
+
+def attach_descendants(
+    run_id: str,
+    root: RunLog | StepLog | BranchLog,
+    step_logs: Iterable[StepLog],
+    branch_logs: Iterable[BranchLog],
+) -> None:
+    """Attach the step and branch logs below ``root`` to their parents, under ``root``.
+
+    Every store that keeps one record per step and branch rebuilds a run's tree this way. The
+    logs come in creation order, so every parent gets its children in that order; a log whose
+    parent is missing is left out with a warning naming ``run_id``.
+    """
+    steps: dict[str, StepLog] = {}
+    containers: dict[str, RunLog | BranchLog] = {}
+    if isinstance(root, StepLog):
+        steps[root.internal_name] = root
+    else:
+        containers["" if isinstance(root, RunLog) else root.internal_name] = root
+    for step in step_logs:
+        steps.setdefault(step.internal_name, step)
+    for branch in branch_logs:
+        containers.setdefault(branch.internal_name, branch)
+    for name, container in containers.items():
+        if container is root or not isinstance(container, BranchLog):
+            continue
+        parent = steps.get(parent_step_name(name))
+        if parent is None:
+            logger.warning("Run %s: branch log %r has no parent step", run_id, name)
+        else:
+            parent.branches[name] = container
+    for name, step in steps.items():
+        if step is root:
+            continue
+        owner = containers.get(parent_branch_name(name))
+        if owner is None:
+            logger.warning("Run %s: step log %r has no parent branch", run_id, name)
+        else:
+            owner.steps[name] = step
 
 
 _Chunk = tuple[int, str, dict[str, Any]]  # created_ns, file name (breaks ties), record
@@ -224,35 +265,15 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
         """Rebuild under ``root`` every step and branch below it from their chunks."""
         under = None if isinstance(root, RunLog) else root.internal_name
         folder = self._folder(run_id)
-        steps: dict[str, StepLog] = {}
-        branches: dict[str, RunLog | BranchLog] = {}
-        if isinstance(root, StepLog):
-            steps[root.internal_name] = root
-        else:
-            branches["" if isinstance(root, RunLog) else root.internal_name] = root
-        for _, file_name, record in self._read_chunks(run_id, STEP, under):
-            step = validate(folder / KIND_FOLDERS[STEP] / file_name, StepLog, record)
-            steps.setdefault(step.internal_name, step)
-        for _, file_name, record in self._read_chunks(run_id, BRANCH, under):
-            branch = validate(folder / KIND_FOLDERS[BRANCH] / file_name, BranchLog, record)
-            branches.setdefault(branch.internal_name, branch)
-        # Attaching in creation order makes every dict's insertion order the creation order.
-        for name, container in branches.items():
-            if not isinstance(container, BranchLog) or container is root:
-                continue
-            parent = steps.get(parent_step_name(name))
-            if parent is None:
-                logger.warning("Run %s: branch log %r has no parent step", run_id, name)
-            else:
-                parent.branches[name] = container
-        for name, step in steps.items():
-            if step is root:
-                continue
-            owner = branches.get(parent_branch_name(name))
-            if owner is None:
-                logger.warning("Run %s: step log %r has no parent branch", run_id, name)
-            else:
-                owner.steps[name] = step
+        steps = (
+            validate(folder / KIND_FOLDERS[STEP] / file_name, StepLog, record)
+            for _, file_name, record in self._read_chunks(run_id, STEP, under)
+        )
+        branches = (
+            validate(folder / KIND_FOLDERS[BRANCH] / file_name, BranchLog, record)
+            for _, file_name, record in self._read_chunks(run_id, BRANCH, under)
+        )
+        attach_descendants(run_id, root, steps, branches)
 
     def _read_parameters(self, run_id: str) -> dict[str, Any]:
         parameters: dict[str, Any] = {}
