@@ -470,6 +470,31 @@ def test_changed_parameters() -> None:
     assert P.changed_parameters(before, {}) == {}
 
 
+def test_changed_in_environment_decodes_only_what_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = P.to_environment({"items": list(range(1000)), "a": 1, "b": [1, 2], "flag": 1})
+    after = {
+        **before,
+        "MAGNUS_PRM_b": "[1,2]",  # another spelling of the same value: not a change
+        "MAGNUS_PRM_flag": "true",  # 1 == True in Python, not in JSON: a change
+        "MAGNUS_PRM_new": "hello",  # not JSON: kept as text
+        "OTHER": "ignored",
+    }
+    decoded: list[str] = []
+    real_loads = json.loads
+
+    def counting_loads(text: str, **kwargs: Any) -> Any:
+        decoded.append(text)
+        return real_loads(text, **kwargs)
+
+    monkeypatch.setattr(P.json, "loads", counting_loads)
+    assert P.changed_in_environment(before, after) == {"flag": True, "new": "hello"}
+    # The untouched list is compared as text, never decoded.
+    assert not [text for text in decoded if len(text) > 100]
+    assert P.changed_in_environment(before, dict(before)) == {}
+
+
 # ----------------------------------------------------------------------------- run start
 
 

@@ -460,6 +460,24 @@ def changed_parameters(before: Mapping[str, Any], after: Mapping[str, Any]) -> d
     }
 
 
+def changed_in_environment(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, Any]:
+    """The parameters whose ``MAGNUS_PRM_*`` text in ``after`` is new or differs from ``before``.
+
+    Texts are compared before anything is decoded: a task that leaves a large parameter alone
+    (a map's iterated list, seen by every element) costs a string comparison, not a decode and
+    an encode of the whole value. Entries of either mapping without the prefix are ignored.
+    """
+    changed = {
+        name: text
+        for name, text in after.items()
+        if name.startswith(PARAMETER_PREFIX) and before.get(name) != text
+    }
+    if not changed:
+        return {}
+    previous = {name: before[name] for name in changed if name in before}
+    return changed_parameters(from_environment(previous), from_environment(changed))
+
+
 # ------------------------------------------------------------------------------ run start
 
 

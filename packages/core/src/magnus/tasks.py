@@ -159,7 +159,6 @@ class PythonTaskType(BaseTaskType):
             exported[MAP_VARIABLE_ENV] = json.dumps(task_input.map_variables)
         stdout = _Tee(task_input.output, task_input.console_out or sys.stdout)
         stderr = _Tee(task_input.output, task_input.console_err or sys.stderr)
-        before = params_mod.from_environment(exported)
         with (
             _exported(exported),
             contextlib.redirect_stdout(stdout),
@@ -176,9 +175,9 @@ class PythonTaskType(BaseTaskType):
                 task_input.output.write(traceback.format_exc())
                 raise
             finally:
-                after = params_mod.from_environment(_clear_prefixed(params_mod.PARAMETER_PREFIX))
+                left = _clear_prefixed(params_mod.PARAMETER_PREFIX)
                 task_input.metrics = pop_environment_metrics(os.environ)
-        produced = params_mod.changed_parameters(before, after)
+        produced = params_mod.changed_in_environment(exported, left)
         produced.update(params_mod.returned_parameters(result, task_input.step_name, self.command))
         return produced
 
@@ -236,6 +235,4 @@ class ShellTaskType(BaseTaskType):
         task_input.metrics = collect_environment_metrics(exported)
         if returncode != 0:
             raise TaskError(f"Command failed with exit status {returncode}")
-        after = params_mod.from_environment(exported)
-        before = params_mod.from_environment(inputs)
-        return params_mod.changed_parameters(before, after)
+        return params_mod.changed_in_environment(inputs, exported)
