@@ -254,12 +254,42 @@ def test_sdk_pipelines_run_in_parallel_from_the_recorded_graph(project: Path) ->
     assert log["run_config"]["pipeline_file"] == ""
 
 
+RUN_HOOKS = """
+import json
+
+from magnus import hookimpl
+
+
+def _write(hook, run_log):
+    record = {"hook": hook, "status": run_log.status, "steps": sorted(run_log.steps)}
+    with open("run-hooks.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\\n")
+
+
+@hookimpl
+def before_run(run_log):
+    _write("before_run", run_log)
+
+
+@hookimpl
+def after_run(run_log):
+    _write("after_run", run_log)
+"""
+
+
+def run_hooks_seen(project: Path) -> list[dict[str, Any]]:
+    """What the ``run_hooks`` observer recorded, in order, across every process."""
+    lines = (project / "run-hooks.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
 def test_entry_points_an_orchestrator_calls(project: Path, run_magnus: Any) -> None:
     """Run a pipeline step by step through the CLI, as Argo's containers would."""
     _setup(project)
     (project / "p.yaml").write_text(MAP.format(command="steps.write", on_failure=""))
+    (project / "run_hooks.py").write_text(RUN_HOOKS)
     common = ["--file", "p.yaml"]
-    env = {"MAGNUS_PRM_count": "2"}
+    env = {"MAGNUS_PRM_count": "2", "MAGNUS_PLUGINS": "run_hooks"}
 
     def call(*args: str) -> subprocess.CompletedProcess[str]:
         result = run_magnus(*args, cwd=project, env=env)
@@ -291,6 +321,11 @@ def test_entry_points_an_orchestrator_calls(project: Path, run_magnus: Any) -> N
     assert log["status"] == "SUCCESS"
     assert log["parameters"]["value"] == [0, 10]
     assert [b["status"] for b in log["steps"]["fan"]["branches"].values()] == ["SUCCESS"] * 2
+    # Observers hear of the run once: started by the first container, ended by the last one.
+    assert run_hooks_seen(project) == [
+        {"hook": "before_run", "status": "PROCESSING", "steps": []},
+        {"hook": "after_run", "status": "SUCCESS", "steps": ["fan", "make", "success"]},
+    ]
 
 
 def test_a_failing_single_node_runs_its_fail_step(project: Path, run_magnus: Any) -> None:
@@ -299,11 +334,19 @@ def test_a_failing_single_node_runs_its_fail_step(project: Path, run_magnus: Any
         "    bad: {type: task, command_type: shell, command: 'exit 2', next: success}\n"
         "    success: {type: success}\n    fail: {type: fail}\n"
     )
-    result = run_magnus("execute_single_node", "one-node", "bad", "--file", "p.yaml", cwd=project)
+    (project / "run_hooks.py").write_text(RUN_HOOKS)
+    result = run_magnus(
+        "execute_single_node", "one-node", "bad", "--file", "p.yaml",
+        cwd=project, env={"MAGNUS_PLUGINS": "run_hooks"},
+    )  # fmt: skip
     assert result.returncode == 1
     log = show_run("one-node", project)
     assert list(log["steps"]) == ["bad", "fail"]
     assert log["status"] == "FAIL"
+    assert run_hooks_seen(project) == [
+        {"hook": "before_run", "status": "PROCESSING", "steps": []},
+        {"hook": "after_run", "status": "FAIL", "steps": ["bad", "fail"]},
+    ]
 
 
 def test_orchestrators_pass_map_indices_and_retry_attempts(project: Path, run_magnus: Any) -> None:

@@ -7,6 +7,7 @@ in the middle of a run.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -29,6 +30,7 @@ from helpers import show_run
 from magnus import Pipeline, PythonTask, ShellTask, Stub
 
 TRACKED = '''
+import json
 import os
 import signal
 import socket
@@ -487,3 +489,76 @@ def test_server_killed_mid_run(
     assert after["status"] == "SUCCESS" and "MLflow" in after["tracker_error"]
     assert after["user_defined_metrics"] == {"last": 3.0, "note": "still here"}
     assert log["parameters"] == {"first": 1, "second": 2, "third": 3}
+
+
+ORCHESTRATED_PIPELINE = {
+    "dag": {
+        "start_at": "fan",
+        "steps": {
+            "fan": {
+                "type": "map",
+                "iterate_on": "chunks",
+                "iterate_as": "chunk",
+                "next": "success",
+                "branch": PARALLEL_PIPELINE["dag"]["steps"]["fan"]["branch"],
+            },
+            "success": {"type": "success"},
+            "fail": {"type": "fail"},
+        },
+    }
+}
+
+
+def test_an_orchestrated_run_has_one_parent_run_closed_by_its_last_step(
+    project: Path,
+    tracked: Any,
+    mlflow_server: MlflowServer,
+    mlflow_client: Any,
+    mlflow_experiment: str,
+    run_magnus: Any,
+) -> None:
+    """Containers as Argo starts them: the map's elements side by side, then the last step."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    (project / "fan.yaml").write_text(yaml.safe_dump(ORCHESTRATED_PIPELINE))
+    (project / "params.yaml").write_text(yaml.safe_dump({"chunks": [0, 10, 20]}))
+    config = write_config(
+        project, {"tracking_uri": mlflow_server.url, "experiment_name": mlflow_experiment}
+    )
+    common = ["--file", "fan.yaml", "--config-file", config, "--parameters-file", "params.yaml"]
+
+    def call(*args: str) -> None:
+        result = run_magnus(*args, *common, cwd=project)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    # The first container starts the run: the parent run exists and is recorded before any step.
+    call("fan", "argo-run", "fan", "--mode", "out")
+    recorded = show_run("argo-run", project)["run_config"]["experiment_tracker"]["mlflow"]
+    (parent,) = runs_by_name(mlflow_client, mlflow_experiment).values()
+    assert parent.info.run_id == recorded["parent_run_id"]
+    assert parent.info.status == "RUNNING"
+
+    elements = [
+        ("execute_single_node", "argo-run", "fan.map_variable_placeholder.score",
+         "--map-variable", json.dumps({"chunk": chunk}))
+        for chunk in (0, 10, 20)
+    ]  # fmt: skip
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(lambda args: call(*args), elements))
+    for chunk in (0, 10, 20):
+        call(
+            "execute_single_node", "argo-run", "fan.map_variable_placeholder.success",
+            "--map-variable", json.dumps({"chunk": chunk}),
+        )  # fmt: skip
+    call("fan", "argo-run", "fan", "--mode", "in")
+    call("execute_single_node", "argo-run", "success")
+
+    runs = runs_by_name(mlflow_client, mlflow_experiment)
+    parent = runs["argo-run"]
+    children = step_runs(runs, parent)
+    assert set(runs) == {"argo-run", *children}  # the elements found the one parent
+    assert set(children) == {"fan.0.score", "fan.10.score", "fan.20.score"}
+    assert all(child.info.status == "FINISHED" for child in children.values())
+    # The container of the last step ended the run, and closed the parent with its status.
+    assert parent.data.tags["magnus.status"] == "SUCCESS"
+    assert parent.info.status == "FINISHED"

@@ -316,24 +316,54 @@ def resolve_map_indices(
 
 def _run_fail_step_after(
     context: RunContext, graph: Any, node: Any, map_variables: dict[str, Any] | None
-) -> None:
-    """When a failure leads to its graph's fail step, run it: the run (or branch) ends FAIL."""
+) -> Any:
+    """When a failure leads to its graph's fail step, run it: the run (or branch) ends FAIL.
+
+    Returns the fail step that ran, or ``None``.
+    """
     following = graph.next_after(node, failed=True)
-    if following.node_type == "fail":
-        context.executor.execute_from_graph(context, following, map_variables)
+    if following.node_type != "fail":
+        return None
+    context.executor.execute_from_graph(context, following, map_variables)
+    return following
+
+
+def _notify_if_run_ended(context: RunContext, graph: Any, terminal: Any) -> None:
+    """``after_run`` once an orchestrated run's own success or fail step has run.
+
+    An orchestrator runs the pipeline's last step in a container of its own; that is where the
+    run ends, so observers close there what they opened for the run (an MLflow parent run).
+    """
+    if terminal is None or not terminal.is_terminal or graph is not context.dag:
+        return
+    run_log = context.run_log_store.get_run_log_by_id(context.run_id, full=True)
+    context.plugins.notify("after_run", run_log=run_log, context=context)
 
 
 def _enter(context: RunContext) -> Any:
-    """Set up this process for running steps of ``context``'s run; returns the reset token."""
+    """Set up this process for running steps of ``context``'s run; returns the reset token.
+
+    The process that starts the run (an orchestrator's first container) also tells observers
+    ``before_run``, once, before any step: so what they make for the run (an MLflow parent
+    run) exists and is recorded before the orchestrator starts steps side by side.
+    """
     for warning in check_compatibility(context):
         logger.info(warning.message)
+    started = None
     if not context.run_log_store.run_exists(context.run_id):
-        start_run(context)
+        started = start_run(context)
     else:
         record_identity(context, store_diff=False)
     prepare_for_execution(context)
     export_run_environment(context)
-    return current_run.set(context)
+    token = current_run.set(context)
+    if started is not None:
+        try:
+            context.plugins.notify("before_run", run_log=started, context=context)
+        except BaseException:
+            current_run.reset(token)
+            raise
+    return token
 
 
 def execute_single_node(
@@ -358,8 +388,10 @@ def execute_single_node(
         attempt = int(os.environ.get(ATTEMPT_ENV, "1") or 1)
         # The orchestrator retries a failed attempt; only the last one routes to failure.
         last_attempt = attempt >= getattr(node, "max_attempts", 1)
+        terminal = node if node.is_terminal else None
         if step_log.status == FAIL and not node.is_terminal and last_attempt:
-            _run_fail_step_after(context, graph, node, map_variables)
+            terminal = _run_fail_step_after(context, graph, node, map_variables)
+        _notify_if_run_ended(context, graph, terminal)
     finally:
         current_run.reset(token)
     return step_log
@@ -423,7 +455,8 @@ def fan(
             )
         step_log = node.fan_in(context, map_variables)
         if step_log.status == FAIL:
-            _run_fail_step_after(context, graph, node, map_variables)
+            fail_step = _run_fail_step_after(context, graph, node, map_variables)
+            _notify_if_run_ended(context, graph, fail_step)
         return step_log
     finally:
         current_run.reset(token)

@@ -106,6 +106,9 @@ def register_task_types() -> list[type[BaseTaskType]]:  # type: ignore[empty-bod
 def before_run(run_log: RunLog, context: RunContext) -> None:
     """Called once the run log of a new run exists, before the first step.
 
+    Called in the process that starts the run: ``magnus execute``, or, in an orchestrated run
+    (a process per step), the first step's process, before the orchestrator starts any other.
+
     Args:
         run_log: the run-level record (status PROCESSING; steps not yet run).
         context: the run's services, identifiers and pipeline graph.
@@ -117,7 +120,8 @@ def after_run(run_log: RunLog, context: RunContext) -> None:
     """Called when the top-level traversal ends, whatever the run's status.
 
     Also called when the traversal is stopped by an exception (Ctrl-C, a failing run-log
-    store): the run log is then as far as it got, with status PROCESSING.
+    store): the run log is then as far as it got, with status PROCESSING. In an orchestrated
+    run it is called by the process that runs the pipeline's own success or fail step.
 
     Args:
         run_log: the complete run log, status SUCCESS or FAIL (PROCESSING if stopped).
