@@ -328,6 +328,39 @@ def test_entry_points_an_orchestrator_calls(project: Path, run_magnus: Any) -> N
     ]
 
 
+def test_an_orchestrated_map_that_fails_ends_the_run_at_its_fan_in(
+    project: Path, run_magnus: Any
+) -> None:
+    (project / "steps.py").write_text(
+        STEPS + "\n\ndef odd_fails(item: int):\n    if item % 2:\n        raise ValueError(item)\n"
+    )
+    (project / "p.yaml").write_text(MAP.format(command="steps.odd_fails", on_failure=""))
+    (project / "run_hooks.py").write_text(RUN_HOOKS)
+    env = {"MAGNUS_PRM_count": "2", "MAGNUS_PLUGINS": "run_hooks"}
+
+    def call(*args: str) -> int:
+        result = run_magnus(*args, "--file", "p.yaml", cwd=project, env=env)
+        return result.returncode
+
+    assert call("execute_single_node", "odd-run", "make") == 0
+    assert call("fan", "odd-run", "fan", "--mode", "out") == 0
+    for item in (0, 1):
+        variable = json.dumps({"item": item})
+        work = call("execute_single_node", "odd-run", "fan.x.work", "--map-variable", variable)
+        assert work == item  # the odd element fails, and runs its branch's fail step
+        if item == 0:
+            call("execute_single_node", "odd-run", "fan.x.success", "--map-variable", variable)
+    call("fan", "odd-run", "fan", "--mode", "in")
+    log = show_run("odd-run", project)
+    assert log["status"] == "FAIL"
+    assert list(log["steps"]) == ["make", "fan", "fail"]
+    # A branch's fail step does not end the run; the pipeline's own, run at fan-in, does.
+    assert run_hooks_seen(project) == [
+        {"hook": "before_run", "status": "PROCESSING", "steps": []},
+        {"hook": "after_run", "status": "FAIL", "steps": ["fail", "fan", "make"]},
+    ]
+
+
 def test_a_failing_single_node_runs_its_fail_step(project: Path, run_magnus: Any) -> None:
     (project / "p.yaml").write_text(
         "dag:\n  start_at: bad\n  steps:\n"
