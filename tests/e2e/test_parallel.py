@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import show_run
+from helpers import run_hooks_seen, show_run, write_run_hooks
 
 pytestmark = pytest.mark.e2e
 
@@ -254,40 +254,11 @@ def test_sdk_pipelines_run_in_parallel_from_the_recorded_graph(project: Path) ->
     assert log["run_config"]["pipeline_file"] == ""
 
 
-RUN_HOOKS = """
-import json
-
-from magnus import hookimpl
-
-
-def _write(hook, run_log):
-    record = {"hook": hook, "status": run_log.status, "steps": sorted(run_log.steps)}
-    with open("run-hooks.jsonl", "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\\n")
-
-
-@hookimpl
-def before_run(run_log):
-    _write("before_run", run_log)
-
-
-@hookimpl
-def after_run(run_log):
-    _write("after_run", run_log)
-"""
-
-
-def run_hooks_seen(project: Path) -> list[dict[str, Any]]:
-    """What the ``run_hooks`` observer recorded, in order, across every process."""
-    lines = (project / "run-hooks.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
-
-
 def test_entry_points_an_orchestrator_calls(project: Path, run_magnus: Any) -> None:
     """Run a pipeline step by step through the CLI, as Argo's containers would."""
     _setup(project)
     (project / "p.yaml").write_text(MAP.format(command="steps.write", on_failure=""))
-    (project / "run_hooks.py").write_text(RUN_HOOKS)
+    write_run_hooks(project)
     common = ["--file", "p.yaml"]
     env = {"MAGNUS_PRM_count": "2", "MAGNUS_PLUGINS": "run_hooks"}
 
@@ -335,7 +306,7 @@ def test_an_orchestrated_map_that_fails_ends_the_run_at_its_fan_in(
         STEPS + "\n\ndef odd_fails(item: int):\n    if item % 2:\n        raise ValueError(item)\n"
     )
     (project / "p.yaml").write_text(MAP.format(command="steps.odd_fails", on_failure=""))
-    (project / "run_hooks.py").write_text(RUN_HOOKS)
+    write_run_hooks(project)
     env = {"MAGNUS_PRM_count": "2", "MAGNUS_PLUGINS": "run_hooks"}
 
     def call(*args: str) -> int:
@@ -367,7 +338,7 @@ def test_a_failing_single_node_runs_its_fail_step(project: Path, run_magnus: Any
         "    bad: {type: task, command_type: shell, command: 'exit 2', next: success}\n"
         "    success: {type: success}\n    fail: {type: fail}\n"
     )
-    (project / "run_hooks.py").write_text(RUN_HOOKS)
+    write_run_hooks(project)
     result = run_magnus(
         "execute_single_node", "one-node", "bad", "--file", "p.yaml",
         cwd=project, env={"MAGNUS_PLUGINS": "run_hooks"},

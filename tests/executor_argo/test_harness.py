@@ -38,7 +38,7 @@ from executor_argo.argo_harness import (
 )
 from executor_argo.argo_helpers import build_context
 from fixtures.s3_server import REGION, s3_client
-from helpers import run_magnus
+from helpers import run_hooks_seen, run_magnus, write_run_hooks
 
 # ============================================================================ the harness itself
 
@@ -443,8 +443,18 @@ def _templates_run(result: Result) -> list[str]:
 @pytest.mark.e2e
 def test_a_linear_pipeline_runs_as_locally(stage: Stage) -> None:
     document = stage.render("examples/python-tasks.yaml", "examples/parameters.yaml")
-    result = _played(stage, document, SUCCEEDED)
+    write_run_hooks(stage.root)
+    result = _played(stage, document, SUCCEEDED, env={"MAGNUS_PLUGINS": "run_hooks"})
     assert _templates_run(result) == ["prepare", "train", "report", "success"]
+    # Observers see the run start in its first container and end in its last one.
+    assert run_hooks_seen(stage.root) == [
+        {"hook": "before_run", "status": "PROCESSING", "steps": []},
+        {
+            "hook": "after_run",
+            "status": "SUCCESS",
+            "steps": ["prepare", "report", "success", "train"],
+        },
+    ]
     # The run id is the workflow's uid, as in a cluster.
     assert result.parameters["run_id"] == result.uid
     assert (
@@ -687,8 +697,17 @@ def test_a_failing_branch_fails_the_run_through_the_fan_in(stage: Stage) -> None
     pipeline = _write(stage, "branch.yaml", FAILING_BRANCH)
     parameters = _write(stage, "items.yaml", "items: [good, bad]\n")
     document = stage.render(pipeline, parameters)
-    result = _played(stage, document, FAILED, arguments={"run_id": "argo-branch"})
+    write_run_hooks(stage.root)
+    result = _played(
+        stage, document, FAILED, arguments={"run_id": "argo-branch"},
+        env={"MAGNUS_PLUGINS": "run_hooks"},
+    )  # fmt: skip
     assert _templates_run(result)[-1] == "each-fan-in"
+    # The branch's fail step does not end the run; the pipeline's, run by the fan-in, does.
+    assert run_hooks_seen(stage.root) == [
+        {"hook": "before_run", "status": "PROCESSING", "steps": []},
+        {"hook": "after_run", "status": "FAIL", "steps": ["each", "fail"]},
+    ]
     assert stage.run_locally(pipeline, "local-branch", parameters) == 1
     log = assert_same_run(stage, "argo-branch", "local-branch")
     assert log["status"] == "FAIL"
