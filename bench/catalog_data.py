@@ -14,14 +14,15 @@ SMALL_COUNT = 10_000
 SMALL_SIZE = 4096
 _BLOCK = 64 * 1024 * 1024
 
-#: cell workload -> glob the catalogs put and get (relative to the cell folder). The ``-absent``
-#: variants remove the originals before the get, so that no catalog can skip rewriting them.
-PATTERNS = {
-    "catalog-1g": "data/big.bin",
-    "catalog-10k": "data/small/*",
-    "catalog-1g-absent": "data/big.bin",
-    "catalog-10k-absent": "data/small/*",
-}
+#: data set -> glob the catalogs put and get (relative to the cell folder). A workload is a data
+#: set, with ``-absent`` when the originals are removed before the get, so that no catalog can
+#: skip rewriting them.
+PATTERNS = {"catalog-1g": "data/big.bin", "catalog-10k": "data/small/*"}
+
+
+def data_set(workload: str) -> str:
+    """The data set a catalog ``workload`` moves (both get modes share it)."""
+    return workload.removesuffix("-absent")
 
 
 def get_mode(workload: str) -> str:
@@ -50,7 +51,7 @@ def _small(folder: Path) -> None:
 
 def prepare(work: Path, workload: str) -> Path:
     """The folder of a catalog ``workload`` with its data in place (shared by both get modes)."""
-    data_set = workload.removesuffix("-absent")
-    folder = work / data_set
-    (_big if data_set == "catalog-1g" else _small)(folder)
+    name = data_set(workload)
+    folder = work / name
+    (_big if name == "catalog-1g" else _small)(folder)
     return folder

@@ -58,7 +58,7 @@ def pipeline_job(cell: Cell, tool: str, tools: dict[str, Tool], folder: Path) ->
 def catalog_job(cell: Cell, tool: str, tools: dict[str, Tool], repetition: int) -> Job:
     # The floor runs in our interpreter: it uses nothing but the standard library.
     runner = tools[OURS] if tool == FLOOR else tools[tool]
-    pattern = catalog_data.PATTERNS[cell.workload]
+    pattern = catalog_data.PATTERNS[catalog_data.data_set(cell.workload)]
     run_id = f"bench-{tool}-{repetition}"
     mode = catalog_data.get_mode(cell.workload)
     command = [str(runner.python), str(BENCH / "catalog_driver.py"), tool, pattern, run_id, mode]
@@ -71,7 +71,7 @@ def job_for(
     """The job of ``tool`` in ``cell``, or None when the tool has nothing to run there."""
     if cell.workload in workloads.WORKLOADS:
         return pipeline_job(cell, tool, tools, folder)
-    if cell.workload in catalog_data.PATTERNS:
+    if catalog_data.data_set(cell.workload) in catalog_data.PATTERNS:
         return catalog_job(cell, tool, tools, repetition)
     if cell.workload == "help":
         if tool == FLOOR:

@@ -324,11 +324,7 @@ def check_destination(
     ``os.replace`` swaps the link and never writes through it. ``resolved`` caches resolved
     folders across the files of one transfer (many files share a folder).
     """
-    if resolved is None:
-        resolved = {}
-    parent = resolved.get(target.parent)
-    if parent is None:
-        parent = resolved[target.parent] = target.parent.resolve()
+    parent = _resolved_folder(target.parent, {} if resolved is None else resolved)
     if not parent.is_relative_to(root):
         raise CatalogError(
             f"Refusing {what} of run {run_id!r}: {target} lies in {parent}, outside {root}"
@@ -386,10 +382,15 @@ def _resolved_file(candidate: Path, folders: dict[Path, Path]) -> Path | None:
         return resolved if resolved.is_file() else None
     if not stat.S_ISREG(mode):
         return None
-    folder = folders.get(candidate.parent)
-    if folder is None:
-        folder = folders[candidate.parent] = candidate.parent.resolve()
-    return folder / candidate.name
+    return _resolved_folder(candidate.parent, folders) / candidate.name
+
+
+def _resolved_folder(folder: Path, cache: dict[Path, Path]) -> Path:
+    """``folder.resolve()``, once per folder for as long as ``cache`` is kept."""
+    resolved = cache.get(folder)
+    if resolved is None:
+        resolved = cache[folder] = folder.resolve()
+    return resolved
 
 
 def check_run_id(run_id: str) -> None:

@@ -195,10 +195,16 @@ def execute(context: RunContext) -> RunLog | None:
         except BaseException:
             _notify_stopped_run(context)
             raise
-        run_log = context.run_log_store.get_run_log_by_id(context.run_id, full=True)
-        context.plugins.notify("after_run", run_log=run_log, context=context)
+        run_log = _notify_run_ended(context)
     finally:
         current_run.reset(token)
+    return run_log
+
+
+def _notify_run_ended(context: RunContext) -> RunLog:
+    """``after_run`` with the complete run log, which is returned."""
+    run_log = context.run_log_store.get_run_log_by_id(context.run_id, full=True)
+    context.plugins.notify("after_run", run_log=run_log, context=context)
     return run_log
 
 
@@ -209,11 +215,9 @@ def _notify_stopped_run(context: RunContext) -> None:
     it open for ever; the run log itself is left as it is, so that ``magnus retry`` can resume.
     """
     try:
-        run_log = context.run_log_store.get_run_log_by_id(context.run_id, full=True)
+        _notify_run_ended(context)
     except Exception as exc:  # the original error matters more than this one
         logger.warning("Observers were not told that run %s stopped: %s", context.run_id, exc)
-        return
-    context.plugins.notify("after_run", run_log=run_log, context=context)
 
 
 # ------------------------------------------------------------------------------ orchestrator calls
@@ -329,15 +333,14 @@ def _run_fail_step_after(
 
 
 def _notify_if_run_ended(context: RunContext, graph: Any, terminal: Any) -> None:
-    """``after_run`` once an orchestrated run's own success or fail step has run.
+    """``after_run`` once an orchestrated run's own success or fail step (``terminal``) has run.
 
     An orchestrator runs the pipeline's last step in a container of its own; that is where the
     run ends, so observers close there what they opened for the run (an MLflow parent run).
+    ``terminal`` is ``None`` when no terminal step ran; one of a branch's graph ends no run.
     """
-    if terminal is None or not terminal.is_terminal or graph is not context.dag:
-        return
-    run_log = context.run_log_store.get_run_log_by_id(context.run_id, full=True)
-    context.plugins.notify("after_run", run_log=run_log, context=context)
+    if terminal is not None and graph is context.dag:
+        _notify_run_ended(context)
 
 
 def _enter(context: RunContext) -> Any:

@@ -6,6 +6,7 @@ import contextlib
 import io
 import os
 import tempfile
+from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -69,8 +70,6 @@ class ExecutionLog(io.TextIOBase):
             return catalog.put_data(data, name, run_id)
         assert self._file is not None and self._path is not None
         self._file.close()
-        from pathlib import Path
-
         return catalog.put_file(Path(self._path), name, run_id)
 
     def discard(self) -> None:
