@@ -16,7 +16,15 @@ from magnus_catalog_s3.runlog import ChunkedS3RunLogStore
 
 from magnus.exceptions import RunLogNotFoundError, RunLogStoreError
 from magnus.runlog.chunked import ChunkedFileSystemRunLogStore
-from magnus.runlog.models import FAIL, SUCCESS, BranchLog, RunLog, StepLog
+from magnus.runlog.models import (
+    FAIL,
+    PROCESSING,
+    SUCCESS,
+    UNREADABLE,
+    BranchLog,
+    RunLog,
+    StepLog,
+)
 
 RUN = "run-1"
 
@@ -216,6 +224,25 @@ def test_list_runs_skips_folders_that_are_not_runs(
 
     assert [run.run_id for run in runs] == ["first", "second"]
     assert runs[0].tag == "one"
+
+
+@pytest.mark.parametrize("prefix", ["", "logs"])
+def test_a_corrupt_run_is_listed_unreadable_beside_the_others(
+    make_store: Callable[..., ChunkedS3RunLogStore], s3_server: str, s3_bucket: str, prefix: str
+) -> None:
+    store = make_store(prefix=prefix)
+    for run_id in ("before", "a broken/run", "after"):
+        store.create_run_log(run_id)
+    key = ("logs/" if prefix else "") + "a broken%2Frun/RunLog.json"
+    assert key in keys(s3_server, s3_bucket)
+    s3_client(s3_server).put_object(Bucket=s3_bucket, Key=key, Body=b"\x00\xff not json")
+
+    listed = {run.run_id: run for run in store.list_runs()}
+
+    assert set(listed) == {"before", "a broken/run", "after"}
+    assert listed["a broken/run"].status == UNREADABLE
+    assert "RunLog.json is not valid JSON" in listed["a broken/run"].message
+    assert listed["before"].status == listed["after"].status == PROCESSING
 
 
 def test_the_store_pickles_without_its_client(

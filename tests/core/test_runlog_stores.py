@@ -14,7 +14,7 @@ from magnus.runlog.base import BaseRunLogStore
 from magnus.runlog.buffered import BufferedRunLogStore
 from magnus.runlog.chunked import ChunkedFileSystemRunLogStore
 from magnus.runlog.filesystem import FileSystemRunLogStore
-from magnus.runlog.models import SUCCESS, BranchLog, RunLog
+from magnus.runlog.models import PROCESSING, SUCCESS, UNREADABLE, BranchLog, RunLog
 from magnus.testing.runlog_store import RunLogStoreContract
 
 RUN_ID = "wobbly-hopper-0915"
@@ -187,7 +187,6 @@ def test_file_system_corrupt_file_names_the_file(tmp_path: Path) -> None:
     for call in (
         lambda: store.get_run_log_by_id(RUN_ID),
         lambda: store.set_parameters(RUN_ID, {"a": 1}),
-        store.list_runs,
     ):
         with pytest.raises(RunLogStoreError, match=str(path)):
             call()
@@ -443,3 +442,21 @@ def test_chunked_per_step_reads_do_not_grow_with_the_run(
     assert store.get_step_log("par", RUN_ID, full=False).branches == {}
     assert listed == []
     assert len(store.get_step_log("par", RUN_ID).branches["par.a"].steps) == 300
+
+
+@pytest.mark.parametrize("kind", ["file-system", "chunked-fs"])
+def test_a_corrupt_run_is_listed_unreadable_beside_the_others(tmp_path: Path, kind: str) -> None:
+    store = (
+        FileSystemRunLogStore(log_folder=str(tmp_path))
+        if kind == "file-system"
+        else ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
+    )
+    for run_id in ("before", "broken", "after"):
+        store.create_run_log(run_id)
+    head = tmp_path / ("broken.json" if kind == "file-system" else "broken/RunLog.json")
+    head.write_bytes(b"\x00\xff not json")
+    listed = {run.run_id: run for run in store.list_runs()}
+    assert set(listed) == {"before", "broken", "after"}
+    assert listed["broken"].status == UNREADABLE
+    assert str(head) in listed["broken"].message
+    assert listed["before"].status == listed["after"].status == PROCESSING

@@ -202,14 +202,23 @@ def test_ctrl_c_stops_the_children_and_leaves_a_readable_log(project: Path) -> N
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 130
-    assert "Interrupted: run interrupted" in stderr and "Traceback" not in stderr
+    assert "Run interrupted interrupted by SIGINT: FAIL" in stderr
+    assert "magnus retry interrupted -c parallel.yaml" in stderr
+    assert "Traceback" not in stderr
     for pid_file in pids.iterdir():
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid_file.name), 0)
     log = show_run("interrupted", project)
-    assert log["status"] == "PROCESSING"
+    assert (log["status"], log["message"]) == ("FAIL", "interrupted by SIGINT")
     assert log["steps"]["make"]["status"] == "SUCCESS"
-    assert len(log["steps"]["fan"]["branches"]) == 3
+    fan = log["steps"]["fan"]
+    assert (fan["status"], fan["message"]) == ("FAIL", "interrupted by SIGINT")
+    assert len(fan["branches"]) == 3
+    for branch in fan["branches"].values():
+        # each child was passed the signal and ended its own branch and step
+        assert (branch["status"], branch["message"]) == ("FAIL", "interrupted by SIGINT")
+        for step in branch["steps"].values():
+            assert step["status"] in ("SUCCESS", "FAIL")
 
 
 def test_buffered_is_refused_under_enable_parallel(project: Path, run_magnus: Any) -> None:

@@ -353,6 +353,7 @@ class Stage:
         config = log["run_config"]
         config.pop("executor")
         config.pop("configuration_file")
+        config.pop("owner", None)  # recorded by a run traversed in one process only
         return _without(json.loads(json.dumps(log).replace(run_id, MASK)), VOLATILE_KEYS)
 
 

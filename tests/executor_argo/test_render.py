@@ -277,7 +277,8 @@ def test_a_dag_step_runs_its_pipeline_as_one_branch(render: Renderer) -> None:
 
 
 def test_nested_maps_with_the_same_iterate_as_are_refused(render: Renderer) -> None:
-    from magnus.exceptions import ConfigurationError
+    # Refused when the pipeline is validated, for every executor, before anything is rendered.
+    from magnus.exceptions import PipelineValidationError
 
     inner = {
         "type": "map",
@@ -300,7 +301,7 @@ def test_nested_maps_with_the_same_iterate_as_are_refused(render: Renderer) -> N
         "start_at": "outer",
         "steps": {"outer": outer, "success": {"type": "success"}, "fail": {"type": "fail"}},
     }
-    with pytest.raises(ConfigurationError, match="different iterate_as"):
+    with pytest.raises(PipelineValidationError, match=r"'outer'.*different iterate_as"):
         render(graph)
 
 

@@ -118,9 +118,12 @@ def test_a_vault_secret_reaches_the_task_and_is_masked_everywhere(
     log = show_run("vault-run", project, "-c", "c.yaml")
     leak = log["steps"]["leak"]
     assert leak["status"] == "SUCCESS"
-    assert log["parameters"]["leaked"] == "********"
-    assert log["parameters"]["shared"] == "********"
-    assert log["parameters"]["nested"] == {"inside": ["x********y"]}
+    # a returned secret is recorded as a reference to it, resolved again by the step reading it
+    assert log["parameters"]["leaked"] == {"__magnus_secret__": "api_token"}
+    assert log["parameters"]["shared"] == {"__magnus_secret__": f"{shared_path}#password"}
+    assert log["parameters"]["nested"] == {
+        "inside": [{"__magnus_secret__": ["x", "api_token", "y"]}]
+    }
     assert leak["user_defined_metrics"] == {"token": "********", "length": len(SECRET)}
     explode = log["steps"]["explode"]["attempts"][0]
     assert explode["message"] == "ValueError: cannot use ********"

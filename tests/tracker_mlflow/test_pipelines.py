@@ -264,7 +264,7 @@ def test_a_stopped_run_leaves_no_mlflow_run_open(
     runs = runs_by_name(mlflow_client, mlflow_experiment)
     parent = runs["stopped-run"]
     assert parent.info.status == "KILLED"
-    assert parent.data.tags["magnus.status"] == "PROCESSING"
+    assert parent.data.tags["magnus.status"] == "FAIL"
     children = step_runs(runs, parent)
     assert set(children) == {"before", "interrupted"}
     assert children["before"].info.status == "FINISHED"

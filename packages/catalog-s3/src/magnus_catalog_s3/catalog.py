@@ -504,14 +504,14 @@ class S3Catalog(S3Connection, BaseCatalog):
     # ------------------------------------------------------------------ re-runs
 
     def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:
-        """Copy the previous run's objects (not its execution logs) server-side into this run."""
-        previous_folder = self._run_key(previous_run_id) + "/"
+        """Copy the previous run's objects (not its execution logs) server-side into this run.
+
+        An original with no objects syncs nothing.
+        """
         doing = f"Cannot sync the catalog of run {previous_run_id!r} into run {run_id!r}"
         check_run_id(run_id)
         stored = self._list_run(previous_run_id, doing)
-        if not stored:
-            raise CatalogError(f"{doing}: no objects under {self.url(previous_folder)}")
-        if previous_run_id == run_id:
+        if not stored or previous_run_id == run_id:
             return
         items = [
             (relative, item) for relative, item in stored.items() if not is_execution_log(relative)

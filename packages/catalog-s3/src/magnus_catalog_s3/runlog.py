@@ -23,6 +23,7 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar, NoReturn, TypeVar
+from urllib.parse import unquote
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
@@ -49,7 +50,7 @@ from magnus.runlog.chunked import (
     next_stamp,
 )
 from magnus.runlog.files import encode_name, encode_run_id
-from magnus.runlog.memory import new_run_log, set_status, sort_runs
+from magnus.runlog.memory import new_run_log, set_status, sort_runs, unreadable_run
 from magnus.runlog.models import PROCESSING, BranchLog, RunLog, StepLog
 from magnus_catalog_s3.connection import S3Connection, error_code, remote_errors
 
@@ -349,8 +350,8 @@ class ChunkedS3RunLogStore(S3Connection, BaseRunLogStore):
         # The put log replaces the stored one entirely: records it does not have go.
         self._delete(sorted(before - {key for key, _, _ in writes}))
 
-    def update_run_log_status(self, run_id: str, status: str) -> None:
-        self._change_head(run_id, lambda run_log: set_status(run_log, status, self.now()))
+    def update_run_log_status(self, run_id: str, status: str, message: str = "") -> None:
+        self._change_head(run_id, lambda run_log: set_status(run_log, status, self.now(), message))
 
     def list_runs(self) -> list[RunLog]:
         """Every run under the prefix: the run-level fields of ``RunLog.json`` only.
@@ -370,9 +371,12 @@ class ChunkedS3RunLogStore(S3Connection, BaseRunLogStore):
         def head(folder: str) -> RunLog | None:
             key = folder + RUN_FILE
             found = self._get(key)
-            return (
-                None if found is None else self._validate(key, RunLog, self._parse(key, found[0]))
-            )
+            if found is None:
+                return None
+            try:
+                return self._validate(key, RunLog, self._parse(key, found[0]))
+            except RunLogStoreError as exc:
+                return unreadable_run(unquote(folder[len(root) :].rstrip("/")), exc)
 
         return sort_runs(run for run in self._map(head, folders) if run is not None)
 

@@ -91,7 +91,11 @@ class BaseCatalog(BaseService):
 
     @abstractmethod
     def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:
-        """Copy what a re-run needs from the original run's catalog (not its execution logs)."""
+        """Copy what a re-run needs from the original run's catalog (not its execution logs).
+
+        An original that has nothing in the catalog (its steps put nothing, or it stopped
+        before any did) syncs nothing: that is not an error.
+        """
 
     @property
     @abstractmethod
@@ -645,10 +649,7 @@ class FileSystemCatalog(BaseCatalog):
         previous = self._run_folder(previous_run_id)
         current = self._run_folder(run_id)
         if not previous.is_dir():
-            raise CatalogError(
-                f"Cannot sync the catalog of run {previous_run_id!r} into run {run_id!r}: "
-                f"no catalog folder at {previous}"
-            )
+            return  # the original put nothing in the catalog
         if previous == current:
             return
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -40,6 +41,13 @@ def _friendly_errors(function: F) -> F:
 
         try:
             return function(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            # Whatever was running recorded that it stopped; exit as a shell expects.
+            from magnus.interrupts import signal_of
+
+            signum = signal_of(exc)
+            print(f"Interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+            sys.exit(128 + signum)
         except MagnusError as exc:
             if logging.getLogger("magnus").isEnabledFor(logging.DEBUG):
                 raise
@@ -197,14 +205,13 @@ def _run(context: Any) -> None:
     context.plugins.register(ConsoleReporter(), REPORTER_NAME)
     try:
         run_log = entrypoints.execute(context)
-    except KeyboardInterrupt:
-        from magnus.console import print_error
+    except KeyboardInterrupt as interruption:
+        from magnus.console import print_interrupted
+        from magnus.interrupts import signal_of
 
-        print_error(
-            f"Interrupted: run {context.run_id} stops here; its log is readable at "
-            f"{context.run_log_store.location(context.run_id)}"
-        )
-        sys.exit(130)
+        signum = signal_of(interruption)
+        print_interrupted(context, signum)
+        sys.exit(128 + signum)
     finally:
         context.plugins.unregister(REPORTER_NAME)
     if run_log is None:
@@ -224,6 +231,8 @@ def validate(pipeline_file: str, config_file: str | None, log_level: str) -> Non
     _setup_logging(log_level)
     from magnus import config as config_mod
     from magnus import entrypoints
+    from magnus.exceptions import PipelineValidationError
+    from magnus.graph import reducer_problems
 
     context = entrypoints.build_context(
         configuration_file=config_mod.configuration_file_for_cli(config_file),
@@ -231,6 +240,9 @@ def validate(pipeline_file: str, config_file: str | None, log_level: str) -> Non
     )
     warnings = entrypoints.check_compatibility(context)
     assert context.dag is not None
+    problems = reducer_problems(context.dag)
+    if problems:
+        raise PipelineValidationError(problems, pipeline_file)
     for warning in [*context.dag.warnings, *(w.message for w in warnings)]:
         click.echo(f"warning: {warning}", err=True)
     click.echo(
@@ -441,8 +453,10 @@ def runs_show(run_id: str, config_file: str | None, as_json: bool, step_name: st
 @config_option
 @click.option(
     "--status",
-    type=click.Choice(["SUCCESS", "FAIL", "PROCESSING"], case_sensitive=False),
-    help="Only runs with this status.",
+    type=click.Choice(
+        ["SUCCESS", "FAIL", "PROCESSING", "ABANDONED", "UNREADABLE"], case_sensitive=False
+    ),
+    help="Only runs with this status (ABANDONED: PROCESSING, but its process is gone).",
 )
 @click.option("--tag", default=None, help="Only runs with this tag.")
 @click.option(

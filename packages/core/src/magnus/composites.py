@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field, ValidationError
@@ -145,6 +144,8 @@ class CompositeNode(BaseNode):
         step_log = store.get_step_log(step_name, context.run_id, full=False)
         runs = self.branch_runs(context, map_variables, step_log)
         if isinstance(runs, str):
+            # Composite steps have no line of their own on the console: say why here.
+            logger.error("%s", runs)
             step_log.status = FAIL
             step_log.message = runs
             store.add_step_log(step_log, context.run_id)
@@ -167,9 +168,23 @@ class CompositeNode(BaseNode):
         step_log = store.get_step_log(step_name, context.run_id, full=True)
         if step_log.status == FAIL and not step_log.branches:
             return step_log  # fan-out already failed and said why
-        branches = list(step_log.branches.values())
+        # What fan-out was to create, not what happens to be there: a fan-out that crashed
+        # half-way, or a store that lost a record, must not pass for a composite with fewer
+        # branches.
+        expected = self.expected_branch_names(step_log, map_variables)
+        missing: list[str] = []
+        if isinstance(expected, str):
+            problem = expected
+        else:
+            missing = [name for name in expected if name not in step_log.branches]
+            problem = _missing_summary(missing, len(expected)) if missing else ""
+        branches = [] if problem else [step_log.branches[name] for name in expected]
         failed = [b for b in branches if b.status != SUCCESS]
-        if failed:
+        if problem:
+            step_log.status = FAIL
+            step_log.message = problem
+            logger.error("%s: %s", step_name, problem)
+        elif failed:
             step_log.status = FAIL
             step_log.message = _failure_summary(failed)
         else:
@@ -178,6 +193,7 @@ class CompositeNode(BaseNode):
             except Exception as exc:  # a user's reducer: its failure fails the step
                 step_log.status = FAIL
                 step_log.message = f"merging the branches' parameters failed: {exc}"
+                logger.error("%s: %s", step_name, step_log.message)
             else:
                 step_log.status = SUCCESS
                 step_log.message = ""
@@ -187,6 +203,16 @@ class CompositeNode(BaseNode):
         # the branches are stored on their own; the step's own record is all that changes
         store.add_step_log(step_log.model_copy(update={"branches": {}}), context.run_id)
         return step_log
+
+    def expected_branch_names(
+        self, step_log: StepLog, map_variables: dict[str, Any]
+    ) -> list[str] | str:
+        """The branch logs fan-out creates, in order, or why they cannot be known."""
+        return [resolve(graph.internal_branch_name, map_variables) for graph in self._graphs()]
+
+    def _graphs(self) -> list[Graph]:
+        """The branch graphs of a composite whose branches do not depend on parameters."""
+        raise NotImplementedError
 
     def merge_parameters(self, branches: list[BranchLog], step_log: StepLog) -> dict[str, Any]:
         """What the composite contributes to the enclosing scope (all branches succeeded)."""
@@ -236,6 +262,9 @@ class ParallelNode(CompositeNode):
 
     def branch_graph(self, key: str) -> Graph:
         return self.branches[key]
+
+    def _graphs(self) -> list[Graph]:
+        return list(self.branches.values())
 
     def branch_runs(
         self, context: RunContext, map_variables: dict[str, Any], step_log: StepLog
@@ -345,6 +374,20 @@ class MapNode(CompositeNode):
             runs.append(BranchRun(self.branch, name, variables))
         return runs
 
+    def expected_branch_names(
+        self, step_log: StepLog, map_variables: dict[str, Any]
+    ) -> list[str] | str:
+        values = getattr(step_log, "map_values", None)
+        if not isinstance(values, list):
+            return (
+                f"map {step_log.internal_name!r} has no recorded elements (map_values): its "
+                "fan-out did not complete"
+            )
+        return [
+            resolve(self.branch.internal_branch_name, {**map_variables, self.iterate_as: value})
+            for value in values
+        ]
+
     def _describe_branch(self, branch_log: BranchLog, run: BranchRun) -> None:
         element = {self.iterate_as: run.map_variables[self.iterate_as]}
         branch_log.map_variable = element  # type: ignore[attr-defined]
@@ -392,25 +435,19 @@ class DagNode(CompositeNode):
         problems: list[str],
         from_dump: bool,
     ) -> dict[str, Any]:
-        from magnus.exceptions import MagnusError
-        from magnus.graph import read_yaml
+        from magnus.graph import build_included_graph
 
         raw = definition.pop("branch", None) if from_dump else None
         if raw is None:
             path = definition.get("dag_definition")
+            if path is None:
+                return {}  # reported as a missing required key
             if not isinstance(path, str) or not path.endswith((".yaml", ".yml")):
                 problems.append("'dag_definition' must name a pipeline file ending in .yaml")
                 return {}
-            try:
-                document = read_yaml(Path(path), "nested pipeline file")
-            except MagnusError as exc:
-                problems.append(str(exc))
-                return {}
-            if not isinstance(document, dict) or "dag" not in document:
-                problems.append(f"{path}: the file must have a top-level 'dag' mapping")
-                return {}
-            raw = document["dag"]
-        graph = cls._build_branch(raw, f"{internal_name}.dag", plugins, problems, from_dump)
+            graph = build_included_graph(path, plugins, f"{internal_name}.dag", problems)
+        else:
+            graph = cls._build_branch(raw, f"{internal_name}.dag", plugins, problems, from_dump)
         return {"branch": graph} if graph is not None else {}
 
     def definition(self) -> dict[str, Any]:
@@ -429,6 +466,17 @@ class DagNode(CompositeNode):
     ) -> list[BranchRun]:
         name = resolve(self.branch.internal_branch_name, map_variables)
         return [BranchRun(self.branch, name, map_variables)]
+
+    def _graphs(self) -> list[Graph]:
+        return [self.branch]
+
+
+def _missing_summary(missing: list[str], expected: int) -> str:
+    names = ", ".join(missing[:5]) + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
+    return (
+        f"{len(missing)} of {expected} branches have no branch log ({names}): the fan-out did "
+        "not complete or their records were lost"
+    )
 
 
 def _failure_summary(failed: list[BranchLog]) -> str:

@@ -81,13 +81,13 @@ def _parse(document: Any, source: str) -> ConfigurationFile:
 
 def load_configuration_file(path: str | Path) -> ConfigurationFile:
     """Read and check one configuration file."""
-    from magnus.graph import read_yaml
+    from magnus.yaml_reader import read_yaml
 
     return _parse(read_yaml(path, "configuration file"), str(path))
 
 
 def _project_defaults(workdir: Path) -> ConfigurationFile:
-    from magnus.graph import read_yaml
+    from magnus.yaml_reader import read_yaml
 
     path = workdir / PROJECT_DEFAULTS_FILE
     if not path.is_file():
@@ -95,8 +95,14 @@ def _project_defaults(workdir: Path) -> ConfigurationFile:
     document = read_yaml(path, "project configuration")
     if document is None:
         return ConfigurationFile()
-    if not isinstance(document, dict) or set(document) - {"defaults"}:
+    if not isinstance(document, dict):
         raise ConfigurationError(f"{path}: expected a single top-level key 'defaults'")
+    unknown = sorted(set(document) - {"defaults"}, key=str)
+    if unknown:
+        names = ", ".join(repr(key) for key in unknown)
+        raise ConfigurationError(
+            f"{path}: unknown top-level key {names}; expected a single top-level key 'defaults'"
+        )
     return _parse(document.get("defaults"), f"{path} (defaults)")
 
 

@@ -72,6 +72,14 @@ class ConsoleReporter:
             stream.write(line.encode(encoding, "replace").decode(encoding) + "\n")
         stream.flush()
 
+    def __init__(self) -> None:
+        #: the last failed attempt's frames in user code, per step
+        self._frames: dict[str, list[str]] = {}
+
+    @hookimpl
+    def on_step_error(self, step_log: StepLog, error: BaseException) -> None:
+        self._frames[step_log.internal_name] = user_frames(error)
+
     @hookimpl
     def before_step(self, step_log: StepLog, node: BaseNode) -> None:
         if node.is_terminal or step_log.mock:
@@ -102,6 +110,73 @@ class ConsoleReporter:
             self._print(
                 ("red", "✘"), ("", f" {name}"), ("dim", took), ("dim", tries), ("red", message)
             )
+            self._print_where(step_log)
+
+    def _print_where(self, step_log: StepLog) -> None:
+        """Below a failed step: where in the user's code it failed, and where to read more."""
+        from magnus.context import current_run
+        from magnus.redaction import redactor
+
+        for line in self._frames.pop(step_log.internal_name, []):
+            self._print(("dim", redactor.redact_text(line)))
+        log = execution_log_location(step_log)
+        if log:
+            self._print(("dim", f"  whole output: {log}"))
+        context = current_run.get()
+        if context is not None:
+            self._print(
+                ("dim", f"  step record: magnus runs show {context.run_id} --step "),
+                ("dim", step_log.internal_name),
+            )
+
+
+#: How many frames of a failing task's traceback the console shows.
+TRACEBACK_FRAMES = 3
+
+
+def user_frames(error: BaseException, limit: int = TRACEBACK_FRAMES) -> list[str]:
+    """The last ``limit`` frames of ``error``'s traceback in the user's code, two lines each.
+
+    Frames in magnus and in the standard library are left out: they say how the task was
+    called, not where it failed.
+    """
+    import os
+    import sysconfig
+    import traceback
+
+    import magnus
+
+    ours = (
+        os.path.dirname(os.path.abspath(magnus.__file__)) + os.sep,
+        os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep,
+    )
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not os.path.abspath(frame.filename).startswith(ours)
+    ]
+    lines = []
+    for frame in frames[-limit:]:
+        lines.append(f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}')
+        if frame.line:
+            lines.append(f"    {frame.line}")
+    return lines
+
+
+def execution_log_location(step_log: StepLog) -> str:
+    """How to read a step's last execution log: a command for a local file, else its address."""
+    import os
+    import shlex
+
+    from magnus.catalog import is_execution_log
+
+    logs = [entry for entry in step_log.data_catalog if is_execution_log(entry.name)]
+    if not logs or not logs[-1].catalog_handler_location:
+        return ""
+    where, relative = logs[-1].catalog_handler_location, logs[-1].catalog_relative_path
+    if "://" in where:
+        return f"{where.rstrip('/')}/{relative}"
+    return f"cat {shlex.quote(os.path.join(where, relative))}"
 
 
 def print_summary(run_log: RunLog, context: RunContext) -> None:
@@ -115,6 +190,33 @@ def print_summary(run_log: RunLog, context: RunContext) -> None:
     console.print(
         f"Run [bold]{run_log.run_id}[/bold] [{colour}]{run_log.status}[/{colour}]"
         f" in {duration}; run log: {context.run_log_store.location(run_log.run_id)}"
+    )
+    if run_log.message:
+        from rich.markup import escape
+
+        console.print(f"[red]{escape(run_log.message)}[/red]")
+
+
+def _resume_hint(context: RunContext, run_id: str) -> str:
+    where = context.run_log_store.location(run_id)
+    config = f" -c {context.configuration_file}" if context.configuration_file else ""
+    return f"run log: {where}\nResume it with: magnus retry {run_id}{config}"
+
+
+def print_interrupted(context: RunContext, signum: int) -> None:
+    """What the terminal shows after a run was stopped by a signal (and so ended FAIL)."""
+    import signal
+
+    name = signal.Signals(signum).name
+    try:
+        status = context.run_log_store.get_run_log_by_id(context.run_id, full=False).status
+    except Exception:  # a run stopped before its log was made
+        print(f"Interrupted by {name} before run {context.run_id} started", file=sys.stderr)
+        return
+    print(
+        f"Run {context.run_id} interrupted by {name}: {status}; "
+        f"{_resume_hint(context, context.run_id)}",
+        file=sys.stderr,
     )
 
 

@@ -55,6 +55,8 @@ class RunContext:
     strict_cache: bool = False
     #: what this process loaded of the original run (``magnus.rerun``)
     original: Any = None
+    #: the process that traverses the run (``magnus.owner``); empty when an orchestrator does
+    owner: dict[str, Any] = field(default_factory=dict)
 
     def run_config(self) -> dict[str, Any]:
         """What the run log records as ``run_config``: never a secret value."""
@@ -78,6 +80,7 @@ class RunContext:
             "environment": self.environment,
             "initial_parameters": self.initial_parameters,
             "strict_cache": self.strict_cache,
+            **({"owner": self.owner} if self.owner else {}),
         }
 
 

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from magnus import config as config_mod
 from magnus.context import RunContext, current_run
 from magnus.exceptions import RunLogExistsError
+from magnus.executors.ending import end_run, end_scope
 from magnus.graph import Graph, dag_hash, load_pipeline_file
 from magnus.integration import Problem, collect_problems, enforce
+from magnus.interrupts import signals_deferred, stoppable
+from magnus.owner import current_owner
 from magnus.plugins import MagnusPlugins, get_plugins
 from magnus.runlog.models import PROCESSING, RunLog, StepLog
+from magnus.secrets import mask_secrets_served_in_run
 
 logger = logging.getLogger(__name__)
 
@@ -151,19 +157,21 @@ def start_run(context: RunContext) -> RunLog:
         parameters = {**started_with, **parameters}
     context.initial_parameters = parameters
     context.environment = identity.environment_identity()
-    store.create_run_log(
-        context.run_id,
-        dag_hash=context.dag_hash,
-        use_cached=context.use_cached,
-        tag=context.tag,
-        original_run_id=context.original_run_id,
-        status=PROCESSING,
-    )
-    store.set_parameters(context.run_id, parameters)
+    # Created whole or not at all: a run stopped by a signal can always be re-run from its log.
+    with signals_deferred():
+        store.create_run_log(
+            context.run_id,
+            dag_hash=context.dag_hash,
+            use_cached=context.use_cached,
+            tag=context.tag,
+            original_run_id=context.original_run_id,
+            status=PROCESSING,
+        )
+        store.set_parameters(context.run_id, parameters)
+        store.set_run_config(context.run_id, context.run_config())
     if context.use_cached:
         context.catalog.sync_between_runs(context.original_run_id, context.run_id)
     record_identity(context, store_diff=True)
-    store.set_run_config(context.run_id, context.run_config())
     return store.get_run_log_by_id(context.run_id, full=False)
 
 
@@ -185,17 +193,20 @@ def execute(context: RunContext) -> RunLog | None:
         # Steps execute in this very process: it is also where they need their services adapted.
         prepare_for_execution(context)
     export_run_environment(context)
+    context.owner = current_owner()
     token = current_run.set(context)
     try:
-        run_log = start_run(context)
-        context.plugins.notify("before_run", run_log=run_log, context=context)
-        assert context.dag is not None
-        try:
-            context.executor.execute_graph(context, context.dag)
-        except BaseException:
-            _notify_stopped_run(context)
-            raise
-        run_log = _notify_run_ended(context)
+        with stoppable():
+            try:
+                run_log = start_run(context)
+                context.plugins.notify("before_run", run_log=run_log, context=context)
+                assert context.dag is not None
+                context.executor.execute_graph(context, context.dag)
+            except RunLogExistsError:
+                raise  # another run's log: not this process' to end
+            except BaseException as error:
+                return _end_stopped_run(context, error)
+            run_log = _notify_run_ended(context)
     finally:
         current_run.reset(token)
     return run_log
@@ -208,16 +219,34 @@ def _notify_run_ended(context: RunContext) -> RunLog:
     return run_log
 
 
-def _notify_stopped_run(context: RunContext) -> None:
-    """``after_run`` for a traversal that raised (Ctrl-C, a broken store): status PROCESSING.
+def _end_stopped_run(context: RunContext, error: BaseException) -> RunLog:
+    """A run that stopped before its end (a signal, magnus itself failed) ends FAIL, truthfully.
 
-    Observers close what they opened for the run (an MLflow parent run, say) instead of leaving
-    it open for ever; the run log itself is left as it is, so that ``magnus retry`` can resume.
+    What it had open is closed FAIL with the reason, observers hear ``after_run`` with that
+    record (an MLflow parent run closes), and ``magnus retry`` resumes from what succeeded. An
+    interruption is raised again, for the caller to exit as it asks; after any other error the
+    ended run log is returned, as for any failed run. A run that was never created (the store
+    refused it) has nothing to end: the error is raised as it is.
     """
+    store = context.run_log_store
     try:
-        _notify_run_ended(context)
+        created = store.run_exists(context.run_id)
+    except Exception:
+        created = False
+    if not created:
+        raise error
+    reason = end_run(store, context.run_id, error)
+    logger.info("Run %s ended FAIL: %s", context.run_id, reason)
+    if not isinstance(error, KeyboardInterrupt):
+        logger.debug("Where magnus failed", exc_info=error)
+    try:
+        run_log = _notify_run_ended(context)
     except Exception as exc:  # the original error matters more than this one
         logger.warning("Observers were not told that run %s stopped: %s", context.run_id, exc)
+        raise error from None
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        raise error
+    return run_log
 
 
 # ------------------------------------------------------------------------------ orchestrator calls
@@ -343,6 +372,25 @@ def _notify_if_run_ended(context: RunContext, graph: Any, terminal: Any) -> None
         _notify_run_ended(context)
 
 
+@contextlib.contextmanager
+def _ending(context: RunContext, *, branch: str = "", step: str = "") -> Iterator[None]:
+    """Around the part of a run one process runs: if it stops, what it had open ends FAIL.
+
+    A signal (an orchestrator stopping the pod, the parent of parallel branches stopping its
+    children) is raised again, for the process to exit 128 + its number. After an unexpected
+    error the branch or step is FAIL and the process goes on to report it, as for any failure.
+    """
+    try:
+        with stoppable():
+            yield
+    except BaseException as error:
+        end_scope(context.run_log_store, context.run_id, error, branch=branch, step=step)
+        if isinstance(error, (KeyboardInterrupt, SystemExit)):
+            raise
+        logger.error("%s failed inside magnus: %s", step or branch, error)
+        logger.debug("Where magnus failed", exc_info=error)
+
+
 def _enter(context: RunContext) -> Any:
     """Set up this process for running steps of ``context``'s run; returns the reset token.
 
@@ -358,6 +406,7 @@ def _enter(context: RunContext) -> Any:
     else:
         record_identity(context, store_diff=False)
     prepare_for_execution(context)
+    mask_secrets_served_in_run(context)  # secrets served by the run's other processes
     export_run_environment(context)
     token = current_run.set(context)
     if started is not None:
@@ -379,7 +428,7 @@ def execute_single_node(
     """
     from magnus.executors.leaf import ATTEMPT_ENV
     from magnus.graph import find_node
-    from magnus.naming import from_command_line
+    from magnus.naming import from_command_line, resolve
     from magnus.runlog.models import FAIL
 
     assert context.dag is not None
@@ -387,7 +436,12 @@ def execute_single_node(
     token = _enter(context)
     try:
         map_variables = resolve_map_indices(context, node.internal_name, map_variables)
-        step_log = context.executor.execute_from_graph(context, node, map_variables)
+        name = resolve(node.internal_name, map_variables)
+        step_log: StepLog | None = None
+        with _ending(context, step=name):
+            step_log = context.executor.execute_from_graph(context, node, map_variables)
+        if step_log is None:  # magnus failed in the step, which _ending recorded
+            step_log = context.run_log_store.get_step_log(name, context.run_id, full=False)
         attempt = int(os.environ.get(ATTEMPT_ENV, "1") or 1)
         # The orchestrator retries a failed attempt; only the last one routes to failure.
         last_attempt = attempt >= getattr(node, "max_attempts", 1)
@@ -413,7 +467,8 @@ def execute_single_branch(
     token = _enter(context)
     try:
         map_variables = resolve_map_indices(context, graph.internal_branch_name, map_variables)
-        context.executor.execute_graph(context, graph, map_variables)
+        with _ending(context, branch=resolve(graph.internal_branch_name, map_variables)):
+            context.executor.execute_graph(context, graph, map_variables)
     finally:
         current_run.reset(token)
     branch = context.run_log_store.get_branch_log(
@@ -449,14 +504,20 @@ def fan(
         if mode == "out":
             step_log = context.executor.create_step_log(context, node, map_variables)
             store.add_step_log(step_log, context.run_id)
-            runs = node.fan_out(context, map_variables)
+            runs: list[Any] = []
+            with _ending(context, step=step_log.internal_name):
+                runs = node.fan_out(context, map_variables)
             indices_file = os.environ.get(MAP_INDICES_FILE_ENV)
             if indices_file:
                 Path(indices_file).write_text(json.dumps(list(range(len(runs)))))
             return store.get_step_log(
                 resolve(node.internal_name, map_variables), context.run_id, full=False
             )
-        step_log = node.fan_in(context, map_variables)
+        name = resolve(node.internal_name, map_variables)
+        fanned_in: StepLog | None = None
+        with _ending(context, step=name):
+            fanned_in = node.fan_in(context, map_variables)
+        step_log = fanned_in or store.get_step_log(name, context.run_id, full=False)
         if step_log.status == FAIL:
             fail_step = _run_fail_step_after(context, graph, node, map_variables)
             _notify_if_run_ended(context, graph, fail_step)

@@ -22,10 +22,13 @@ class PipelineValidationError(MagnusError):
         self.problems = list(problems)
         self.source = source
         where = f" in {source}" if source else ""
+        if len(self.problems) == 1:
+            super().__init__(f"The pipeline{where} is not valid: {self.problems[0]}")
+            return
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        count = len(self.problems)
-        noun = "problem" if count == 1 else "problems"
-        super().__init__(f"The pipeline{where} is not valid ({count} {noun}):\n{lines}")
+        super().__init__(
+            f"The pipeline{where} is not valid ({len(self.problems)} problems):\n{lines}"
+        )
 
 
 class PluginError(MagnusError):
@@ -100,6 +103,28 @@ class ExecutionFailedError(MagnusError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(f"Execution failed for run id: {run_id}")
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGINT or SIGTERM) while it ran.
+
+    A ``KeyboardInterrupt``, so that code which handles Ctrl-C handles SIGTERM the same way.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        try:
+            self.signal_name = signal.Signals(signum).name
+        except ValueError:
+            self.signal_name = f"signal {signum}"
+        super().__init__(f"interrupted by {self.signal_name}")
+
+    @property
+    def exit_code(self) -> int:
+        """What a shell reports for a process ended by this signal: 128 + its number."""
+        return 128 + self.signum
 
 
 class NoRunContextError(MagnusError):

@@ -9,12 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from magnus.composites import COMPOSITE_TYPES, CompositeNode, MapNode
+from magnus.composites import COMPOSITE_TYPES, CompositeNode, MapNode, ParallelNode
 from magnus.exceptions import MagnusError, PipelineValidationError
 from magnus.nodes import (
     COMPUTED_FIELDS,
@@ -23,6 +27,7 @@ from magnus.nodes import (
     ExecutableNode,
     NodeDefinitionError,
 )
+from magnus.yaml_reader import read_yaml
 
 NODE_TYPES: dict[str, type[BaseNode]] = {**LEAF_TYPES, **COMPOSITE_TYPES}
 
@@ -33,6 +38,16 @@ logger = logging.getLogger(__name__)
 
 GRAPH_KEYS = {"start_at", "steps", "name", "description", "max_time"}
 ILLEGAL_NAME_CHARACTERS = (".", "%")
+#: characters a step name cannot hold either: files such as its execution log are named after it
+PATH_CHARACTERS = ("/", "\\", "\0")
+#: the only top-level key of a pipeline file
+PIPELINE_KEYS = {"dag"}
+
+#: The pipeline files being read, outermost first, each as (resolved path, path as given): a dag
+#: step including one of them again would include itself for ever.
+_files_being_read: ContextVar[tuple[tuple[str, str], ...]] = ContextVar(
+    "files_being_read", default=()
+)
 
 
 class Graph(BaseModel):
@@ -106,7 +121,13 @@ def build_graph(
 ) -> Graph:
     """Build and validate a graph; raise ``PipelineValidationError`` listing every problem."""
     problems: list[str] = []
-    graph = _build(definition, plugins, internal_branch_name, problems, from_dump)
+    try:
+        graph = _build(definition, plugins, internal_branch_name, problems, from_dump)
+    except RecursionError:
+        problems.append(f"{_where(internal_branch_name)}: composite steps nest too deeply")
+        graph = None
+    if graph is not None:
+        problems.extend(_map_variable_problems(graph))
     if problems or graph is None:
         raise PipelineValidationError(problems, source)
     for warning in graph.warnings:
@@ -128,14 +149,23 @@ def _build(
     allowed = GRAPH_KEYS | ({"internal_branch_name"} if from_dump else set())
     for key in sorted(set(definition) - allowed, key=str):
         problems.append(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(GRAPH_KEYS))})")
-    steps = definition.get("steps")
+    raw_steps = definition.get("steps")
     start_at = definition.get("start_at")
-    if not isinstance(steps, dict) or not steps:
+    steps: dict[Any, Any] = raw_steps if isinstance(raw_steps, dict) else {}
+    steps_given = bool(steps)
+    if not steps_given:
         problems.append(f"{where}: 'steps' must be a non-empty mapping of step name to step")
-        steps = {}
     if not isinstance(start_at, str) or not start_at:
         problems.append(f"{where}: 'start_at' must name the first step")
         start_at = ""
+    raw_max_time = definition.get("max_time") or 86400
+    try:
+        max_time = int(raw_max_time)
+        if max_time < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        problems.append(f"{where}: 'max_time' must be a number of seconds, not {raw_max_time!r}")
+        max_time = 86400
 
     nodes: dict[str, BaseNode] = {}
     raw_types: dict[str, str] = {}
@@ -143,16 +173,30 @@ def _build(
     for raw_name, step in steps.items():
         name = str(raw_name)
         label = f"step {name!r} in {where}"
+        # Known to the structure checks even when refused below, so a mistake is told once.
+        raw_types[name] = str(step.get("type")) if isinstance(step, dict) else ""
+        raw_edges[name] = [
+            (key, step[key])
+            for key in ("next", "on_failure")
+            if isinstance(step, dict)
+            and step.get("type") not in ("success", "fail")  # terminal steps lead nowhere
+            and isinstance(step.get(key), str)
+            and step[key]
+        ]
         bad = [c for c in ILLEGAL_NAME_CHARACTERS if c in name]
         if bad or not name.strip():
             problems.append(f"{label}: a step name cannot be empty or contain '.' or '%'")
+            continue
+        if any(c in name for c in PATH_CHARACTERS):
+            problems.append(
+                f"{label}: a step name cannot contain '/', '\\' or NUL characters "
+                "(files such as its execution log are named after it)"
+            )
             continue
         if not isinstance(step, dict):
             problems.append(f"{label}: a step must be a mapping with a 'type'")
             continue
         step = dict(step)
-        raw_types[name] = str(step.get("type"))
-        raw_edges[name] = [(key, str(step[key])) for key in ("next", "on_failure") if step.get(key)]
         if from_dump:
             for key in COMPUTED_FIELDS:
                 step.pop(key, None)
@@ -172,14 +216,15 @@ def _build(
         except NodeDefinitionError as exc:
             problems.extend(f"{label}: {p}" for p in exc.problems)
 
-    _check_structure(raw_types, raw_edges, start_at, where, problems)
+    if steps_given:
+        _check_structure(raw_types, raw_edges, start_at, where, problems)
     if problems or not nodes:
         return None
     graph = Graph(
         start_at=start_at,
         name=str(definition.get("name") or ""),
         description=str(definition.get("description") or ""),
-        max_time=int(definition.get("max_time") or 86400),
+        max_time=max_time,
         internal_branch_name=internal_branch_name,
         nodes=nodes,
     )
@@ -268,35 +313,116 @@ def _unreachable(graph: Graph, where: str) -> list[str]:
 # ------------------------------------------------------------------------------ files and dumps
 
 
-def read_yaml(path: str | Path, what: str) -> Any:
-    """Load a YAML file; errors name the file (and the line, for syntax errors)."""
-    import yaml
-
-    from magnus.exceptions import ConfigurationError
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigurationError(f"Cannot read the {what} {str(path)!r}: {exc.strerror}") from None
-    # libyaml's loader, when PyYAML was built with it, reads a large pipeline ~10x faster.
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        return yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigurationError(
-            f"The {what} {str(path)!r} is not valid YAML{line}: {problem}"
-        ) from None
-
-
 def load_pipeline_file(path: str | Path, plugins: MagnusPlugins) -> Graph:
     """Build the graph of a pipeline YAML file (its ``dag`` block)."""
-    document = read_yaml(path, "pipeline file")
+    with _reading_file(path):
+        document = read_yaml(path, "pipeline file")
+        return build_graph(_dag_of(document, str(path)), plugins, source=str(path))
+
+
+def _dag_of(document: Any, path: str) -> Any:
+    """The ``dag`` block of a pipeline file; ``PipelineValidationError`` if it has none."""
     if not isinstance(document, dict) or "dag" not in document:
-        raise PipelineValidationError(["the file must have a top-level 'dag' mapping"], str(path))
-    return build_graph(document["dag"], plugins, source=str(path))
+        raise PipelineValidationError(["the file must have a top-level 'dag' mapping"], path)
+    unknown = sorted(set(document) - PIPELINE_KEYS, key=str)
+    if unknown:
+        names = ", ".join(repr(key) for key in unknown)
+        raise PipelineValidationError(
+            [f"unknown top-level key {names}: a pipeline file holds only 'dag'"], path
+        )
+    return document["dag"]
+
+
+@contextmanager
+def _reading_file(path: str | Path) -> Iterator[list[str]]:
+    """Mark ``path`` as being read; yields the inclusion chain if it is already being read."""
+    chain = _files_being_read.get()
+    try:
+        resolved = os.path.realpath(path)
+    except (OSError, ValueError):  # unreadable anyway: reading it will say why
+        resolved = os.path.abspath(path)
+    if any(resolved == seen for seen, _ in chain):
+        yield [shown for _, shown in chain] + [str(path)]
+        return
+    token = _files_being_read.set((*chain, (resolved, str(path))))
+    try:
+        yield []
+    finally:
+        _files_being_read.reset(token)
+
+
+def build_included_graph(
+    path: str,
+    plugins: MagnusPlugins,
+    internal_branch_name: str,
+    problems: list[str],
+) -> Graph | None:
+    """The graph of the pipeline file a ``dag`` step includes; problems go to ``problems``.
+
+    A file that includes itself, directly or through other files, is refused with the chain.
+    """
+    with _reading_file(path) as cycle:
+        if cycle:
+            problems.append(f"dag_definition {path!r} includes itself: {' -> '.join(cycle)}")
+            return None
+        try:
+            document = read_yaml(Path(path), "nested pipeline file")
+            definition = _dag_of(document, path)
+        except PipelineValidationError as exc:
+            problems.extend(f"{path}: {problem}" for problem in exc.problems)
+            return None
+        except MagnusError as exc:
+            problems.append(str(exc))
+            return None
+        return _build(definition, plugins, internal_branch_name, problems, False)
+
+
+def _composite_steps(graph: Graph) -> Iterator[tuple[CompositeNode, dict[str, str]]]:
+    """Every composite step at any depth, with the maps around it (``iterate_as`` -> map name)."""
+    stack: list[tuple[Graph, dict[str, str]]] = [(graph, {})]
+    while stack:
+        current, outer = stack.pop()
+        for node in current.nodes.values():
+            if not isinstance(node, CompositeNode):
+                continue
+            yield node, outer
+            if isinstance(node, ParallelNode):
+                branches = list(node.branches.values())
+            else:  # map and dag steps have a single branch
+                branch = getattr(node, "branch", None)
+                branches = [branch] if isinstance(branch, Graph) else []
+            inner = (
+                {**outer, node.iterate_as: node.internal_name}
+                if isinstance(node, MapNode)
+                else outer
+            )
+            stack.extend((branch, inner) for branch in branches)
+
+
+def _map_variable_problems(graph: Graph) -> list[str]:
+    """Nested maps must iterate as different names: the inner one would hide the outer one."""
+    return [
+        f"step {node.internal_name!r}: iterate_as {node.iterate_as!r} is already the "
+        f"iterate_as of the enclosing map {outer[node.iterate_as]!r}; nested maps need "
+        "different iterate_as names"
+        for node, outer in _composite_steps(graph)
+        if isinstance(node, MapNode) and node.iterate_as in outer
+    ]
+
+
+def reducer_problems(graph: Graph) -> list[str]:
+    """Map steps whose reducer function cannot be imported (this imports the user's modules)."""
+    from magnus.composites import BUILT_IN_REDUCERS
+    from magnus.tasks import import_function
+
+    problems: list[str] = []
+    for node, _ in _composite_steps(graph):
+        if isinstance(node, MapNode) and node.reducer not in BUILT_IN_REDUCERS:
+            try:
+                import_function(node.reducer)
+            except MagnusError as exc:
+                problems.append(f"step {node.internal_name!r}: reducer: {exc}")
+    return problems
 
 
 def graph_from_dump(dump: dict[str, Any], plugins: MagnusPlugins) -> Graph:

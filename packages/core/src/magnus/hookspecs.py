@@ -119,12 +119,15 @@ def before_run(run_log: RunLog, context: RunContext) -> None:
 def after_run(run_log: RunLog, context: RunContext) -> None:
     """Called when the top-level traversal ends, whatever the run's status.
 
-    Also called when the traversal is stopped by an exception (Ctrl-C, a failing run-log
-    store): the run log is then as far as it got, with status PROCESSING. In an orchestrated
-    run it is called by the process that runs the pipeline's own success or fail step.
+    Also called when the run is stopped before its end (SIGINT, SIGTERM, magnus itself failed):
+    the run has then been ended FAIL, what it had open closed FAIL, and ``run_log.message``
+    says why (``interrupted by SIGINT``, ``magnus stopped: ...``). Only if even that could not
+    be written (a broken run-log store) is the status still PROCESSING. In an orchestrated run
+    it is called by the process that runs the pipeline's own success or fail step.
 
     Args:
-        run_log: the complete run log, status SUCCESS or FAIL (PROCESSING if stopped).
+        run_log: the complete run log, status SUCCESS or FAIL (PROCESSING if it could not
+            be ended).
         context: the run's services, identifiers and pipeline graph.
     """
 

@@ -14,11 +14,19 @@ already mean something in internal names) can appear. The empty string is ``~``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
 
 MAP_PLACEHOLDER = "map_variable_placeholder"
+#: The longest file name, in bytes of UTF-8, magnus makes from step, branch, parameter or map
+#: value names: file systems allow 255 bytes per path component, and a writer adds up to 40
+#: bytes for the temporary file it renames into place.
+MAX_FILE_NAME_BYTES = 200
+#: Ends the readable prefix of a shortened name; never part of a branch name or an encoded name.
+SHORTENED_MARK = "="
+_DIGEST_LENGTH = 20
 PLAIN = re.compile(r"[A-Za-z0-9_-]+")
 _PLAIN_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
@@ -59,3 +67,19 @@ def to_command_line(internal_name: str) -> str:
 def from_command_line(name: str) -> str:
     """The inverse of :func:`to_command_line`."""
     return name.replace("%", " ")
+
+
+def fit_file_name(name: str, limit: int = MAX_FILE_NAME_BYTES) -> str:
+    """``name`` itself when it fits in ``limit`` bytes, else a readable prefix and a digest.
+
+    A shortened name is the longest prefix of ``name`` that fits, then ``=`` and 20 hex digits
+    of the SHA-256 of the whole name: the same in every process (parallel branches, retries and
+    orchestrated steps find the same files), and distinct for distinct names. Every name magnus
+    derives from user input and puts on disk goes through here.
+    """
+    data = name.encode("utf-8")
+    if len(data) <= limit:
+        return name
+    digest = hashlib.sha256(data).hexdigest()[:_DIGEST_LENGTH]
+    prefix = data[: limit - len(SHORTENED_MARK) - _DIGEST_LENGTH].decode("utf-8", "ignore")
+    return f"{prefix}{SHORTENED_MARK}{digest}"

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import re
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,8 +34,10 @@ from pydantic import Field, field_validator, model_validator
 from magnus import parameters as params_mod
 from magnus.context import current_step
 from magnus.exceptions import CatalogError, MagnusError, TaskError
-from magnus.naming import branch_name_of
-from magnus.tasks import MAP_VARIABLE_ENV, BaseTaskType, TaskInput, _exported, _Tee
+from magnus.naming import MAX_FILE_NAME_BYTES, branch_name_of, fit_file_name
+from magnus.redaction import get_redactor
+from magnus.task_output import task_output
+from magnus.tasks import MAP_VARIABLE_ENV, BaseTaskType, TaskInput, _exported
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,9 @@ def output_path_in_map(path: str, map_variables: dict[str, Any]) -> str:
     text; 0.5 appended the raw value after the suffix (``nb_out.ipynb_3``).
     """
     suffix = "".join(f"_{branch_name_of(value)}" for value in map_variables.values())
-    return path[: -len(NOTEBOOK_SUFFIX)] + suffix + NOTEBOOK_SUFFIX
+    folder, separator, stem = path[: -len(NOTEBOOK_SUFFIX)].rpartition("/")
+    room = MAX_FILE_NAME_BYTES - len(NOTEBOOK_SUFFIX)
+    return folder + separator + fit_file_name(stem + suffix, room) + NOTEBOOK_SUFFIX
 
 
 def _must_be_notebook(value: str, what: str) -> str:
@@ -187,13 +190,21 @@ class NotebookTaskType(BaseTaskType):
         # before writing it.
         output_path.unlink(missing_ok=True)
         output_path.parent.mkdir(parents=True, exist_ok=True)
-        stdout = _Tee(task_input.output, task_input.console_out or sys.stdout)
-        stderr = _Tee(task_input.output, task_input.console_err or sys.stderr)
-
         executed: Any = None
         error: BaseException | None = None
         try:
-            with _exported(exported), _quiet_unknown_parameter_warnings():
+            # The kernel inherits descriptors 1 and 2: what it prints there reaches the console
+            # masked, and only what the cells print reaches the execution log.
+            with (
+                _exported(exported),
+                _quiet_unknown_parameter_warnings(),
+                task_output(
+                    task_input.output,
+                    task_input.console_out,
+                    task_input.console_err,
+                    log_piped=False,
+                ) as (stdout, stderr),
+            ):
                 executed = papermill.execute_notebook(
                     _literal_path(os.path.abspath(source)),
                     _literal_path(os.path.abspath(output_path)),
@@ -239,8 +250,11 @@ class NotebookTaskType(BaseTaskType):
         Returns the catalog name ("" when nothing was stored). Outside a running step (a task
         executed directly) there is no catalog to put it in.
         """
+        if not path.is_file():
+            return ""
+        _mask_secrets_in(path)
         step = current_step.get()
-        if step is None or not path.is_file():
+        if step is None:
             return ""
         name = _catalog_name(path)
         try:
@@ -360,6 +374,25 @@ def _catalog_name(path: Path) -> str:
         )
         return path.name
     return Path(relative).as_posix()
+
+
+def _mask_secrets_in(path: Path) -> None:
+    """Mask served secrets in the executed notebook, as in the execution log.
+
+    Cell outputs, and the parameters injected into its source, are masked in the file itself:
+    what magnus writes (there and in the catalog) never holds a secret. The JSON-escaped forms
+    of each secret are masked too, since the notebook is JSON.
+    """
+    redactor = get_redactor()
+    if not redactor.active:
+        return
+    text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    masked = redactor.redact_text(text)
+    if masked == text:
+        return
+    partial = path.with_name(f".{path.name}.masking")
+    partial.write_text(masked, encoding="utf-8", errors="surrogateescape")
+    os.replace(partial, path)
 
 
 def _literal_path(path: str) -> str:

@@ -23,6 +23,8 @@ import functools
 import inspect
 import json
 import logging
+import math
+import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -333,27 +335,79 @@ def consumed_parameters(bound: Mapping[str, Any], *, exclude: Iterable[str] = ()
     return {key: _jsonable_or_repr(value) for key, value in bound.items() if key not in skipped}
 
 
+PARAMETER_NAME_RULE = "parameter names must be non-empty strings without '=' or NUL characters"
+
+
+def is_parameter_name(key: Any) -> bool:
+    """Whether ``key`` can name a parameter."""
+    # Names travel as environment variable names, where '=' and NUL cannot appear.
+    return isinstance(key, str) and bool(key) and "=" not in key and "\0" not in key
+
+
 def _check_key(key: Any, step_name: str, func_name: str) -> None:
-    # Keys travel as environment variable names, where '=' and NUL cannot appear.
-    if not isinstance(key, str) or not key or "=" in key or "\0" in key:
+    if not is_parameter_name(key):
         by = f"function {func_name} " if func_name else ""
         raise ParameterError(
-            f"{_where(step_name)}{by}produced parameter name {key!r}; parameter names must be "
-            f"non-empty strings without '=' or NUL characters"
+            f"{_where(step_name)}{by}produced parameter name {key!r}; {PARAMETER_NAME_RULE}"
         )
 
 
 def _jsonable_value(key: str, value: Any, step_name: str, func_name: str) -> Any:
     if type(value) in _SCALARS:
-        return value
-    try:
-        return to_jsonable_python(value, by_alias=True)
-    except Exception as exc:
-        by = f"function {func_name} " if func_name else ""
-        raise ParameterError(
-            f"{_where(step_name)}{by}produced parameter {key!r} = {_short_repr(value)} "
-            f"({type(value).__name__}), which is not JSON-serialisable: {exc}"
-        ) from exc
+        jsonable = value
+    else:
+        try:
+            jsonable = to_jsonable_python(value, by_alias=True)
+        except Exception as exc:
+            by = f"function {func_name} " if func_name else ""
+            raise ParameterError(
+                f"{_where(step_name)}{by}produced parameter {key!r} = {_short_repr(value)} "
+                f"({type(value).__name__}), which is not JSON-serialisable: {exc}"
+            ) from exc
+    digits = _unreadable_int_digits(jsonable)
+    if digits:
+        raise _unreadable_int(key, digits, step_name, func_name)
+    return jsonable
+
+
+# Parameters travel as JSON text (run log records, MAGNUS_PRM_* variables) and Python reads an
+# integer back from text only up to sys.get_int_max_str_digits() digits (4300 by default): a
+# longer one would reach the next step as an error, or not at all. It is refused where it is
+# produced, naming the parameter. NaN and infinities, which JSON lacks too, travel as the
+# NaN/Infinity tokens Python's json module reads and writes, so every reader gets the value.
+
+
+@functools.lru_cache(maxsize=4)
+def _smallest_unreadable(limit: int) -> int:
+    return 10**limit
+
+
+def _unreadable_int_digits(value: Any) -> int:
+    """About how many digits the first integer in ``value`` that text cannot carry has (or 0)."""
+    limit = sys.get_int_max_str_digits()
+    if not limit:
+        return 0
+    bound = _smallest_unreadable(limit)
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is int:
+            if item >= bound or -item >= bound:
+                return int(item.bit_length() * math.log10(2)) + 1
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return 0
+
+
+def _unreadable_int(key: str, digits: int, step_name: str, func_name: str) -> ParameterError:
+    by = f"function {func_name} " if func_name else ""
+    return ParameterError(
+        f"{_where(step_name)}{by}produced parameter {key!r} holding an integer of about "
+        f"{digits} digits; parameters travel as JSON text, from which Python reads integers "
+        f"of at most {sys.get_int_max_str_digits()} digits: pass it as a string"
+    )
 
 
 def returned_parameters(value: Any, step_name: str = "", func_name: str = "") -> dict[str, Any]:
@@ -369,8 +423,8 @@ def returned_parameters(value: Any, step_name: str = "", func_name: str = "") ->
     what: str
     if isinstance(value, BaseModel):
         try:
-            dumped: dict[str, Any] = value.model_dump(mode="json", by_alias=True)
-            return dumped
+            # Checked below as a returned dict is (an integer too long for JSON text, ...).
+            value = value.model_dump(mode="json", by_alias=True)
         except Exception:
             # Find which field is at fault by checking the fields one by one below.
             fields = type(value).model_fields
@@ -428,7 +482,9 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         try:
             parameters[name[prefix_length:]] = json.loads(text)
-        except ValueError:
+        except ValueError as exc:
+            if "integer string conversion" in str(exc):  # a number, not text: never alter it
+                raise _unreadable_int(name[prefix_length:], len(text), "", "") from None
             logger.debug("%s is not JSON; keeping it as a string", name)
             parameters[name[prefix_length:]] = text
     return parameters
@@ -485,29 +541,13 @@ def load_parameters_file(path: str | Path) -> dict[str, Any]:
     """The parameters in a YAML file whose top level maps parameter names to values.
 
     An empty file holds no parameters. Raises ``ParameterError`` naming the file when it
-    cannot be read, is not valid YAML (with the line and column of the problem), is not a
-    mapping, or has a key that is not a string.
+    cannot be read or is not valid YAML (``magnus.yaml_reader``), is not a mapping, or has a
+    key that cannot name a parameter or a value that cannot travel as JSON (the key is named).
     """
-    import yaml  # only runs that name a parameters file pay for it
+    from magnus.yaml_reader import read_yaml
 
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ParameterError(f"Cannot read the parameters file {file}: {reason}") from exc
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        data = yaml.load(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ParameterError(
-            f"The parameters file {file} is not valid YAML{where}: {problem}"
-        ) from exc
-
+    data = read_yaml(file, "parameters file", ParameterError)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -521,6 +561,18 @@ def load_parameters_file(path: str | Path) -> dict[str, Any]:
                 f"The parameters file {file} has the key {key!r} ({type(key).__name__}); "
                 f"parameter names must be strings (quote it)"
             )
+        if not is_parameter_name(key):
+            raise ParameterError(
+                f"The parameters file {file} has the key {key!r}, which cannot name a "
+                f"parameter: {PARAMETER_NAME_RULE}"
+            )
+        try:  # refused here, before a run exists, rather than when the run log records it
+            _jsonable_value(key, data[key], "", "")
+        except ParameterError as exc:
+            raise ParameterError(
+                f"The parameters file {file} has the parameter {key!r}, which a run cannot "
+                f"carry: {exc}"
+            ) from None
     return data
 
 

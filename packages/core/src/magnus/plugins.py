@@ -19,6 +19,7 @@ from typing import Any
 import pluggy
 
 from magnus import hookspecs
+from magnus.contracts import guard_service_class
 from magnus.exceptions import ConfigurationError, PluginError
 
 logger = logging.getLogger(__name__)
@@ -179,6 +180,9 @@ class MagnusPlugins:
                         f"Two {family} services are named {name!r}: {first.cls.__qualname__} "
                         f"from {first.distribution} and {cls.__qualname__} from {distribution}"
                     )
+                if impl.plugin_name != BUILTIN_NAME:
+                    # A guest's service: what it returns to magnus is checked at the boundary.
+                    guard_service_class(cls, distribution)
                 entries[name] = ServiceEntry(cls, impl.plugin_name, distribution)
         return entries
 

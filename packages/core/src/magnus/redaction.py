@@ -2,8 +2,10 @@
 
 Every secret value a secrets provider serves in this process is registered with the process-wide
 :data:`redactor` (``BaseSecrets.get`` does it, so every provider does). What the process then
-writes down -- run-log parameters and attempt messages, metrics, execution logs, the console, log
-records -- goes through the redactor, which replaces each served value with :data:`MASK`.
+writes down -- attempt messages, metrics, execution logs, executed notebooks, the console, log
+records, what observers are handed -- goes through the redactor, which replaces each served value
+with :data:`MASK`. Parameters are not masked but referenced (``magnus.secret_parameters``): the
+next step must get the value itself.
 
 Rules (decided, tested in ``tests/core/test_redaction.py``):
 
@@ -20,6 +22,7 @@ Rules (decided, tested in ``tests/core/test_redaction.py``):
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -53,6 +56,9 @@ class Redactor:
         self._max_length = 0
         self._stale = False
         self._warned_short: set[str] = set()
+        # the served values by the name they were served under (for references to them)
+        self._names: dict[str, str] = {}
+        self._named_pattern: re.Pattern[str] | None = None
 
     # ---------------------------------------------------------------------------------------------
     # what is known
@@ -73,13 +79,15 @@ class Redactor:
 
     def register(self, value: str, name: str = "") -> None:
         """Redact ``value`` from now on; ``name`` (the secret's name) is only used in warnings."""
-        if not value or value in self._forms:
+        if not value or (value in self._forms and (not name or value in self._names)):
             return
         if len(value) < MIN_SECRET_LENGTH:
             self._warn_short(name)
             return
         forms = {f for f in (value, *_json_forms(value)) if len(f) >= MIN_SECRET_LENGTH}
         with self._lock:
+            if name:
+                self._names.setdefault(value, name)
             self._forms |= forms
             self._max_length = max(self._max_length, *(len(f) for f in forms))
             self._stale = True
@@ -93,6 +101,10 @@ class Redactor:
                     # a secret containing another one is masked whole rather than in pieces.
                     ordered = sorted(self._forms, key=lambda f: (-len(f), f))
                     self._pattern = re.compile("|".join(re.escape(f) for f in ordered))
+                    named = sorted(self._names, key=lambda f: (-len(f), f))
+                    self._named_pattern = (
+                        re.compile("|".join(re.escape(f) for f in named)) if named else None
+                    )
                     self._stale = False
         return self._pattern
 
@@ -104,6 +116,8 @@ class Redactor:
             self._stale = False
             self._max_length = 0
             self._warned_short = set()
+            self._names = {}
+            self._named_pattern = None
 
     def _warn_short(self, name: str) -> None:
         if name in self._warned_short:
@@ -152,6 +166,29 @@ class Redactor:
             return type(obj)(self._walk(item) for item in obj)
         return obj
 
+    def split_named(self, text: str) -> list[str] | None:
+        """``text`` cut around the served values it holds, or ``None`` when it holds none.
+
+        The parts alternate: literal text at even positions, the *name* of the secret found at
+        odd ones (``"x<value of TOKEN>y"`` -> ``["x", "TOKEN", "y"]``). Only values served under
+        a name are found, and only as they are (not JSON-escaped): check what remains with
+        :meth:`redact_text`.
+        """
+        if self._current() is None or not text:
+            return None
+        pattern = self._named_pattern
+        if pattern is None:
+            return None
+        parts: list[str] = []
+        end = 0
+        for match in pattern.finditer(text):
+            parts += [text[end : match.start()], self._names[match.group()]]
+            end = match.end()
+        if not parts:
+            return None
+        parts.append(text[end:])
+        return parts
+
     def pending_start(self, text: str) -> int | None:
         """Where the longest suffix of ``text`` that could begin a served value starts.
 
@@ -168,6 +205,29 @@ class Redactor:
             if any(len(form) > len(tail) and form.startswith(tail) for form in forms):
                 return start
         return None
+
+
+def redact_exception(error: BaseException, redactor: Redactor | None = None) -> BaseException:
+    """Mask served secrets in ``error``'s string arguments, in place; returns ``error``.
+
+    What observers and logs show of an exception (``str(error)``, a formatted traceback) comes
+    from its arguments for nearly every exception type; chained causes are masked too.
+    """
+    redactor = redactor if redactor is not None else get_redactor()
+    if not redactor.active:
+        return error
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        args = current.args
+        masked = tuple(redactor.redact_text(a) if isinstance(a, str) else a for a in args)
+        if masked != args:
+            # (an exception type may fix its arguments: then it stays as it is)
+            with contextlib.suppress(AttributeError, TypeError):
+                current.args = masked
+        current = current.__cause__ or current.__context__
+    return error
 
 
 def _json_forms(value: str) -> set[str]:
@@ -283,7 +343,8 @@ class RedactingStream(io.TextIOBase):
 
     def flush(self) -> None:
         """Flush the wrapped stream; held-back text stays held (see the class docstring)."""
-        if not self.closed:
+        # (closing flushes too, after an owned stream is closed)
+        if not self.closed and not getattr(self._stream, "closed", False):
             self._stream.flush()
 
     def close(self) -> None:

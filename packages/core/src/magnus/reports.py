@@ -6,7 +6,8 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from magnus.runlog.models import parse_time
+from magnus.owner import describe_owner, owner_gone
+from magnus.runlog.models import PROCESSING, UNREADABLE, parse_time
 
 if TYPE_CHECKING:
     from magnus.plugins import PluginInfo
@@ -24,8 +25,24 @@ def _console() -> Any:
 
 
 def _status(status: str) -> str:
-    colour = {"SUCCESS": "green", "FAIL": "red"}.get(status, "yellow")
+    colour = {"SUCCESS": "green", "FAIL": "red", ABANDONED: "red", UNREADABLE: "red"}.get(
+        status, "yellow"
+    )
     return f"[{colour}]{status}[/{colour}]"
+
+
+#: how a PROCESSING run whose process is gone is shown (never stored: see ``magnus.owner``)
+ABANDONED = "ABANDONED"
+
+
+def status_of(run_log: RunLog) -> str:
+    """The run's status as people are shown it: a PROCESSING run whose owner is gone is ABANDONED.
+
+    Worked out when read; the run log is not written to.
+    """
+    if run_log.status == PROCESSING and owner_gone(run_log.run_config.get("owner")):
+        return ABANDONED
+    return run_log.status
 
 
 def _short(value: Any, limit: int = 80) -> str:
@@ -80,10 +97,19 @@ def render_run_log(run_log: RunLog) -> None:
     from rich.markup import escape
     from rich.tree import Tree
 
+    status = status_of(run_log)
     tree = Tree(
-        f"[bold]{run_log.run_id}[/bold] {_status(run_log.status)} {duration_of(run_log)}"
+        f"[bold]{run_log.run_id}[/bold] {_status(status)} {duration_of(run_log)}"
         + (f" tag={escape(run_log.tag)}" if run_log.tag else "")
     )
+    if status == ABANDONED:
+        owner = describe_owner(run_log.run_config.get("owner"))
+        tree.add(
+            f"[red]still PROCESSING in the log, but {escape(owner)} that ran it is gone "
+            f"(killed?); `magnus retry {escape(run_log.run_id)}` resumes it[/red]"
+        )
+    if run_log.message:
+        tree.add(f"[red]{escape(run_log.message)}[/red]")
     code = next((s.code_identities[0] for s in run_log.steps.values() if s.code_identities), None)
     if code is not None:
         dependable = "clean" if code.code_identifier_dependable else "dirty"
@@ -115,7 +141,11 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     match = re.fullmatch(r"(\d+)\s*([smhdw])", text.strip())
     if match:
         unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-        return now - timedelta(**{unit[match[2]]: int(match[1])})
+        try:
+            return now - timedelta(**{unit[match[2]]: int(match[1])})
+        except (OverflowError, ValueError):
+            # Further back than any date can be: every run is as recent.
+            return datetime.min
     try:
         return datetime.fromisoformat(text.strip())
     except ValueError:
@@ -134,7 +164,7 @@ def filter_runs(
     threshold = parse_since(since) if since else None
     kept = []
     for run_log in run_logs:
-        if status and run_log.status != status.upper():
+        if status and status_of(run_log) != status.upper():
             continue
         if tag is not None and run_log.tag != tag:
             continue
@@ -146,18 +176,25 @@ def filter_runs(
 
 def render_run_list(run_logs: list[RunLog]) -> None:
     """A table of runs, newest first."""
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table("run id", "status", "start", "duration", "tag")
+    unreadable = []
     for run_log in sorted(run_logs, key=lambda r: r.start_time, reverse=True):
         table.add_row(
-            run_log.run_id,
-            _status(run_log.status),
+            escape(run_log.run_id),
+            _status(status_of(run_log)),
             run_log.start_time[:19],
             duration_of(run_log),
-            run_log.tag,
+            escape(run_log.tag),
         )
-    _console().print(table)
+        if run_log.status == UNREADABLE:
+            unreadable.append(run_log)
+    console = _console()
+    console.print(table)
+    for run_log in unreadable:
+        console.print(f"[red]{escape(run_log.run_id)} cannot be read: {escape(run_log.message)}[/]")
 
 
 def render_plugins(infos: list[PluginInfo]) -> None:

@@ -140,6 +140,22 @@ def reusable_step(context: RunContext, node: BaseNode, resolved_name: str) -> St
     return original_step
 
 
+def reusable_branch(context: RunContext, graph: Graph, map_variables: dict[str, Any]) -> bool:
+    """Whether a re-run would reuse every step of a branch, from its start to its success step.
+
+    Then running the branch is only recording it reused, which needs no process of its own.
+    The walk follows what the traversal will do: each reused step succeeds, so ``next``.
+    """
+    from magnus.naming import resolve
+
+    node = graph.start_node
+    while not node.is_terminal:
+        if reusable_step(context, node, resolve(node.internal_name, map_variables)) is None:
+            return False
+        node = graph.next_after(node, failed=False)
+    return node.node_type == "success"
+
+
 def reuse(
     context: RunContext, node: BaseNode, step_log: StepLog, original_step: StepLog
 ) -> StepLog:

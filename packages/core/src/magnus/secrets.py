@@ -17,16 +17,27 @@ found. The cache and anything else a provider loads live in pydantic private att
 not fields, so ``record()`` (the run log's ``run_config``) and ``repr`` never show them, and they
 are reset when a provider is pickled to another process -- secrets are cached per process and
 never written anywhere.
+
+A run may span several processes (``enable_parallel`` branches, an orchestrator's containers), and
+a secret served in one may reach another (an inherited environment variable, a file in the
+catalog). So the *names* of the secrets served during a run -- never their values -- are recorded
+in its run log (``run_config["secrets_served"]``), and the rule is: **a step masks every secret
+served in its own process and every secret any process of the run had recorded when the step
+started** (:func:`mask_secrets_served_in_run`, called when a process joins a run and before each
+step of a run spread over several processes). A secret first served in a sibling branch while a
+step runs is masked from that process's next step on.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from pydantic import PrivateAttr
 from pydantic.fields import ModelPrivateAttr
@@ -35,6 +46,13 @@ from magnus.exceptions import ConfigurationError, SecretNotFoundError
 from magnus.redaction import get_redactor
 from magnus.services import BaseService
 
+if TYPE_CHECKING:
+    from magnus.context import RunContext
+
+logger = logging.getLogger(__name__)
+
+#: the ``run_config`` key listing the names of the secrets served in a run
+SERVED_KEY = "secrets_served"
 # Marks a ``get`` that already registers what it serves, so it is not wrapped twice.
 _REGISTERS = "_magnus_registers_served_values"
 
@@ -68,6 +86,8 @@ class BaseSecrets(BaseService):
         except KeyError:
             value = self._fetch(name)
             self._cache[name] = value
+            if value:
+                _note_served(name)
         # Registered on every serve, not only the first: cheap, and robust to a cleared redactor.
         get_redactor().register(value, name=name)
         return value
@@ -113,10 +133,92 @@ def _registering(get: Callable[[Any, str], str]) -> Callable[[Any, str], str]:
     def wrapper(self: Any, name: str) -> str:
         value = get(self, name)
         get_redactor().register(value, name=name)
+        if value:
+            _note_served(name)
         return value
 
     setattr(wrapper, _REGISTERS, True)
     return wrapper
+
+
+# ------------------------------------------------------------------ secrets served in a run
+
+# (run id, secret name) pairs this process knows the run log records: recorded here, or read
+# from there and served here to be masked.
+_known: set[tuple[str, str]] = set()
+_known_lock = threading.Lock()
+# Read and write the record a few times over: two processes may update it at the same moment
+# and stores merge top-level keys only, so the later write could drop the earlier one's name.
+_RECORD_TRIES = 5
+
+
+def _note_served(name: str) -> None:
+    """Record in the current run's log that the secret ``name`` was served (once per process)."""
+    from magnus.context import current_run
+
+    run = current_run.get()
+    if run is None or not name:
+        return
+    key = (run.run_id, name)
+    with _known_lock:
+        if key in _known:
+            return
+        _known.add(key)
+    try:
+        _record_names(run, {name})
+    except Exception as exc:  # the task asked for a secret: that must not fail it
+        logger.warning(
+            "Could not record in run %s that the secret %r was served; other processes of the "
+            "run will not mask it: %s",
+            run.run_id,
+            name,
+            exc,
+        )
+
+
+def _recorded_names(run: RunContext) -> set[str]:
+    names = run.run_log_store.get_run_config(run.run_id).get(SERVED_KEY) or []
+    return {n for n in names if isinstance(n, str)}
+
+
+def _record_names(run: RunContext, names: set[str]) -> None:
+    for _ in range(_RECORD_TRIES):
+        recorded = _recorded_names(run)
+        if names <= recorded:
+            return
+        run.run_log_store.set_run_config(run.run_id, {SERVED_KEY: sorted(recorded | names)})
+    logger.warning(
+        "Run %s: the names of the served secrets could not be recorded after %d tries",
+        run.run_id,
+        _RECORD_TRIES,
+    )
+
+
+def mask_secrets_served_in_run(run: RunContext) -> None:
+    """Serve here every secret the run log says the run served, so that this process masks it.
+
+    A secret that cannot be read here (the provider no longer has it) is reported by name; it is
+    not masked in this process.
+    """
+    try:
+        names = _recorded_names(run)
+    except Exception as exc:
+        logger.warning("Could not read which secrets run %s served: %s", run.run_id, exc)
+        return
+    with _known_lock:
+        new = sorted(n for n in names if (run.run_id, n) not in _known)
+        _known.update((run.run_id, n) for n in new)
+    for name in new:
+        try:
+            run.secrets.get(name)
+        except Exception as exc:
+            logger.warning(
+                "The secret %r was served in run %s but cannot be read in this process, so it "
+                "is not masked here: %s",
+                name,
+                run.run_id,
+                exc,
+            )
 
 
 class DoNothingSecrets(BaseSecrets):

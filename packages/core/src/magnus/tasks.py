@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from magnus import parameters as params_mod
 from magnus.exceptions import TaskError
+from magnus.task_output import task_output
 from magnus.tracking import collect_environment_metrics, pop_environment_metrics
 
 MAP_VARIABLE_ENV = "MAGNUS_MAP_VARIABLE"
@@ -100,22 +101,6 @@ def import_function(dotted: str) -> Callable[..., Any]:
     return function
 
 
-class _Tee(io.TextIOBase):
-    """A text stream writing to several streams (the execution log and the console)."""
-
-    def __init__(self, *streams: IO[str]) -> None:
-        self._streams = streams
-
-    def write(self, text: str) -> int:
-        for stream in self._streams:
-            stream.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        for stream in self._streams:
-            stream.flush()
-
-
 @contextlib.contextmanager
 def _exported(variables: dict[str, str]) -> Iterator[None]:
     """Set environment variables for the duration of a python task, then restore them."""
@@ -157,10 +142,13 @@ class PythonTaskType(BaseTaskType):
         exported = params_mod.to_environment(task_input.parameters)
         if task_input.map_variables:
             exported[MAP_VARIABLE_ENV] = json.dumps(task_input.map_variables)
-        stdout = _Tee(task_input.output, task_input.console_out or sys.stdout)
-        stderr = _Tee(task_input.output, task_input.console_err or sys.stderr)
         with (
             _exported(exported),
+            # What the function and the processes it starts print: to the log and the console.
+            task_output(task_input.output, task_input.console_out, task_input.console_err) as (
+                stdout,
+                stderr,
+            ),
             contextlib.redirect_stdout(stdout),
             contextlib.redirect_stderr(stderr),
         ):

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, PrivateAttr, model_validator
 
 from magnus.exceptions import MagnusError
+from magnus.executors.ending import interrupted
 from magnus.tracking import BaseExperimentTracker, ExperimentTrackerError
 from magnus_tracker_mlflow import values
 
@@ -714,7 +715,14 @@ class MLflowTracker(BaseExperimentTracker):
         if run_id is None or not self.nested_runs:
             return
         message = step_log.attempts[-1].message if step_log.attempts else str(error)
-        self._call("tag the step's error", "set_tag", run_id, "magnus.error", message[:5000])
+        # magnus hands observers masked messages; masked here again, as every tag is.
+        self._call(
+            "tag the step's error",
+            "set_tag",
+            run_id,
+            "magnus.error",
+            values.tag_text(message)[:5000],
+        )
 
     def finish_step(self, step_log: StepLog, node: BaseNode, context: RunContext) -> None:
         """``after_step``: the step's outputs as params, its status, its run closed."""
@@ -756,13 +764,17 @@ class MLflowTracker(BaseExperimentTracker):
         parent = self._parent_run(context, create=False)
         if parent is None:
             return
-        if run_log.status == "PROCESSING" and self._state is not None and self.nested_runs:
-            # The run was stopped mid-step: the steps it was in never reached after_step.
+        if self._state is not None and self.nested_runs:
+            # A run stopped mid-step: the steps it was in never reached after_step.
             for run_id in set(self._state.step_runs.values()) - self._state.closed_step_runs:
                 self._call("close a stopped step's run", "set_terminated", run_id, "KILLED")
                 self._state.closed_step_runs.add(run_id)
         self._call("tag the run's status", "set_tag", parent, STATUS_TAG, run_log.status)
-        status = _FINAL_STATUS.get(run_log.status, "FAILED")
+        status = (
+            "KILLED"
+            if interrupted(run_log.message)
+            else _FINAL_STATUS.get(run_log.status, "FAILED")
+        )
         self._call("close the run's parent run", "set_terminated", parent, status)
         if self.uri.startswith(("http://", "https://")) and self._state is not None:
             logger.info(

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from magnus.redaction import redactor
 from magnus.tracking import iter_metric_points
 
 #: MLflow's limit on a param value since 2.3 (the server refuses or truncates longer ones)
@@ -60,15 +61,18 @@ def is_metric(value: Any) -> bool:
 def param_text(value: Any) -> str | None:
     """The param string of a scalar value, or ``None`` when the value needs an artifact."""
     if value is None or isinstance(value, (str, bool, int, float)):
-        text = str(value)
+        text = redactor.redact_text(str(value))
         if len(text) <= MAX_PARAM_VALUE_LENGTH:
             return text
     return None
 
 
 def tag_text(value: Any) -> str:
-    """A tag value: tags are informative, so a long one is cut rather than moved elsewhere."""
-    return str(value)[:MAX_TAG_VALUE_LENGTH]
+    """A tag value: tags are informative, so a long one is cut rather than moved elsewhere.
+
+    Served secrets are masked (before the cut, so that no part of one is left).
+    """
+    return redactor.redact_text(str(value))[:MAX_TAG_VALUE_LENGTH]
 
 
 @dataclass

@@ -17,12 +17,12 @@ from typing import IO, Any, TextIO, cast
 
 from magnus import scopes
 from magnus.context import RunContext, StepContext, current_step
-from magnus.exceptions import CatalogError, MagnusError
+from magnus.exceptions import CatalogError, MagnusError, PluginError
 from magnus.executors.execution_log import ExecutionLog
 from magnus.executors.pending import store_final_step_log
-from magnus.naming import branch_name_of
+from magnus.naming import MAX_FILE_NAME_BYTES, branch_name_of, fit_file_name
 from magnus.nodes import BaseNode, ExecutableNode, TaskNode
-from magnus.redaction import RedactingStream, redactor
+from magnus.redaction import RedactingStream, redact_exception, redactor
 from magnus.runlog.base import parent_branch_name
 from magnus.runlog.models import (
     FAIL,
@@ -33,6 +33,8 @@ from magnus.runlog.models import (
     format_duration,
     format_time,
 )
+from magnus.secret_parameters import as_references, resolve_references
+from magnus.secrets import mask_secrets_served_in_run
 from magnus.tasks import TaskInput
 from magnus.tracking import ExperimentTrackerError, flatten_metrics, publish_safely
 
@@ -47,7 +49,12 @@ def execution_log_name(node: BaseNode, map_variables: dict[str, Any], attempt: i
     if attempt > 1:
         name = f"{name}.attempt-{attempt}"
     suffix = "".join(f"_{branch_name_of(value)}" for value in map_variables.values())
-    return f"{name}.execution.log{suffix}"
+    full = f"{name}.execution.log{suffix}"
+    if len(full.encode("utf-8")) <= MAX_FILE_NAME_BYTES:
+        return full
+    # Each part shortened on its own, so the name still reads as an execution log.
+    room = (MAX_FILE_NAME_BYTES - len(".execution.log")) // 2
+    return f"{fit_file_name(name, room)}.execution.log{fit_file_name(suffix, room)}"
 
 
 def describe_error(error: BaseException) -> str:
@@ -109,6 +116,11 @@ def execute_leaf(
     catalog = context.catalog
     run_id = context.run_id
     parameters = scopes.read_parameters(store, run_id, step_log.internal_name)
+    logger.debug("%s: parameters read: %s", step_log.internal_name, ", ".join(parameters) or "none")
+    if not context.executor.runs_in_one_process:
+        # Other processes of the run may have served secrets that this step could print.
+        mask_secrets_served_in_run(context)
+    parameters, secret_error = _resolve_secrets(context, parameters)
     catalog_settings = node.catalog if isinstance(node, ExecutableNode) else None
 
     context.plugins.notify("before_step", step_log=step_log, node=node, context=context)
@@ -121,21 +133,35 @@ def execute_leaf(
             # Each attempt gets its data again, as an orchestrator's fresh container must: the
             # record is the same wherever the step ran, and data that arrives late is found.
             synced, get_error = _get_data(context, catalog_settings, step_log)
-            attempt, produced, error = _run_attempt(context, node, map_variables, number, get_error)
+            attempt, produced, error = _run_attempt(
+                context, node, map_variables, number, secret_error or get_error
+            )
             step_log.attempts.append(attempt)
             if error is None:
                 break
             step_log.message = attempt.message
             context.plugins.notify(
-                "on_step_error", step_log=step_log, node=node, error=error, context=context
+                "on_step_error",
+                step_log=step_log,
+                node=node,
+                error=redact_exception(error),
+                context=context,
             )
 
         last = step_log.attempts[-1]
+        if last.status == SUCCESS and catalog_settings and catalog_settings.put:
+            logger.debug("%s: catalog put %s", step_log.internal_name, catalog_settings.put)
+        if last.status == SUCCESS:
+            try:
+                # A secret passes on as a reference to it: never recorded, never altered.
+                produced = as_references(produced)
+            except MagnusError as exc:
+                _fail_after_success(context, node, step_log, exc)
         if last.status == SUCCESS:
             try:
                 for pattern in catalog_settings.put if catalog_settings else []:
                     step_log.add_data_catalogs(catalog.put(pattern, run_id, synced_catalogs=synced))
-            except CatalogError as exc:
+            except (CatalogError, PluginError) as exc:
                 _fail_after_success(context, node, step_log, exc)
         if last.status == SUCCESS:
             try:
@@ -148,8 +174,6 @@ def execute_leaf(
             with contextlib.suppress(ExperimentTrackerError):
                 _record_metrics(context, step_log, step_context)
         if last.status == SUCCESS:
-            # What a step produced passes on masked: a secret never reaches the run log.
-            produced = redactor.redact(produced)
             scopes.write_parameters(store, run_id, step_log.internal_name, produced)
             step_log.status = SUCCESS
             step_log.message = ""
@@ -161,18 +185,21 @@ def execute_leaf(
     _redact_step_log(step_log)
     context.plugins.notify("after_step", step_log=step_log, node=node, context=context)
     store_final_step_log(context, step_log)
+    logger.debug("%s: record stored, %s", step_log.internal_name, step_log.status)
     return step_log
 
 
 def _get_data(
     context: RunContext, settings: Any, step_log: StepLog
-) -> tuple[list[DataCatalog], CatalogError | None]:
+) -> tuple[list[DataCatalog], MagnusError | None]:
     """Get the step's catalog data; record each file once, however many attempts get it."""
     synced: list[DataCatalog] = []
+    if settings and settings.get:
+        logger.debug("%s: catalog get %s", step_log.internal_name, settings.get)
     try:
         for pattern in settings.get if settings else []:
             synced += context.catalog.get(pattern, context.run_id)
-    except CatalogError as exc:
+    except (CatalogError, PluginError) as exc:
         return synced, exc
     finally:
         known = {(e.name, e.data_hash, e.stage) for e in step_log.data_catalog}
@@ -188,9 +215,13 @@ def _fail_after_success(
     """The command succeeded but what follows it (catalog put, strict tracker) did not."""
     last = step_log.attempts[-1]
     last.status = FAIL
-    last.message = step_log.message = str(error)
+    last.message = step_log.message = redactor.redact_text(str(error))
     context.plugins.notify(
-        "on_step_error", step_log=step_log, node=node, error=error, context=context
+        "on_step_error",
+        step_log=step_log,
+        node=node,
+        error=redact_exception(error),
+        context=context,
     )
 
 
@@ -213,9 +244,19 @@ def _redact_step_log(step_log: StepLog) -> None:
     step_log.message = redactor.redact_text(step_log.message)
     for attempt in step_log.attempts:
         attempt.message = redactor.redact_text(attempt.message)
-        attempt.parameters = redactor.redact(attempt.parameters)
-        attempt.output_parameters = redactor.redact(attempt.output_parameters)
+        attempt.parameters = as_references(attempt.parameters, strict=False)
+        attempt.output_parameters = as_references(attempt.output_parameters, strict=False)
     step_log.user_defined_metrics = redactor.redact(step_log.user_defined_metrics)
+
+
+def _resolve_secrets(
+    context: RunContext, parameters: dict[str, Any]
+) -> tuple[dict[str, Any], MagnusError | None]:
+    """The parameters with references to secrets resolved; or the error failing the step."""
+    try:
+        return resolve_references(parameters, context.secrets), None
+    except MagnusError as exc:
+        return parameters, exc
 
 
 def _run_attempt(
@@ -223,7 +264,7 @@ def _run_attempt(
     node: BaseNode,
     map_variables: dict[str, Any],
     number: int,
-    get_error: CatalogError | None,
+    get_error: MagnusError | None,
 ) -> tuple[StepAttempt, dict[str, Any], BaseException | None]:
     step_context = current_step.get()
     assert step_context is not None
@@ -245,6 +286,7 @@ def _run_attempt(
         task_input.console_out, task_input.console_err = (cast(IO[str], c) for c in consoles)
         output = RedactingStream(cast(TextIO, log))
         task_input.output = cast(IO[str], output)
+        logger.debug("%s: task started (attempt %d)", node.internal_name, number)
         try:
             produced = node.executable.execute(task_input)
         except Exception as exc:
@@ -258,15 +300,19 @@ def _run_attempt(
         for key, points in task_input.metrics.items():
             step_context.metrics.setdefault(key, {}).update(points)
     end = datetime.now()
+    if log is not None:
+        outcome = f"failed: {describe_error(error)}" if error is not None else "succeeded"
+        logger.debug("%s: task ended (attempt %d) %s", node.internal_name, number, outcome)
     attempt = StepAttempt(
         attempt_number=number,
         start_time=format_time(start),
         end_time=format_time(end),
         duration=format_duration(end - start),
         status=FAIL if error is not None else SUCCESS,
-        message=describe_error(error) if error is not None else "",
-        parameters=task_input.consumed,
-        output_parameters=produced,
+        # Observers see this attempt as it is: secrets masked, or referenced in parameters.
+        message=redactor.redact_text(describe_error(error)) if error is not None else "",
+        parameters=as_references(task_input.consumed, strict=False),
+        output_parameters=as_references(produced, strict=False),
     )
     if log is not None:
         _store_execution_log(context, node, map_variables, number, log)

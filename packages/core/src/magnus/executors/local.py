@@ -9,6 +9,7 @@ pipelines work too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import Field
 
 from magnus.executors.base import BaseExecutor
+from magnus.interrupts import block_for_children, forget_child, signal_of, watch_child
 from magnus.naming import to_command_line
 from magnus.runlog.models import FAIL, SUCCESS, BranchLog
 
@@ -60,18 +62,26 @@ class LocalExecutor(BaseExecutor):
         if not self.enable_parallel or len(runs) < 2:
             super().run_branches(context, node, runs)
             return
+        runs = self._runs_needing_a_process(context, node, runs)
+        if not runs:
+            return
         children: dict[str, subprocess.Popen[bytes]] = {}
         guard = threading.Lock()
         stopping = threading.Event()
 
         def run_one(run: BranchRun) -> None:
-            if stopping.is_set():
-                return
+            block_for_children()
             command = self._branch_command(context, run)
             with guard:
+                if stopping.is_set():
+                    return  # left PROCESSING: the stopping run closes it
+                # A session of its own: Ctrl-C on the terminal reaches this process only, which
+                # passes it on, so each child ends its branch before the run ends.
                 process = subprocess.Popen(command, start_new_session=True)
                 children[run.name] = process
+                watch_child(process.pid)
             returncode = process.wait()
+            forget_child(process.pid)
             self._check_branch(context, run, returncode)
 
         pool = ThreadPoolExecutor(max_workers=min(self.max_workers, len(runs)))
@@ -79,14 +89,34 @@ class LocalExecutor(BaseExecutor):
         try:
             for future in futures:
                 future.result()
-        except BaseException:
-            # Ctrl-C (or any failure here): stop every child, leave the log as it is.
-            stopping.set()
+        except BaseException as error:
+            # Ctrl-C, SIGTERM (or any failure here): pass the signal on to every child, which
+            # ends its branch FAIL saying so, and wait for them before the run ends.
             with guard:
-                self._stop(list(children.values()))
+                stopping.set()
+                self._stop(list(children.values()), signal_of(error))
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
+
+    def _runs_needing_a_process(
+        self, context: RunContext, node: CompositeNode, runs: list[BranchRun]
+    ) -> list[BranchRun]:
+        """Record here the branches a re-run reuses whole; return the others, to start.
+
+        A reused branch runs no user code: its process would only record each step reused,
+        which this process does the same way, without the cost of starting an interpreter.
+        """
+        if not context.use_cached:
+            return runs
+        from magnus.rerun import reusable_branch
+
+        reused = [run for run in runs if reusable_branch(context, run.graph, run.map_variables)]
+        if not reused:
+            return runs
+        super().run_branches(context, node, reused)
+        done = {id(run) for run in reused}
+        return [run for run in runs if id(run) not in done]
 
     def _branch_command(self, context: RunContext, run: BranchRun) -> list[str]:
         command = [
@@ -112,8 +142,11 @@ class LocalExecutor(BaseExecutor):
         store = context.run_log_store
         branch = store.get_branch_log(run.name, context.run_id, full=False)
         assert isinstance(branch, BranchLog)
-        # Status 1 is the child's way of saying "the branch failed"; anything else is a crash.
+        # Status 1 is the child's way of saying "the branch failed"; anything else is a crash,
+        # unless the child ended its branch FAIL itself and said why (it was stopped).
         if branch.status in (SUCCESS, FAIL) and returncode in (0, 1):
+            return
+        if branch.status == FAIL and branch.message:
             return
         branch.status = FAIL
         branch.message = f"the process running branch {run.name} {_exit_description(returncode)}"
@@ -121,13 +154,15 @@ class LocalExecutor(BaseExecutor):
         logger.error(branch.message)
 
     @staticmethod
-    def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    def _stop(processes: list[subprocess.Popen[bytes]], signum: int) -> None:
         for process in processes:
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signum)
         for process in processes:
             try:
                 process.wait(timeout=_TERMINATE_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait()

@@ -112,8 +112,22 @@ def write_pending_now() -> None:
 
 
 def store_final_step_log(context: RunContext, step_log: StepLog) -> None:
-    """Store a leaf step's final log; a PROCESSING record still pending is dropped first."""
+    """Store a leaf step's final log; a PROCESSING record still pending is dropped first.
+
+    If the store refuses the final record, the step is recorded FAIL saying so, where the store
+    still takes that: a step that ran never goes missing from the run log.
+    """
     pending = _pending.get()
     if pending is not None:
         pending.settle()
-    context.run_log_store.add_step_log(step_log, context.run_id)
+    try:
+        context.run_log_store.add_step_log(step_log, context.run_id)
+    except Exception as exc:
+        from magnus.runlog.models import FAIL
+
+        unrecorded = step_log.model_copy(
+            update={"status": FAIL, "message": f"magnus could not record how the step ended: {exc}"}
+        )
+        with contextlib.suppress(Exception):
+            context.run_log_store.add_step_log(unrecorded, context.run_id)
+        raise

@@ -100,8 +100,12 @@ class BaseRunLogStore(BaseService):
         """Overwrite the whole run log, steps and parameters included."""
 
     @abstractmethod
-    def update_run_log_status(self, run_id: str, status: str) -> None:
-        """Set the run's status (and ``end_time`` when SUCCESS or FAIL)."""
+    def update_run_log_status(self, run_id: str, status: str, message: str = "") -> None:
+        """Set the run's status (and ``end_time`` when SUCCESS or FAIL).
+
+        ``message``, when given, says why the run ended so (it was interrupted, magnus itself
+        failed) and is stored as the run's ``message``; an empty one leaves it as it was.
+        """
 
     @abstractmethod
     def list_runs(self) -> list[RunLog]:

@@ -11,7 +11,8 @@ Layout of ``<log_folder>/<run_id>/``:
 One folder per kind of record: reading the parameters (which every step does) lists only the
 parameters, whatever the number of steps and branches.
 
-Names in file names are encoded by :func:`magnus.runlog.files.encode_name` and matched exactly.
+Names in file names are encoded by :func:`magnus.runlog.files.encode_name` and matched exactly;
+a name too long for a file name keeps a readable prefix and a digest (:func:`chunk_path_name`).
 Every chunk other than ``RunLog.json`` is ``{"created_ns": <int>, "record": {...}}``: the
 creation time orders records on assembly and is kept when a chunk is rewritten.
 """
@@ -35,6 +36,7 @@ from magnus.exceptions import (
     RunLogStoreError,
     StepLogNotFoundError,
 )
+from magnus.naming import MAX_FILE_NAME_BYTES, SHORTENED_MARK, fit_file_name
 from magnus.runlog.base import BaseRunLogStore, parent_branch_name, parent_step_name
 from magnus.runlog.files import (
     decode_name,
@@ -46,7 +48,7 @@ from magnus.runlog.files import (
     validate,
     write_json,
 )
-from magnus.runlog.memory import new_run_log, set_status, sort_runs
+from magnus.runlog.memory import new_run_log, set_status, sort_runs, unreadable_run
 from magnus.runlog.models import PROCESSING, BranchLog, RunLog, StepLog
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,16 @@ def next_stamp() -> int:
 def chunk_file_name(kind: str, name: str) -> str:
     """The file name of the chunk of ``kind`` (``StepLog``...) for ``name``."""
     return f"{kind}-{encode_name(name)}{_SUFFIX}"
+
+
+def chunk_path_name(kind: str, name: str) -> str:
+    """The file name of a chunk on disk: :func:`chunk_file_name`, a very long name shortened.
+
+    Shortened names (``magnus.naming.fit_file_name``) hold ``=``, which encoded names never do;
+    the record inside names its step or branch in full.
+    """
+    room = MAX_FILE_NAME_BYTES - len(kind) - 1 - len(_SUFFIX)
+    return f"{kind}-{fit_file_name(encode_name(name), room)}{_SUFFIX}"
 
 
 def chunk_kind_and_name(file_name: str) -> tuple[str, str] | None:
@@ -170,7 +182,7 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
         return Path(self.log_folder) / encode_run_id(run_id)
 
     def _chunk(self, run_id: str, kind: str, name: str) -> Path:
-        return self._folder(run_id) / KIND_FOLDERS[kind] / chunk_file_name(kind, name)
+        return self._folder(run_id) / KIND_FOLDERS[kind] / chunk_path_name(kind, name)
 
     def _make_folders(self, folder: Path) -> None:
         for kind_folder in KIND_FOLDERS.values():
@@ -230,14 +242,18 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
         except OSError as exc:
             raise RunLogStoreError(f"Cannot list {folder}: {exc.strerror or exc}") from exc
 
-    def _names(self, run_id: str, kind: str) -> list[str]:
-        """Decoded names of the chunks of ``kind`` (missing folder: none)."""
+    def _chunk_paths(self, run_id: str, kind: str) -> list[Path]:
+        """The chunk files of ``kind`` (missing folder: none)."""
         try:
             file_names = self._list_folder(run_id, kind)
         except RunLogNotFoundError:
             return []
-        parsed = (chunk_kind_and_name(f) for f in file_names)
-        return [p[1] for p in parsed if p is not None and p[0] == kind]
+        folder = self._folder(run_id) / KIND_FOLDERS[kind]
+        return [
+            folder / name
+            for name in file_names
+            if (chunk_kind_and_name(name) or ("", ""))[0] == kind
+        ]
 
     def _read_chunks(self, run_id: str, kind: str, under: str | None = None) -> list[_Chunk]:
         """The chunks of ``kind`` in creation order.
@@ -250,12 +266,20 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
             parsed = chunk_kind_and_name(file_name)
             if parsed is None or parsed[0] != kind:
                 continue
-            if under is not None and not parsed[1].startswith(under + "."):
+            # A shortened name is not the whole name: its record says where it belongs.
+            shortened = SHORTENED_MARK in file_name
+            if under is not None and not shortened and not parsed[1].startswith(under + "."):
                 continue
             try:
                 created_ns, record = self._read_chunk(folder / file_name)
             except FileNotFoundError:
                 # Removed since the listing (put_run_log dropping a stale record).
+                continue
+            if (
+                under is not None
+                and shortened
+                and not str(record.get("internal_name", "")).startswith(under + ".")
+            ):
                 continue
             chunks.append((created_ns, file_name, record))
         chunks.sort(key=lambda chunk: chunk[:2])
@@ -317,11 +341,7 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
         ensure_folder(folder)
         with self._lock(folder):
             self._make_folders(folder)
-            before = [
-                self._chunk(run_id, kind, name)
-                for kind in KIND_FOLDERS
-                for name in self._names(run_id, kind)
-            ]
+            before = [path for kind in KIND_FOLDERS for path in self._chunk_paths(run_id, kind)]
             self._write_head(run_log)
             written = set()
             for key, value in run_log.parameters.items():
@@ -350,10 +370,10 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
                     with suppress(FileNotFoundError):
                         path.unlink()
 
-    def update_run_log_status(self, run_id: str, status: str) -> None:
+    def update_run_log_status(self, run_id: str, status: str, message: str = "") -> None:
         with self._lock(self._require_run(run_id)):
             run_log = self._read_head(run_id)
-            set_status(run_log, status, self.now())
+            set_status(run_log, status, self.now(), message)
             self._write_head(run_log)
 
     def list_runs(self) -> list[RunLog]:
@@ -369,6 +389,8 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
                 runs.append(self.get_run_log_by_id(unquote(entry), full=False))
             except RunLogNotFoundError:
                 continue
+            except RunLogStoreError as exc:
+                runs.append(unreadable_run(unquote(entry), exc))
         return sort_runs(runs)
 
     # ------------------------------------------------------------------ parameters and config

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import unquote
 
-from magnus.exceptions import RunLogExistsError, RunLogNotFoundError
+from magnus.exceptions import RunLogExistsError, RunLogNotFoundError, RunLogStoreError
 from magnus.runlog.files import (
     encode_run_id,
     ensure_folder,
@@ -16,7 +17,7 @@ from magnus.runlog.files import (
     validate,
     write_json,
 )
-from magnus.runlog.memory import WholeRunLogStore
+from magnus.runlog.memory import WholeRunLogStore, unreadable_run
 from magnus.runlog.models import RunLog
 
 
@@ -88,3 +89,5 @@ class FileSystemRunLogStore(WholeRunLogStore):
             except FileNotFoundError:
                 # Removed between listing and reading: no longer a run of this store.
                 continue
+            except RunLogStoreError as exc:
+                yield unreadable_run(unquote(path.stem), exc)

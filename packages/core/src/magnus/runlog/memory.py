@@ -19,7 +19,14 @@ from typing import Any
 
 from magnus.exceptions import BranchLogNotFoundError, StepLogNotFoundError
 from magnus.runlog.base import BaseRunLogStore, parent_branch_name, parent_step_name
-from magnus.runlog.models import PROCESSING, TERMINAL_STATUSES, BranchLog, RunLog, StepLog
+from magnus.runlog.models import (
+    PROCESSING,
+    TERMINAL_STATUSES,
+    UNREADABLE,
+    BranchLog,
+    RunLog,
+    StepLog,
+)
 
 
 def new_run_log(
@@ -43,11 +50,22 @@ def new_run_log(
     )
 
 
-def set_status(run_log: RunLog, status: str, now: str) -> None:
-    """Set the run's status, stamping ``end_time`` when it is final."""
+def set_status(run_log: RunLog, status: str, now: str, message: str = "") -> None:
+    """Set the run's status (and why, when given), stamping ``end_time`` when it is final."""
     run_log.status = status
+    if message:
+        run_log.message = message
     if status in TERMINAL_STATUSES:
         run_log.end_time = now
+
+
+def unreadable_run(run_id: str, error: Exception) -> RunLog:
+    """What ``list_runs`` gives for a run whose records cannot be read, instead of failing.
+
+    One corrupt run must not hide every other run from ``magnus runs list``; it is listed with
+    status UNREADABLE and the reason as its message.
+    """
+    return RunLog(run_id=run_id, status=UNREADABLE, message=str(error))
 
 
 def without_steps(run_log: RunLog) -> RunLog:
@@ -154,9 +172,9 @@ class WholeRunLogStore(BaseRunLogStore):
     def put_run_log(self, run_log: RunLog) -> None:
         self._replace(run_log.model_copy(deep=True))
 
-    def update_run_log_status(self, run_id: str, status: str) -> None:
+    def update_run_log_status(self, run_id: str, status: str, message: str = "") -> None:
         with self._modify(run_id) as run_log:
-            set_status(run_log, status, self.now())
+            set_status(run_log, status, self.now(), message)
 
     def list_runs(self) -> list[RunLog]:
         return sort_runs(without_steps(run) for run in self._stored_runs())

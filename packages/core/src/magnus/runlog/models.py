@@ -18,6 +18,8 @@ PROCESSING = "PROCESSING"
 SUCCESS = "SUCCESS"
 FAIL = "FAIL"
 TRIGGERED = "TRIGGERED"
+#: what ``list_runs`` reports for a run whose records cannot be read (never stored)
+UNREADABLE = "UNREADABLE"
 
 TERMINAL_STATUSES = frozenset({SUCCESS, FAIL})
 
@@ -43,7 +45,9 @@ def format_duration(delta: timedelta) -> str:
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # NaN and infinities are written as the NaN/Infinity tokens Python's json module reads and
+    # writes (pydantic's default is null): the record says what the next step was given.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, ser_json_inf_nan="constants")
 
 
 class CodeIdentity(_Record):
@@ -138,6 +142,8 @@ class RunLog(_Record):
     schema_version: str = SCHEMA_VERSION
     start_time: str = ""
     end_time: str = ""
+    #: why the run ended as it did when no step can say (interrupted, magnus itself failed)
+    message: str = ""
 
     def to_json_dict(self) -> dict[str, Any]:
         """The seed's JSON structure (plus our extra fields), ready for ``json.dumps``."""

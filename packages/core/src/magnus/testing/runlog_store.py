@@ -279,6 +279,14 @@ class RunLogStoreContract:
         assert parse_time(failed.end_time) >= parse_time(stored.end_time)
         assert failed.start_time == created.start_time
 
+    def test_status_update_records_why(self, run_log_store: BaseRunLogStore) -> None:
+        run_log_store.create_run_log(RUN_ID)
+        run_log_store.update_run_log_status(RUN_ID, FAIL, "interrupted by SIGINT")
+        stored = run_log_store.get_run_log_by_id(RUN_ID, full=False)
+        assert (stored.status, stored.message) == (FAIL, "interrupted by SIGINT")
+        run_log_store.update_run_log_status(RUN_ID, FAIL)
+        assert run_log_store.get_run_log_by_id(RUN_ID).message == "interrupted by SIGINT"
+
     def test_status_update_keeps_steps_and_parameters(self, run_log_store: BaseRunLogStore) -> None:
         run_log_store.create_run_log(RUN_ID)
         run_log_store.add_step_log(_step(run_log_store, "one"), RUN_ID)

@@ -1,0 +1,74 @@
+"""The one YAML reader: what it refuses (see also test_bad_input.py) and what it must keep."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from magnus import yaml_reader
+from magnus.exceptions import ConfigurationError, ParameterError
+from magnus.yaml_reader import MAX_EXPANDED_SIZE, read_yaml
+
+
+def _read(tmp_path: Path, text: str | bytes) -> object:
+    path = tmp_path / "f.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return read_yaml(path, "test file")
+
+
+def test_merge_keys_may_be_overridden(tmp_path: Path) -> None:
+    text = "base: &base {type: task, next: b}\nstep:\n  <<: *base\n  next: c\n"
+    assert _read(tmp_path, text) == {
+        "base": {"type": "task", "next": "b"},
+        "step": {"type": "task", "next": "c"},
+    }
+
+
+def test_a_key_twice_next_to_a_merge_is_refused(tmp_path: Path) -> None:
+    text = "base: &base {a: 1}\nstep:\n  <<: *base\n  next: c\n  next: d\n"
+    with pytest.raises(ConfigurationError, match=r"'next' appears twice .*first at line 4"):
+        _read(tmp_path, text)
+
+
+def test_keys_equal_in_value_are_duplicates(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="appears twice"):
+        _read(tmp_path, "1: a\n0x1: b\n")
+
+
+def test_moderate_aliases_are_fine(tmp_path: Path) -> None:
+    text = "defaults: &d {lr: 0.1, layers: [1, 2, 3]}\na: *d\nb: *d\nc: [*d, *d]\n"
+    data = _read(tmp_path, text)
+    assert isinstance(data, dict) and data["c"] == [data["defaults"]] * 2
+
+
+def test_alias_bomb_fails_fast_with_the_chosen_error(tmp_path: Path) -> None:
+    levels = ["a: &a [" + ", ".join(['"lol"'] * 9) + "]"]
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    path = tmp_path / "params.yaml"
+    path.write_text("\n".join(levels) + "\n")
+    started = time.monotonic()
+    with pytest.raises(ParameterError, match=f"{MAX_EXPANDED_SIZE:,}"):
+        read_yaml(path, "parameters file", ParameterError)
+    assert time.monotonic() - started < 5
+
+
+def test_the_bound_grows_with_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(yaml_reader, "MAX_EXPANDED_SIZE", 1000)
+    # a file larger than the bound, without aliases to expand, is read whole
+    values = ", ".join(["x" * 100] * 50)
+    data = _read(tmp_path, f"a: &a 1\nb: *a\nbig: [{values}]\n")
+    assert isinstance(data, dict) and len(data["big"]) == 50
+    # a small file whose aliases expand past the bound is not
+    with pytest.raises(ConfigurationError, match="1,000 characters"):
+        _read(tmp_path, "a: &a " + "y" * 300 + "\nb: [*a, *a, *a, *a]\n")
+
+
+def test_deep_nesting_is_one_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match=r"f\.yaml"):
+        _read(tmp_path, "a: " + "[" * 5000 + "]" * 5000 + "\n")
