@@ -123,9 +123,12 @@ def _pipeline_case(id: str, text: str | bytes, *names: str, command: str = "vali
 
 
 def _config_case(id: str, text: str | bytes, *names: str) -> Case:
-    """A bad configuration file; the message names the file, or the service and key."""
+    """A bad configuration file; the message names the file, and the service and key."""
     return Case(
-        id, ["validate", "-f", "good.yaml", "-c", "bad/c.yaml"], list(names), {"bad/c.yaml": text}
+        id,
+        ["validate", "-f", "good.yaml", "-c", "bad/c.yaml"],
+        ["bad/c.yaml", *names],
+        {"bad/c.yaml": text},
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from magnus.exceptions import ConfigurationError
 from magnus.services import describe_validation_error
@@ -49,6 +49,13 @@ class ServiceBlock(BaseModel):
 
     type: str
     config: dict[str, Any] = Field(default_factory=dict)
+    #: the file the block was read from ("" for a built-in default), for error messages
+    _source: str = PrivateAttr(default="")
+
+    @property
+    def source(self) -> str:
+        """The file the block was read from (``""`` for a built-in default)."""
+        return self._source
 
 
 class ConfigurationFile(BaseModel):
@@ -111,11 +118,19 @@ def resolve_services(
 ) -> dict[str, ServiceBlock]:
     """The block each service will be built from, after the resolution order."""
     chosen = load_configuration_file(configuration_file) if configuration_file else None
+    project_file = Path(workdir) / PROJECT_DEFAULTS_FILE
     project = _project_defaults(Path(workdir))
     resolved = {}
     for key in SERVICE_KEYS:
         block = getattr(chosen, key, None) if chosen else None
-        block = block or getattr(project, key) or ServiceBlock(**BUILT_IN_DEFAULTS[key])
+        if block is not None:
+            block._source = str(configuration_file)
+        else:
+            block = getattr(project, key)
+            if block is not None:
+                block._source = f"{project_file} (defaults)"
+            else:
+                block = ServiceBlock(**BUILT_IN_DEFAULTS[key])
         resolved[key] = block
     return resolved
 

@@ -27,11 +27,17 @@ logger = logging.getLogger(__name__)
 
 def build_services(configuration_file: str | None, plugins: MagnusPlugins) -> dict[str, Any]:
     """Instantiate the five services the configuration resolves to."""
-    blocks = config_mod.resolve_services(configuration_file)
-    return {
-        key: plugins.service_class(key, block.type).from_config(block.config)
-        for key, block in blocks.items()
-    }
+    from magnus.exceptions import ConfigurationError
+
+    services = {}
+    for key, block in config_mod.resolve_services(configuration_file).items():
+        try:
+            services[key] = plugins.service_class(key, block.type).from_config(block.config)
+        except ConfigurationError as exc:
+            if not block.source:
+                raise
+            raise ConfigurationError(f"{block.source}: {exc}") from None
+    return services
 
 
 def build_context(
