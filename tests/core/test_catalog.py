@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import magnus.catalog
+import magnus.catalog.copying
 from magnus.catalog import (
     CHUNK_SIZE,
     DoNothingCatalog,
@@ -366,7 +366,7 @@ def test_a_failed_copy_keeps_the_previous_version_and_leaves_no_temporary_file(
     def broken_replace(src: str, dst: str) -> None:
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(magnus.catalog.os, "replace", broken_replace)
+    monkeypatch.setattr(magnus.catalog.copying.os, "replace", broken_replace)
     with pytest.raises(CatalogError, match="disk on fire"):
         catalog.put("x.txt", RUN)
     monkeypatch.undo()
@@ -393,7 +393,7 @@ def test_an_interrupted_copy_leaves_no_temporary_file(
                 raise KeyboardInterrupt
             self.inner.update(data)
 
-    monkeypatch.setattr(magnus.catalog.hashlib, "sha256", Interrupting)
+    monkeypatch.setattr(magnus.catalog.copying.hashlib, "sha256", Interrupting)
     with pytest.raises(KeyboardInterrupt):
         copy_with_hash(source, tmp_path / "out" / "dest.bin")
 
@@ -437,8 +437,8 @@ def test_copy_falls_back_to_user_space_where_sendfile_is_refused(
     def refuse(*_args: object) -> int:
         raise OSError(22, "Invalid argument")
 
-    monkeypatch.setattr(magnus.catalog.os, "sendfile", refuse, raising=False)
-    monkeypatch.setattr(magnus.catalog, "_SENDFILE", True)
+    monkeypatch.setattr(magnus.catalog.copying.os, "sendfile", refuse, raising=False)
+    monkeypatch.setattr(magnus.catalog.copying, "_SENDFILE", True)
 
     assert copy_with_hash(source, tmp_path / "copy.bin") == sha256(content)
     assert (tmp_path / "copy.bin").read_bytes() == content

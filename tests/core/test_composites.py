@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from magnus import Dag, Map, Parallel, Pipeline, PythonTask, ShellTask, Stub, entrypoints
+from magnus.building import build_graph, load_pipeline_file
 from magnus.exceptions import PipelineValidationError
-from magnus.graph import build_graph, dag_hash, find_branch, find_node, load_pipeline_file
-from magnus.naming import branch_name_of, enclosing_branches, resolve
+from magnus.graph import dag_hash, find_branch, find_node
+from magnus.internal_names import branch_name_of, enclosing_branches, resolve
 from magnus.plugins import get_plugins
 
 FUNCTIONS = """
@@ -58,13 +59,13 @@ def run_yaml(
     (project / "p.yaml").write_text(text)
     if parameters is not None:
         (project / "params.yaml").write_text(yaml.safe_dump(parameters))
-    context = entrypoints.build_context(
+    prepared = entrypoints.prepare_run(
         pipeline_file="p.yaml",
         parameters_file="params.yaml" if parameters is not None else "",
         run_id=run_id,
         configuration_file=config,
     )
-    return entrypoints.execute(context)
+    return entrypoints.execute(prepared)
 
 
 MAP_PIPELINE = """

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from magnus.building import build_graph, graph_from_dump, load_pipeline_file
 from magnus.exceptions import ConfigurationError, PipelineValidationError
-from magnus.graph import build_graph, dag_hash, graph_from_dump, load_pipeline_file
+from magnus.graph import dag_hash
 from magnus.nodes import StubNode, TaskNode
 from magnus.plugins import get_plugins
 

@@ -160,10 +160,10 @@ def test_the_buffered_store_is_refused_where_steps_run_elsewhere(project: Path) 
     from magnus import entrypoints
 
     try:
-        context = entrypoints.build_context(
+        prepared = entrypoints.prepare_run(
             configuration_file="remote.yaml", pipeline_file="examples/on-failure.yaml"
         )
         with pytest.raises(ConfigurationError, match=r"'buffered' run log store .* 'remote-test'"):
-            entrypoints.check_compatibility(context)
+            entrypoints.check_compatibility(prepared)
     finally:
         plugins.unregister("remote")

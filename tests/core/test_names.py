@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from magnus.exceptions import ConfigurationError, MagnusError
-from magnus.names import ADJECTIVES, SURNAMES, generate_run_id, validate_run_id
+from magnus.run_ids import ADJECTIVES, SURNAMES, generate_run_id, validate_run_id
 
 WORD = re.compile(r"[a-z]+")
 

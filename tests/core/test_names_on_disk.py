@@ -10,7 +10,7 @@ import pytest
 from helpers import run_magnus, show_run
 
 from magnus.executors.leaf import execution_log_name
-from magnus.naming import MAX_FILE_NAME_BYTES, fit_file_name
+from magnus.internal_names import MAX_FILE_NAME_BYTES, fit_file_name
 from magnus.nodes import StubNode
 from magnus.notebook import output_path_in_map
 from magnus.runlog.chunked import ChunkedFileSystemRunLogStore, chunk_file_name, chunk_path_name

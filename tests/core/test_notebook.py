@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from magnus import Pipeline, Task, entrypoints
+from magnus.building import graph_from_dump, load_pipeline_file
 from magnus.catalog import file_hash
 from magnus.exceptions import PipelineValidationError, TaskError
-from magnus.graph import graph_from_dump, load_pipeline_file
 from magnus.notebook import (
     INSTALL_HINT,
     NotebookTaskType,
@@ -36,8 +36,8 @@ def run_yaml(project: Path, text: str, run_id: str) -> RunLog:
 
 
 def run_file(pipeline_file: str, run_id: str) -> RunLog:
-    context = entrypoints.build_context(pipeline_file=pipeline_file, run_id=run_id)
-    return entrypoints.execute(context)
+    prepared = entrypoints.prepare_run(pipeline_file=pipeline_file, run_id=run_id)
+    return entrypoints.execute(prepared)
 
 
 def with_test_notebooks(project: Path) -> Path:
@@ -158,7 +158,7 @@ def test_checks_before_a_kernel_starts(
 def test_validating_a_notebook_pipeline_does_not_import_papermill(project: Path) -> None:
     code = (
         "import sys\n"
-        "from magnus.graph import load_pipeline_file\n"
+        "from magnus.building import load_pipeline_file\n"
         "from magnus.plugins import get_plugins\n"
         "load_pipeline_file('examples/notebook.yaml', get_plugins())\n"
         "print('papermill' in sys.modules)\n"
@@ -215,10 +215,10 @@ def test_a_failing_cell_fails_the_step_and_keeps_the_partial_notebook(project: P
     pipeline = one_step(command="notebooks/fail.ipynb")
     (project / "params.yaml").write_text("x: 3\n")
     (project / "p.yaml").write_text(pipeline)
-    context = entrypoints.build_context(
+    prepared = entrypoints.prepare_run(
         pipeline_file="p.yaml", parameters_file="params.yaml", run_id="fails"
     )
-    run_log = entrypoints.execute(context)
+    run_log = entrypoints.execute(prepared)
 
     assert run_log.status == "FAIL"
     step = run_log.steps["nb"]

@@ -488,7 +488,7 @@ def test_changed_in_environment_decodes_only_what_changed(
         decoded.append(text)
         return real_loads(text, **kwargs)
 
-    monkeypatch.setattr(P.json, "loads", counting_loads)
+    monkeypatch.setattr(P.environment.json, "loads", counting_loads)
     assert P.changed_in_environment(before, after) == {"flag": True, "new": "hello"}
     # The untouched list is compared as text, never decoded.
     assert not [text for text in decoded if len(text) > 100]

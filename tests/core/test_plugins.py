@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import inspect
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
-from magnus import hookimpl, hookspecs
+from magnus import hookimpl, hookspecs, markers
 from magnus.catalog import DoNothingCatalog
 from magnus.exceptions import ConfigurationError, PluginError
 from magnus.plugins import MagnusPlugins, get_plugins
 
 REPO = Path(__file__).resolve().parents[2]
-ALL_HOOKS = sorted(
-    name
-    for name, value in vars(hookspecs).items()
-    if callable(value) and hasattr(value, "magnus_spec")
-)
+SPECS = {
+    name: spec
+    for family in hookspecs.SPEC_FAMILIES
+    for name, spec in hookspecs.specs(family).items()
+}
+ALL_HOOKS = sorted(SPECS)
 
 
 def test_there_are_hooks_of_every_family() -> None:
@@ -40,17 +42,23 @@ def test_there_are_hooks_of_every_family() -> None:
 
 @pytest.mark.parametrize("hook", ALL_HOOKS)
 def test_every_hook_is_documented(hook: str) -> None:
-    spec = getattr(hookspecs, hook)
+    spec = SPECS[hook]
     docstring = inspect.getdoc(spec) or ""
     assert len(docstring) > 40, f"{hook} needs a docstring saying what it is for"
-    for argument in inspect.signature(spec).parameters:
+    arguments = hookspecs.arguments(spec)
+    for argument in arguments:
         assert (
             argument in docstring
             or hook.startswith("register_")
             or hook in ("check_compatibility", "configure_for_traversal", "configure_for_execution")
         ), f"{hook} does not document its argument {argument}"
+    # The guide shows each hook's signature, so a renamed or added argument shows up there too:
+    # ``before_step(step_log, node, context)`` in a table, or ``def before_step(...)`` in code.
     guide = (REPO / "docs" / "writing-plugins.md").read_text()
-    assert re.search(rf"`{hook}`", guide), f"docs/writing-plugins.md does not describe {hook}"
+    signature = rf"{hook}\({re.escape(', '.join(arguments))}\)"
+    assert re.search(rf"`{signature}`|def {signature}", guide), (
+        f"docs/writing-plugins.md does not show {hook}({', '.join(arguments)})"
+    )
 
 
 def test_every_hook_is_exercised_by_the_test_suite() -> None:
@@ -62,7 +70,7 @@ def test_every_hook_is_exercised_by_the_test_suite() -> None:
 
 def test_observer_hooks_are_never_firstresult() -> None:
     for hook in ("before_run", "after_run", "before_step", "after_step", "on_step_error"):
-        options = getattr(hookspecs, hook).magnus_spec
+        options = SPECS[hook].magnus_spec
         assert not options.get("firstresult")
 
 
@@ -180,6 +188,109 @@ def test_a_broken_plugin_fails_loudly_naming_it(
         MagnusPlugins()
 
 
+MISSPELLED = """
+from magnus import hookimpl
+
+
+@hookimpl
+def befor_step(step_log):
+    pass
+
+
+@hookimpl
+def after_step(step_log):
+    pass
+"""
+
+
+def test_a_misspelled_hook_fails_at_load_naming_its_plugin(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "misspelled_hooks.py").write_text(MISSPELLED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "misspelled_hooks", raising=False)
+    monkeypatch.setenv("MAGNUS_PLUGINS", "misspelled_hooks")
+    with pytest.raises(PluginError) as info:
+        MagnusPlugins()
+    message = str(info.value)
+    assert "'misspelled_hooks' from misspelled_hooks (MAGNUS_PLUGINS)" in message
+    assert "'befor_step' (did you mean 'before_step'?)" in message
+    assert "after_step" not in message
+
+
+def test_a_misspelled_hook_names_its_distribution(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _fake_entry_point_plugin(monkeypatch, tmp_path)
+    (tmp_path / "fake_magnus_plugin" / "__init__.py").write_text(
+        "from magnus import hookimpl\n@hookimpl\ndef register_catalog():\n    return []\n"
+    )
+    with pytest.raises(PluginError, match=r"'fake' from fake-magnus-plugin implements"):
+        MagnusPlugins()
+
+
+def test_a_plugin_registered_later_is_checked_and_left_out() -> None:
+    class Misspelled:
+        @hookimpl
+        def on_step_failure(self) -> None:
+            pass
+
+    plugins = MagnusPlugins(load_entry_points=False)
+    with pytest.raises(PluginError, match=r"'late' from magnus-late implements 'on_step_failure'"):
+        plugins.register(Misspelled(), "late", "magnus-late")
+    assert plugins.pm.get_plugin("late") is None
+    assert "late" not in [info.name for info in plugins.infos()]
+
+
+def test_the_plugin_api_markers_are_one_pair() -> None:
+    """Plugins import ``magnus.hookimpl`` or ``magnus.hookspecs.hookimpl``: both are the marker."""
+    assert hookimpl is hookspecs.hookimpl is markers.hookimpl
+    assert hookspecs.hookspec is markers.hookspec
+
+
+def test_the_families_give_the_lists_the_rest_of_magnus_uses() -> None:
+    assert list(hookspecs.PROVIDERS) == list(hookspecs.PROVIDER_HOOKS)
+    assert hookspecs.PROVIDER_HOOKS["catalog"] == "register_catalogs"
+    assert hookspecs.PROVIDERS["node_type"].named_by == "node_type"
+    assert hookspecs.OBSERVER_HOOKS == (
+        "before_run",
+        "after_run",
+        "before_step",
+        "after_step",
+        "on_step_error",
+    )
+    assert hookspecs.INTEGRATION_HOOKS == (
+        "check_compatibility",
+        "configure_for_traversal",
+        "configure_for_execution",
+    )
+    hooks = [h for f in hookspecs.SPEC_FAMILIES for h in hookspecs.specs(f)]
+    assert sorted(hooks) == ALL_HOOKS and len(set(hooks)) == len(hooks)
+
+
+@pytest.mark.parametrize("hook", hookspecs.OBSERVER_HOOKS)
+def test_the_observer_relay_has_each_observer_hook_with_its_arguments(hook: str) -> None:
+    from magnus.observers import Observers
+
+    method = getattr(Observers, hook)
+    assert hookspecs.arguments(method) == hookspecs.arguments(SPECS[hook])
+    assert inspect.getdoc(method)
+
+
+def test_the_lower_plugin_modules_leave_the_manager_out() -> None:
+    """``markers`` imports nothing else of magnus; the relay, not the plugin manager."""
+    code = (
+        "import sys, magnus.markers\n"
+        "print(sorted(m for m in sys.modules if m.startswith('magnus')))\n"
+        "import magnus.observers\n"
+        "print('magnus.plugins' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines() == ["['magnus', 'magnus.markers']", "False"]
+
+
 class _Raising:
     @hookimpl
     def before_step(self) -> None:
@@ -200,7 +311,7 @@ def test_a_failing_observer_is_isolated(caplog: pytest.LogCaptureFixture) -> Non
     recording = _Recording()
     plugins.register(_Raising(), "raising")
     plugins.register(recording, "recording")
-    plugins.notify("before_step", step_log="S", node=None, context=None)
+    plugins.observers.before_step(step_log="S", node=None, context=None)
     assert recording.calls == ["S"]
     assert "observer bug" in caplog.text
 
@@ -212,12 +323,12 @@ def test_hook_tracing_logs_calls(
     plugins = MagnusPlugins(load_entry_points=False)
     plugins.register(_Recording(), "recording")
     with caplog.at_level("DEBUG", logger="magnus"):
-        plugins.notify("before_step", step_log="S", node=None, context=None)
+        plugins.observers.before_step(step_log="S", node=None, context=None)
     assert "hook before_step -> recording" in caplog.text
 
 
-def _named(base: type, name: str) -> type:
-    return type(f"Test{base.__name__}", (base,), {"service_name": name, "__module__": __name__})
+def _named(base: type, name: str, attribute: str = "service_name") -> type:
+    return type(f"Test{base.__name__}", (base,), {attribute: name, "__module__": __name__})
 
 
 class _EveryProvider:
@@ -225,6 +336,7 @@ class _EveryProvider:
 
     def __init__(self) -> None:
         from magnus.executors.local import LocalExecutor
+        from magnus.nodes import StubNode
         from magnus.runlog.buffered import BufferedRunLogStore
         from magnus.secrets import DoNothingSecrets
         from magnus.tasks import ShellTaskType
@@ -237,6 +349,7 @@ class _EveryProvider:
             "secrets": _named(DoNothingSecrets, "test-secrets"),
             "experiment_tracker": _named(DoNothingTracker, "test-tracker"),
             "task_type": _named(ShellTaskType, "test-shell"),
+            "node_type": _named(StubNode, "test-stub", "node_type"),
         }
 
     @hookimpl
@@ -263,17 +376,22 @@ class _EveryProvider:
     def register_task_types(self) -> list[type]:
         return [self.classes["task_type"]]
 
+    @hookimpl
+    def register_node_types(self) -> list[type]:
+        return [self.classes["node_type"]]
+
 
 def test_every_provider_hook_contributes_a_selectable_service(tmp_path: Path) -> None:
     plugins = get_plugins()
     provider = _EveryProvider()
     plugins.register(provider, "every", "magnus-every", "0.1")
     for family, cls in provider.classes.items():
-        assert plugins.service_class(family, cls.service_name) is cls
-        assert plugins.services(family)[cls.service_name].distribution == "magnus-every"
+        name = getattr(cls, hookspecs.PROVIDERS[family].named_by)
+        assert plugins.service_class(family, name) is cls
+        assert plugins.services(family)[name].distribution == "magnus-every"
 
+    from magnus.building import build_graph
     from magnus.entrypoints import build_services
-    from magnus.graph import build_graph
 
     config = tmp_path / "every.yaml"
     config.write_text(
@@ -297,8 +415,9 @@ def test_every_provider_hook_contributes_a_selectable_service(tmp_path: Path) ->
                     "type": "task",
                     "command_type": "test-shell",
                     "command": "true",
-                    "next": "success",
+                    "next": "s",
                 },
+                "s": {"type": "test-stub", "next": "success"},
                 "success": {"type": "success"},
                 "fail": {"type": "fail"},
             },
@@ -306,3 +425,4 @@ def test_every_provider_hook_contributes_a_selectable_service(tmp_path: Path) ->
         plugins,
     )
     assert graph.nodes["t"].dump()["command_type"] == "test-shell"
+    assert graph.nodes["s"].dump()["type"] == "test-stub"

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from magnus import Catalog, Fail, Pipeline, PythonTask, ShellTask, Stub, Success, Task, entrypoints
+from magnus.building import build_graph, load_pipeline_file
 from magnus.exceptions import ConfigurationError, PipelineValidationError
-from magnus.graph import build_graph, dag_hash, load_pipeline_file
+from magnus.graph import dag_hash
 from magnus.plugins import get_plugins
 
 
@@ -124,10 +125,10 @@ def test_a_yaml_pipeline_and_its_sdk_twin_record_the_same_run(project: Path) -> 
 
     plugins = get_plugins()
     yaml_graph = load_pipeline_file("examples/python-tasks.yaml", plugins)
-    context = entrypoints.build_context(
+    prepared = entrypoints.prepare_run(
         pipeline_file="examples/python-tasks.yaml", parameters_file="examples/parameters.yaml"
     )
-    from_yaml = entrypoints.execute(context)
+    from_yaml = entrypoints.execute(prepared)
     import shutil
 
     shutil.rmtree(project / "data")  # left by the first run: it would make the tree dirty

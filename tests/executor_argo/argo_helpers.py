@@ -79,13 +79,13 @@ def hera_round_trip(document: dict[str, Any]) -> dict[str, Any]:
     return parsed.model_dump(mode="json", by_alias=True, exclude_none=True)  # type: ignore[no-any-return]
 
 
-def build_context(
+def prepare_run(
     pipeline: str | Path, config: str | Path, parameters_file: str = "", tag: str = ""
 ) -> Any:
-    """The run context ``magnus execute -f pipeline -c config`` builds (nothing is written)."""
+    """The run ``magnus execute -f pipeline -c config`` prepares (nothing is written)."""
     from magnus import entrypoints
 
-    return entrypoints.build_context(
+    return entrypoints.prepare_run(
         configuration_file=str(config),
         pipeline_file=str(pipeline),
         parameters_file=parameters_file,

@@ -14,8 +14,8 @@ from executor_argo.argo_helpers import (
     REPO,
     SCHEMA_PATH,
     Renderer,
-    build_context,
     hera_round_trip,
+    prepare_run,
     schema_errors,
     strict_schema,
     validator_for_kind,
@@ -95,7 +95,7 @@ def render_context(in_repo: Path, write_yaml: Callable[[str, Any], Path]) -> Cal
         if config_file is None:
             config = {"executor": {"type": "argo", "config": executor or {"image": "img:1"}}}
             config_file = write_yaml("argo.yaml", config)
-        return build_context(pipeline, config_file, parameters_file, tag)
+        return prepare_run(pipeline, config_file, parameters_file, tag)
 
     return build
 
@@ -111,8 +111,8 @@ def render(
     """
 
     def run(pipeline: str | Path | dict[str, Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
-        context = render_context(pipeline, *args, **kwargs)
-        document = yaml.safe_load(context.executor.render(context))
+        prepared = render_context(pipeline, *args, **kwargs)
+        document = yaml.safe_load(prepared.executor.render(prepared.context))
         check_workflow(document)
         return document  # type: ignore[no-any-return]
 

@@ -103,9 +103,9 @@ def test_the_run_is_refused_before_rendering(render_context: Any, write_yaml: An
             "catalog": {"type": "file-system"},
         },
     )
-    context = render_context("examples/python-tasks.yaml", config_file=config)
+    prepared = render_context("examples/python-tasks.yaml", config_file=config)
     with pytest.raises(ConfigurationError, match="Incompatible configuration") as error:
-        entrypoints.check_compatibility(context)
+        entrypoints.check_compatibility(prepared)
     message = str(error.value)
     assert "'chunked-fs' run log store keeps its data in '.run_log_store'" in message
     assert "'file-system' catalog keeps its data in '.catalog'" in message

@@ -154,10 +154,10 @@ def test_output_file_is_where_the_workflow_is_written(
 ) -> None:
     output = tmp_path / "out" / "workflow.yaml"
     config = {"image": "img:1", "output_file": str(output)}
-    context = render_context("examples/python-tasks.yaml", config)
-    context.executor.execute_graph(context, context.dag)
+    prepared = render_context("examples/python-tasks.yaml", config)
+    prepared.executor.execute_graph(prepared.context, prepared.context.dag)
     assert yaml.safe_load(output.read_text())["kind"] == "Workflow"
-    assert output.read_text() == context.executor.render(context)
+    assert output.read_text() == prepared.executor.render(prepared.context)
     assert str(output) in capsys.readouterr().out
 
 
@@ -186,8 +186,8 @@ def test_rendering_creates_no_run_log(
             }
         },
     )
-    context = render_context(pipeline, config_file=config)
-    context.executor.execute_graph(context, context.dag)
+    prepared = render_context(pipeline, config_file=config)
+    prepared.executor.execute_graph(prepared.context, prepared.context.dag)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "argo-pipeline.yaml",
         "config.yaml",

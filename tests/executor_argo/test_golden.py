@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from executor_argo.argo_helpers import CONFIGS, GOLDEN, REPO, build_context
+from executor_argo.argo_helpers import CONFIGS, GOLDEN, REPO, prepare_run
 
 # Read at import: the suite's autouse fixture removes every MAGNUS_* variable from each test.
 UPDATE = os.environ.get("MAGNUS_UPDATE_GOLDEN") == "1"
@@ -33,8 +33,8 @@ CASES = [
 
 
 def _render(pipeline: str, parameters_file: str) -> str:
-    context = build_context(pipeline, CONFIG, parameters_file)
-    return context.executor.render(context)  # type: ignore[no-any-return]
+    prepared = prepare_run(pipeline, CONFIG, parameters_file)
+    return prepared.executor.render(prepared.context)  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize(("name", "pipeline", "parameters_file"), CASES, ids=[c[0] for c in CASES])
@@ -67,9 +67,9 @@ def test_another_process_renders_the_same_bytes(in_repo: Path) -> None:
     script = (
         "import sys; sys.path.insert(0, 'tests');"
         "import logging; logging.getLogger('magnus').setLevel('WARNING');"
-        "from executor_argo.argo_helpers import build_context;"
-        f"c = build_context('tests/executor_argo/pipelines/nested.yaml', {CONFIG!r});"
-        "sys.stdout.write(c.executor.render(c))"
+        "from executor_argo.argo_helpers import prepare_run;"
+        f"r = prepare_run('tests/executor_argo/pipelines/nested.yaml', {CONFIG!r});"
+        "sys.stdout.write(r.executor.render(r.context))"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAGNUS_")}
     outputs = set()

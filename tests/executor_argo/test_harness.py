@@ -36,7 +36,7 @@ from executor_argo.argo_harness import (
     evaluate_depends,
     play,
 )
-from executor_argo.argo_helpers import build_context
+from executor_argo.argo_helpers import prepare_run
 from fixtures.s3_server import REGION, s3_client
 from helpers import run_hooks_seen, run_magnus, write_run_hooks
 
@@ -294,9 +294,9 @@ class Stage:
 
         from magnus.entrypoints import check_compatibility
 
-        context = build_context(pipeline, "argo.yaml", parameters_file)
-        check_compatibility(context)  # as `magnus execute` does: S3 needs no volume
-        document = render_document(context.executor, context)
+        prepared = prepare_run(pipeline, "argo.yaml", parameters_file)
+        check_compatibility(prepared)  # as `magnus execute` does: S3 needs no volume
+        document = render_document(prepared.executor, prepared.context)
         self.check_workflow(document)
         return document
 

@@ -102,10 +102,10 @@ def test_the_log_level_of_the_render_reaches_the_containers(render: Renderer) ->
 def test_a_pipeline_without_a_file_cannot_be_rendered(render_context: Any) -> None:
     from magnus.exceptions import ConfigurationError
 
-    context = render_context(_linear("a"))
-    context.pipeline_file = ""
+    prepared = render_context(_linear("a"))
+    prepared.context.pipeline_file = ""
     with pytest.raises(ConfigurationError, match="magnus execute -f"):
-        context.executor.render(context)
+        prepared.executor.render(prepared.context)
 
 
 # ---------------------------------------------------------------------------- on_failure

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from magnus.catalog import (
+    PARTIAL_SUFFIX,
     BaseCatalog,
     check_destination,
     check_run_id,
@@ -50,10 +51,6 @@ if TYPE_CHECKING:
 # Keys are matched the way Path.glob matches files on the running Python, so a pattern means the
 # same for this catalog as for the file-system one.
 _TRAILING_RECURSION_MATCHES_FILES = sys.version_info >= (3, 13)
-
-# Suffix of the temporary file a download writes before renaming it into place (the name the
-# file-system catalog uses, so tools that skip one skip both).
-_PARTIAL_SUFFIX = ".magnus-partial"
 
 
 @dataclass
@@ -431,7 +428,7 @@ class S3Catalog(S3Connection, BaseCatalog):
         destination: Path,
     ) -> list[DataCatalog]:
         temporaries = {
-            relative: target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{_PARTIAL_SUFFIX}")
+            relative: target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
             for relative, target in targets.items()
         }
         records = []

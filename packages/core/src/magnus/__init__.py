@@ -8,13 +8,17 @@ plugin authors. Names are resolved lazily so that ``import magnus`` stays cheap.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from magnus.hookspecs import hookimpl
+if TYPE_CHECKING:
+    # Type checkers see the marker itself; at run time it is loaded on first use, like the rest.
+    from magnus.markers import hookimpl as hookimpl
 
 __version__ = "0.6.0"
 
 _LAZY: dict[str, str] = {
+    # plugin API: pluggy is loaded only by what uses it
+    "hookimpl": "magnus.markers",
     # SDK
     "Pipeline": "magnus.sdk",
     "PythonTask": "magnus.sdk",
@@ -44,7 +48,7 @@ _LAZY: dict[str, str] = {
     "get_experiment_tracker_context": "magnus.interaction",
 }
 
-__all__ = ["__version__", "hookimpl", *_LAZY]
+__all__ = ["__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

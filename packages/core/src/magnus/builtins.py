@@ -1,70 +1,66 @@
-"""magnus' own services, registered through the same hooks as any third-party plugin.
+"""magnus' own services and node kinds, registered through the same hooks as any third party's.
 
-Classes are imported inside each hook so that importing magnus stays cheap.
+The host registers them like any plugin; the classes are imported here, at the composition root,
+because the plugin manager asks for every family as soon as it is used.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from magnus.hookspecs import hookimpl
+from magnus.catalog import DoNothingCatalog, FileSystemCatalog
+from magnus.composites import DagNode, MapNode, ParallelNode
+from magnus.executors.base import BaseExecutor
+from magnus.executors.local import LocalExecutor
+from magnus.executors.mocked import MockedExecutor
 from magnus.integration import Problem
-
-if TYPE_CHECKING:
-    from magnus.executors.base import BaseExecutor
-    from magnus.services import BaseService
+from magnus.markers import hookimpl
+from magnus.nodes import FailNode, StubNode, SuccessNode, TaskNode
+from magnus.objects import JsonSerializer, PickleSerializer
+from magnus.runlog.buffered import BufferedRunLogStore
+from magnus.runlog.chunked import ChunkedFileSystemRunLogStore
+from magnus.runlog.filesystem import FileSystemRunLogStore
+from magnus.secrets import DoNothingSecrets, DotenvSecrets, EnvSecretsManager
+from magnus.services import BaseService
+from magnus.tasks import NotebookTaskType, PythonTaskType, ShellTaskType
+from magnus.tracking import DoNothingTracker
 
 
 @hookimpl
 def register_executors() -> list[type]:
-    from magnus.executors.local import LocalExecutor
-    from magnus.executors.mocked import MockedExecutor
-
     return [LocalExecutor, MockedExecutor]
 
 
 @hookimpl
 def register_run_log_stores() -> list[type]:
-    from magnus.runlog.buffered import BufferedRunLogStore
-    from magnus.runlog.chunked import ChunkedFileSystemRunLogStore
-    from magnus.runlog.filesystem import FileSystemRunLogStore
-
     return [BufferedRunLogStore, FileSystemRunLogStore, ChunkedFileSystemRunLogStore]
 
 
 @hookimpl
 def register_catalogs() -> list[type]:
-    from magnus.catalog import DoNothingCatalog, FileSystemCatalog
-
     return [DoNothingCatalog, FileSystemCatalog]
 
 
 @hookimpl
 def register_secrets() -> list[type]:
-    from magnus.secrets import DoNothingSecrets, DotenvSecrets, EnvSecretsManager
-
     return [DoNothingSecrets, DotenvSecrets, EnvSecretsManager]
 
 
 @hookimpl
 def register_experiment_trackers() -> list[type]:
-    from magnus.tracking import DoNothingTracker
-
     return [DoNothingTracker]
 
 
 @hookimpl
 def register_object_serializers() -> list[type]:
-    from magnus.objects import JsonSerializer, PickleSerializer
-
     return [PickleSerializer, JsonSerializer]
 
 
 @hookimpl
-def register_task_types() -> list[type]:
-    from magnus.notebook import NotebookTaskType
-    from magnus.tasks import PythonTaskType, ShellTaskType
+def register_node_types() -> list[type]:
+    return [TaskNode, StubNode, SuccessNode, FailNode, ParallelNode, MapNode, DagNode]
 
+
+@hookimpl
+def register_task_types() -> list[type]:
     return [PythonTaskType, ShellTaskType, NotebookTaskType]
 
 

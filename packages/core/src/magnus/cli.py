@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 import click
 
-from magnus import __version__
+from magnus import __version__, orchestration
 
-LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "FATAL"]
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "FATAL", "CRITICAL"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -121,7 +121,7 @@ def execute(
     from magnus import config as config_mod
     from magnus import entrypoints
 
-    context = entrypoints.build_context(
+    run = entrypoints.prepare_run(
         configuration_file=config_mod.configuration_file_for_cli(config_file),
         pipeline_file=pipeline_file,
         parameters_file=parameters_file,
@@ -130,7 +130,7 @@ def execute(
         use_cached=use_cached,
         strict_cache=strict,
     )
-    _run(context)
+    _run(run)
 
 
 @cli.command()
@@ -168,56 +168,32 @@ def retry(
     _setup_logging(log_level)
     from magnus import config as config_mod
     from magnus import entrypoints
-    from magnus.graph import graph_from_dump
-    from magnus.plugins import get_plugins
-    from magnus.rerun import OriginalRunMissingError
 
-    configuration_file = config_mod.configuration_file_for_cli(config_file)
-    graph = None
-    original = None
-    if not pipeline_file:
-        store = entrypoints.build_services(configuration_file, get_plugins())["run_log_store"]
-        if not store.run_exists(original_run_id):
-            raise OriginalRunMissingError(original_run_id, store.location(original_run_id))
-        original = store.get_run_log_by_id(original_run_id, full=False)
-        graph = graph_from_dump(original.run_config.get("dag") or {}, get_plugins())
-    context = entrypoints.build_context(
-        configuration_file=configuration_file,
+    run = entrypoints.prepare_run(
+        configuration_file=config_mod.configuration_file_for_cli(config_file),
         pipeline_file=pipeline_file,
-        graph=graph,
         parameters_file=parameters_file,
         run_id=run_id,
-        tag=tag or (original.tag if original else ""),
+        tag=tag,
         use_cached=original_run_id,
         strict_cache=strict,
     )
-    if original is not None:
-        context.pipeline_file = original.run_config.get("pipeline_file", "")
-    _run(context)
+    _run(run)
 
 
-def _run(context: Any) -> None:
-    """Run a context's pipeline with the console reporter; exit 1 when it fails."""
-    from magnus import entrypoints
-    from magnus.console import REPORTER_NAME, ConsoleReporter, print_summary
+def _run(run: Any) -> None:
+    """Run a prepared run with the console reporter; exit 1 when it fails."""
+    from magnus.console import print_interrupted, run_with_reporter
+    from magnus.interrupts import signal_of
     from magnus.runlog.models import SUCCESS
 
-    context.plugins.register(ConsoleReporter(), REPORTER_NAME)
     try:
-        run_log = entrypoints.execute(context)
+        run_log = run_with_reporter(run)
     except KeyboardInterrupt as interruption:
-        from magnus.console import print_interrupted
-        from magnus.interrupts import signal_of
-
         signum = signal_of(interruption)
-        print_interrupted(context, signum)
+        print_interrupted(run.context, signum)
         sys.exit(128 + signum)
-    finally:
-        context.plugins.unregister(REPORTER_NAME)
-    if run_log is None:
-        return  # rendered for an orchestrator: the executor said where
-    print_summary(run_log, context)
-    if run_log.status != SUCCESS:
+    if run_log is not None and run_log.status != SUCCESS:
         sys.exit(1)
 
 
@@ -231,14 +207,15 @@ def validate(pipeline_file: str, config_file: str | None, log_level: str) -> Non
     _setup_logging(log_level)
     from magnus import config as config_mod
     from magnus import entrypoints
+    from magnus.building import reducer_problems
     from magnus.exceptions import PipelineValidationError
-    from magnus.graph import reducer_problems
 
-    context = entrypoints.build_context(
+    run = entrypoints.prepare_run(
         configuration_file=config_mod.configuration_file_for_cli(config_file),
         pipeline_file=pipeline_file,
     )
-    warnings = entrypoints.check_compatibility(context)
+    context = run.context
+    warnings = entrypoints.check_compatibility(run)
     assert context.dag is not None
     problems = reducer_problems(context.dag)
     if problems:
@@ -247,7 +224,7 @@ def validate(pipeline_file: str, config_file: str | None, log_level: str) -> Non
         click.echo(f"warning: {warning}", err=True)
     click.echo(
         f"{pipeline_file} is valid: {len(context.dag.nodes)} steps; executor "
-        f"{context.executor.service_name}, run log store {context.run_log_store.service_name}, "
+        f"{run.executor.service_name}, run log store {context.run_log_store.service_name}, "
         f"catalog {context.catalog.service_name}"
     )
 
@@ -292,14 +269,14 @@ def _orchestrated(function: F) -> F:
     return function
 
 
-def _context_for(
+def _orchestrated_run(
     run_id: str, config_file: str | None, pipeline_file: str, parameters_file: str, tag: str
 ) -> Any:
     from magnus import config as config_mod
-    from magnus import entrypoints
+    from magnus import orchestrated
     from magnus.console import REPORTER_NAME, ConsoleReporter
 
-    context = entrypoints.context_for_run(
+    run = orchestrated.prepare_orchestrated_run(
         run_id,
         configuration_file=config_mod.configuration_file_for_cli(config_file),
         pipeline_file=pipeline_file,
@@ -307,8 +284,8 @@ def _context_for(
         tag=tag,
     )
     # This process ends with the command: the reporter needs no unregistering.
-    context.plugins.register(ConsoleReporter(), REPORTER_NAME)
-    return context
+    run.plugins.register(ConsoleReporter(), REPORTER_NAME)
+    return run
 
 
 @click.command(hidden=True)
@@ -328,11 +305,11 @@ def execute_single_node(
 ) -> None:
     """Run one step of a run (STEP_NAME: internal name, spaces as %). Exit 1 if it fails."""
     _setup_logging(log_level)
-    from magnus import entrypoints
+    from magnus import orchestrated
     from magnus.runlog.models import SUCCESS
 
-    context = _context_for(run_id, config_file, pipeline_file, parameters_file, tag)
-    step_log = entrypoints.execute_single_node(context, step_name, _map_variable(map_variable))
+    run = _orchestrated_run(run_id, config_file, pipeline_file, parameters_file, tag)
+    step_log = orchestrated.execute_single_node(run, step_name, _map_variable(map_variable))
     if step_log.status != SUCCESS:
         sys.exit(1)
 
@@ -354,11 +331,11 @@ def execute_single_branch(
 ) -> None:
     """Run one branch of a composite step to its end. Exit 1 if the branch fails."""
     _setup_logging(log_level)
-    from magnus import entrypoints
+    from magnus import orchestrated
     from magnus.runlog.models import SUCCESS
 
-    context = _context_for(run_id, config_file, pipeline_file, parameters_file, tag)
-    status = entrypoints.execute_single_branch(context, branch_name, _map_variable(map_variable))
+    run = _orchestrated_run(run_id, config_file, pipeline_file, parameters_file, tag)
+    status = orchestrated.execute_single_branch(run, branch_name, _map_variable(map_variable))
     if status != SUCCESS:
         sys.exit(1)
 
@@ -366,7 +343,7 @@ def execute_single_branch(
 @click.command(hidden=True)
 @click.argument("run_id")
 @click.argument("step_name")
-@click.option("-m", "--mode", type=click.Choice(["in", "out"]), required=True)
+@click.option("-m", "--mode", type=click.Choice(orchestration.FAN_MODES), required=True)
 @_orchestrated
 @_friendly_errors
 def fan(
@@ -382,23 +359,22 @@ def fan(
 ) -> None:
     """Fan a composite step out (create its branch logs) or in (decide its status)."""
     _setup_logging(log_level)
-    from magnus import entrypoints
+    from magnus import orchestrated
     from magnus.runlog.models import FAIL
 
-    context = _context_for(run_id, config_file, pipeline_file, parameters_file, tag)
-    step_log = entrypoints.fan(context, step_name, mode, _map_variable(map_variable))
+    run = _orchestrated_run(run_id, config_file, pipeline_file, parameters_file, tag)
+    step_log = orchestrated.fan(run, step_name, mode, _map_variable(map_variable))
     if step_log.status == FAIL:
         sys.exit(1)
 
 
 for _command, _name in (
-    (execute_single_node, "execute_single_node"),
-    (execute_single_branch, "execute_single_branch"),
-    (fan, "fan"),
+    (execute_single_node, orchestration.EXECUTE_SINGLE_NODE),
+    (execute_single_branch, orchestration.EXECUTE_SINGLE_BRANCH),
+    (fan, orchestration.FAN),
 ):
-    cli.add_command(_command, _name)
-    if "_" in _name:
-        cli.add_command(_command, _name.replace("_", "-"))
+    for _alias in orchestration.command_names(_name):
+        cli.add_command(_command, _alias)
 
 
 @cli.group()

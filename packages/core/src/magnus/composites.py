@@ -1,6 +1,9 @@
 """Composite steps: parallel, map and dag. Each runs one or more branch graphs.
 
-Every composite does three things, whichever executor runs it:
+This module says what a composite *is*: its definition, its branch graphs, which branches a run
+of it has, and how their parameters merge. Running one -- fan-out, the branches, fan-in, and
+what each writes to the run log -- is the engine's (``magnus.executors.fanning``), whichever
+executor runs it:
 
 * **fan out** -- create one branch log per branch (status PROCESSING);
 * run the branches (one after another, or in parallel processes, or as orchestrator tasks);
@@ -19,20 +22,24 @@ Every composite does three things, whichever executor runs it:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field, ValidationError
 
-from magnus import scopes
-from magnus.naming import MAP_PLACEHOLDER, branch_name_of, resolve
-from magnus.nodes import BaseNode, NodeDefinitionError, _problems, internal_name_of
-from magnus.runlog.models import FAIL, PROCESSING, SUCCESS, BranchLog, StepLog
-
-if TYPE_CHECKING:
-    from magnus.context import RunContext
-    from magnus.graph import Graph
-    from magnus.plugins import MagnusPlugins
+from magnus.graph import Graph, find_node
+from magnus.internal_names import MAP_PLACEHOLDER, branch_name_of, resolve
+from magnus.nodes import (
+    BaseNode,
+    GraphBuilder,
+    NodeDefinitionError,
+    RoutedNode,
+    _problems,
+    internal_name_of,
+)
+from magnus.runlog.models import BranchLog, StepLog
+from magnus.tasks import import_function
 
 logger = logging.getLogger(__name__)
 
@@ -46,36 +53,14 @@ class BranchRun:
     map_variables: dict[str, Any] = field(default_factory=dict)
 
 
-class CompositeNode(BaseNode):
+class CompositeNode(RoutedNode):
     """A step made of branch graphs."""
 
     is_composite: ClassVar[bool] = True
-
-    next_node: str = Field(alias="next")
-    on_failure: str = ""
-    overrides: dict[str, str] = Field(default_factory=dict)
-
-    def definition(self) -> dict[str, Any]:
-        return {
-            "next": self.next_node,
-            "on_failure": self.on_failure,
-            "overrides": dict(self.overrides),
-        }
+    #: whether the branches to run depend on the parameters in scope (a map's list)
+    reads_parameters: ClassVar[bool] = False
 
     # --------------------------------------------------------------- building
-
-    @classmethod
-    def _build_branch(
-        cls,
-        definition: Any,
-        branch_name: str,
-        plugins: MagnusPlugins,
-        problems: list[str],
-        from_dump: bool,
-    ) -> Graph | None:
-        from magnus.graph import _build
-
-        return _build(definition, plugins, branch_name, problems, from_dump)
 
     @classmethod
     def from_definition(
@@ -83,13 +68,13 @@ class CompositeNode(BaseNode):
         name: str,
         definition: dict[str, Any],
         internal_branch_name: str,
-        plugins: MagnusPlugins,
+        builder: GraphBuilder,
         from_dump: bool = False,
     ) -> BaseNode:
         definition = dict(definition)
         internal_name = internal_name_of(name, internal_branch_name)
         problems: list[str] = []
-        graphs = cls._branches_from(definition, internal_name, plugins, problems, from_dump)
+        graphs = cls._branches_from(definition, internal_name, builder, problems, from_dump)
         try:
             node = cls.model_validate(
                 {
@@ -112,7 +97,7 @@ class CompositeNode(BaseNode):
         cls,
         definition: dict[str, Any],
         internal_name: str,
-        plugins: MagnusPlugins,
+        builder: GraphBuilder,
         problems: list[str],
         from_dump: bool,
     ) -> dict[str, Any]:
@@ -128,90 +113,33 @@ class CompositeNode(BaseNode):
     # --------------------------------------------------------------- running
 
     def branch_runs(
-        self, context: RunContext, map_variables: dict[str, Any], step_log: StepLog
+        self, parameters: dict[str, Any], map_variables: dict[str, Any]
     ) -> list[BranchRun] | str:
-        """The branches to run, or a message saying why there are none to run."""
-        raise NotImplementedError
+        """The branches to run, or a message saying why there are none to run.
 
-    def fan_out(self, context: RunContext, map_variables: dict[str, Any]) -> list[BranchRun]:
-        """Create a PROCESSING branch log per branch; return the branches to run.
-
-        The composite's step log must exist. When the branches cannot be known (a map whose
-        parameter is missing), the step log is marked FAIL with a message and nothing is run.
+        ``parameters`` are those in scope, read only for kinds that ``reads_parameters``.
         """
-        store = context.run_log_store
-        step_name = resolve(self.internal_name, map_variables)
-        step_log = store.get_step_log(step_name, context.run_id, full=False)
-        runs = self.branch_runs(context, map_variables, step_log)
-        if isinstance(runs, str):
-            # Composite steps have no line of their own on the console: say why here.
-            logger.error("%s", runs)
-            step_log.status = FAIL
-            step_log.message = runs
-            store.add_step_log(step_log, context.run_id)
-            return []
-        store.add_step_log(step_log, context.run_id)  # branch_runs may have recorded on it
-        for run in runs:
-            branch_log = store.create_branch_log(run.name)
-            branch_log.status = PROCESSING
-            self._describe_branch(branch_log, run)
-            store.add_branch_log(branch_log, context.run_id)
-        return runs
+        return [
+            BranchRun(graph, resolve(graph.internal_branch_name, map_variables), map_variables)
+            for graph in self.branch_graphs()
+        ]
 
-    def _describe_branch(self, branch_log: BranchLog, run: BranchRun) -> None:
-        """Record on a new branch log what identifies it (map: its element)."""
+    def record_fan_out(self, step_log: StepLog, runs: list[BranchRun]) -> None:
+        """Record on the step's log what fan-out decided (a map: its elements)."""
 
-    def fan_in(self, context: RunContext, map_variables: dict[str, Any]) -> StepLog:
-        """Decide the composite's status from its branches and merge their parameters."""
-        store = context.run_log_store
-        step_name = resolve(self.internal_name, map_variables)
-        step_log = store.get_step_log(step_name, context.run_id, full=True)
-        if step_log.status == FAIL and not step_log.branches:
-            return step_log  # fan-out already failed and said why
-        # What fan-out was to create, not what happens to be there: a fan-out that crashed
-        # half-way, or a store that lost a record, must not pass for a composite with fewer
-        # branches.
-        expected = self.expected_branch_names(step_log, map_variables)
-        missing: list[str] = []
-        if isinstance(expected, str):
-            problem = expected
-        else:
-            missing = [name for name in expected if name not in step_log.branches]
-            problem = _missing_summary(missing, len(expected)) if missing else ""
-        branches = [] if problem else [step_log.branches[name] for name in expected]
-        failed = [b for b in branches if b.status != SUCCESS]
-        if problem:
-            step_log.status = FAIL
-            step_log.message = problem
-            logger.error("%s: %s", step_name, problem)
-        elif failed:
-            step_log.status = FAIL
-            step_log.message = _failure_summary(failed)
-        else:
-            try:
-                merged = self.merge_parameters(branches, step_log)
-            except Exception as exc:  # a user's reducer: its failure fails the step
-                step_log.status = FAIL
-                step_log.message = f"merging the branches' parameters failed: {exc}"
-                logger.error("%s: %s", step_name, step_log.message)
-            else:
-                step_log.status = SUCCESS
-                step_log.message = ""
-                # Recorded so a re-run that reuses this step can carry the same values over.
-                step_log.output_parameters = merged  # type: ignore[attr-defined]
-                scopes.write_parameters(store, context.run_id, step_name, merged)
-        # the branches are stored on their own; the step's own record is all that changes
-        store.add_step_log(step_log.model_copy(update={"branches": {}}), context.run_id)
-        return step_log
+    def describe_branch(self, branch_log: BranchLog, run: BranchRun) -> None:
+        """Record on a new branch log what identifies it (a map: its element)."""
 
     def expected_branch_names(
         self, step_log: StepLog, map_variables: dict[str, Any]
     ) -> list[str] | str:
         """The branch logs fan-out creates, in order, or why they cannot be known."""
-        return [resolve(graph.internal_branch_name, map_variables) for graph in self._graphs()]
+        return [
+            resolve(graph.internal_branch_name, map_variables) for graph in self.branch_graphs()
+        ]
 
-    def _graphs(self) -> list[Graph]:
-        """The branch graphs of a composite whose branches do not depend on parameters."""
+    def branch_graphs(self) -> list[Graph]:
+        """Every branch graph of the step, as defined (a map's one graph, not its runs)."""
         raise NotImplementedError
 
     def merge_parameters(self, branches: list[BranchLog], step_log: StepLog) -> dict[str, Any]:
@@ -234,7 +162,7 @@ class ParallelNode(CompositeNode):
         cls,
         definition: dict[str, Any],
         internal_name: str,
-        plugins: MagnusPlugins,
+        builder: GraphBuilder,
         problems: list[str],
         from_dump: bool,
     ) -> dict[str, Any]:
@@ -249,7 +177,7 @@ class ParallelNode(CompositeNode):
                 problems.append(f"branch name {key!r} cannot be empty or contain '.' or '%'")
                 continue
             name = f"{internal_name}.{key}"
-            graph = cls._build_branch(branch, name, plugins, problems, from_dump)
+            graph = builder.branch(branch, name, problems, from_dump)
             if graph is not None:
                 graphs[key] = graph
         return {"branches": graphs}
@@ -263,16 +191,8 @@ class ParallelNode(CompositeNode):
     def branch_graph(self, key: str) -> Graph:
         return self.branches[key]
 
-    def _graphs(self) -> list[Graph]:
+    def branch_graphs(self) -> list[Graph]:
         return list(self.branches.values())
-
-    def branch_runs(
-        self, context: RunContext, map_variables: dict[str, Any], step_log: StepLog
-    ) -> list[BranchRun]:
-        return [
-            BranchRun(graph, resolve(graph.internal_branch_name, map_variables), map_variables)
-            for graph in self.branches.values()
-        ]
 
     def merge_parameters(self, branches: list[BranchLog], step_log: StepLog) -> dict[str, Any]:
         # Branch logs come in creation order, which fan-out made the declaration order.
@@ -300,6 +220,7 @@ class MapNode(CompositeNode):
     """Runs its branch graph once per element of a list parameter."""
 
     node_type: ClassVar[str] = "map"
+    reads_parameters: ClassVar[bool] = True
 
     iterate_on: str
     iterate_as: str
@@ -311,7 +232,7 @@ class MapNode(CompositeNode):
         cls,
         definition: dict[str, Any],
         internal_name: str,
-        plugins: MagnusPlugins,
+        builder: GraphBuilder,
         problems: list[str],
         from_dump: bool,
     ) -> dict[str, Any]:
@@ -325,9 +246,7 @@ class MapNode(CompositeNode):
                 f"reducer {reducer!r} is neither one of {', '.join(BUILT_IN_REDUCERS)} "
                 "nor a package.module.function"
             )
-        graph = cls._build_branch(
-            raw, f"{internal_name}.{MAP_PLACEHOLDER}", plugins, problems, from_dump
-        )
+        graph = builder.branch(raw, f"{internal_name}.{MAP_PLACEHOLDER}", problems, from_dump)
         return {"branch": graph} if graph is not None else {}
 
     def definition(self) -> dict[str, Any]:
@@ -342,11 +261,13 @@ class MapNode(CompositeNode):
     def branch_graph(self, key: str) -> Graph:
         return self.branch
 
+    def branch_graphs(self) -> list[Graph]:
+        return [self.branch]
+
     def branch_runs(
-        self, context: RunContext, map_variables: dict[str, Any], step_log: StepLog
+        self, parameters: dict[str, Any], map_variables: dict[str, Any]
     ) -> list[BranchRun] | str:
-        step_name = step_log.internal_name
-        parameters = scopes.read_parameters(context.run_log_store, context.run_id, step_name)
+        step_name = resolve(self.internal_name, map_variables)
         if self.iterate_on not in parameters:
             return (
                 f"map {step_name!r} iterates on parameter {self.iterate_on!r}, "
@@ -365,8 +286,6 @@ class MapNode(CompositeNode):
                 f"map {step_name!r}: values of {self.iterate_on!r} give the same branch name "
                 f"more than once ({', '.join(duplicates[:5])}); branch names must be unique"
             )
-        # The list is recorded once, on the map step; each branch records its own element.
-        step_log.map_values = values  # type: ignore[attr-defined]
         runs = []
         for value in values:
             variables = {**map_variables, self.iterate_as: value}
@@ -377,7 +296,7 @@ class MapNode(CompositeNode):
     def expected_branch_names(
         self, step_log: StepLog, map_variables: dict[str, Any]
     ) -> list[str] | str:
-        values = getattr(step_log, "map_values", None)
+        values = step_log.map_values
         if not isinstance(values, list):
             return (
                 f"map {step_log.internal_name!r} has no recorded elements (map_values): its "
@@ -388,9 +307,13 @@ class MapNode(CompositeNode):
             for value in values
         ]
 
-    def _describe_branch(self, branch_log: BranchLog, run: BranchRun) -> None:
+    def record_fan_out(self, step_log: StepLog, runs: list[BranchRun]) -> None:
+        # The list is recorded once, on the map step; each branch records its own element.
+        step_log.map_values = [run.map_variables[self.iterate_as] for run in runs]
+
+    def describe_branch(self, branch_log: BranchLog, run: BranchRun) -> None:
         element = {self.iterate_as: run.map_variables[self.iterate_as]}
-        branch_log.map_variable = element  # type: ignore[attr-defined]
+        branch_log.map_variable = element
 
     def merge_parameters(self, branches: list[BranchLog], step_log: StepLog) -> dict[str, Any]:
         # Branch logs come in creation order, which fan-out made the element order.
@@ -408,8 +331,6 @@ class MapNode(CompositeNode):
             return present[0]
         if self.reducer == "last":
             return present[-1]
-        from magnus.tasks import import_function
-
         try:
             return import_function(self.reducer)(values)
         except Exception as exc:
@@ -431,12 +352,10 @@ class DagNode(CompositeNode):
         cls,
         definition: dict[str, Any],
         internal_name: str,
-        plugins: MagnusPlugins,
+        builder: GraphBuilder,
         problems: list[str],
         from_dump: bool,
     ) -> dict[str, Any]:
-        from magnus.graph import build_included_graph
-
         raw = definition.pop("branch", None) if from_dump else None
         if raw is None:
             path = definition.get("dag_definition")
@@ -445,9 +364,9 @@ class DagNode(CompositeNode):
             if not isinstance(path, str) or not path.endswith((".yaml", ".yml")):
                 problems.append("'dag_definition' must name a pipeline file ending in .yaml")
                 return {}
-            graph = build_included_graph(path, plugins, f"{internal_name}.dag", problems)
+            graph = builder.included(path, f"{internal_name}.dag", problems)
         else:
-            graph = cls._build_branch(raw, f"{internal_name}.dag", plugins, problems, from_dump)
+            graph = builder.branch(raw, f"{internal_name}.dag", problems, from_dump)
         return {"branch": graph} if graph is not None else {}
 
     def definition(self) -> dict[str, Any]:
@@ -461,34 +380,33 @@ class DagNode(CompositeNode):
     def branch_graph(self, key: str) -> Graph:
         return self.branch
 
-    def branch_runs(
-        self, context: RunContext, map_variables: dict[str, Any], step_log: StepLog
-    ) -> list[BranchRun]:
-        name = resolve(self.branch.internal_branch_name, map_variables)
-        return [BranchRun(self.branch, name, map_variables)]
-
-    def _graphs(self) -> list[Graph]:
+    def branch_graphs(self) -> list[Graph]:
         return [self.branch]
 
 
-def _missing_summary(missing: list[str], expected: int) -> str:
-    names = ", ".join(missing[:5]) + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
-    return (
-        f"{len(missing)} of {expected} branches have no branch log ({names}): the fan-out did "
-        "not complete or their records were lost"
-    )
+def composite_steps(graph: Graph) -> Iterator[tuple[CompositeNode, dict[str, str]]]:
+    """Every composite step at any depth, with the maps around it (``iterate_as`` -> map name)."""
+    stack: list[tuple[Graph, dict[str, str]]] = [(graph, {})]
+    while stack:
+        current, outer = stack.pop()
+        for node in current.nodes.values():
+            if not isinstance(node, CompositeNode):
+                continue
+            yield node, outer
+            inner = (
+                {**outer, node.iterate_as: node.internal_name}
+                if isinstance(node, MapNode)
+                else outer
+            )
+            stack.extend((branch, inner) for branch in node.branch_graphs() if branch is not None)
 
 
-def _failure_summary(failed: list[BranchLog]) -> str:
-    parts = []
-    for branch in failed[:5]:
-        state = "did not finish" if branch.status == PROCESSING else branch.status
-        detail = f": {branch.message}" if branch.message else ""
-        parts.append(f"branch {branch.internal_name} {state}{detail}")
-    more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
-    return "; ".join(parts) + more
-
-
-COMPOSITE_TYPES: dict[str, type[CompositeNode]] = {
-    node.node_type: node for node in (ParallelNode, MapNode, DagNode)
-}
+def enclosing_maps(graph: Graph, internal_name: str) -> list[MapNode]:
+    """The map steps around a step, outermost first."""
+    parts = internal_name.split(".")
+    found: list[MapNode] = []
+    for end in range(1, len(parts) - 1, 2):
+        _, node = find_node(graph, ".".join(parts[:end]))
+        if isinstance(node, MapNode):
+            found.append(node)
+    return found

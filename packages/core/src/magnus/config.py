@@ -15,31 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model
 
 from magnus.exceptions import ConfigurationError
-from magnus.services import describe_validation_error
+from magnus.services import SERVICE_ROLES, SERVICE_TYPES, describe_validation_error
+from magnus.yaml_reader import read_yaml
 
 CONFIGURATION_FILE_ENV = "MAGNUS_CONFIGURATION_FILE"
 VARIABLE_PREFIX = "MAGNUS_VAR_"
 PROJECT_DEFAULTS_FILE = "magnus-config.yaml"
-
-#: the configuration-file key of each service, and the ``service_type`` it holds
-SERVICE_KEYS: dict[str, str] = {
-    "executor": "executor",
-    "run_log_store": "run_log_store",
-    "catalog": "catalog",
-    "secrets": "secrets",
-    "experiment_tracker": "experiment_tracker",
-}
-
-BUILT_IN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "executor": {"type": "local"},
-    "run_log_store": {"type": "chunked-fs"},
-    "catalog": {"type": "file-system"},
-    "secrets": {"type": "do-nothing"},
-    "experiment_tracker": {"type": "do-nothing"},
-}
 
 
 class ServiceBlock(BaseModel):
@@ -58,16 +42,13 @@ class ServiceBlock(BaseModel):
         return self._source
 
 
-class ConfigurationFile(BaseModel):
-    """A configuration file: up to five service blocks."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    executor: ServiceBlock | None = None
-    run_log_store: ServiceBlock | None = None
-    catalog: ServiceBlock | None = None
-    secrets: ServiceBlock | None = None
-    experiment_tracker: ServiceBlock | None = None
+#: A configuration file: up to five service blocks, one per service role.
+ConfigurationFile = create_model(
+    "ConfigurationFile",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="A configuration file: up to five service blocks.",
+    **{key: (ServiceBlock | None, None) for key in SERVICE_TYPES},  # type: ignore[call-overload]
+)
 
 
 def _parse(document: Any, source: str) -> ConfigurationFile:
@@ -88,14 +69,10 @@ def _parse(document: Any, source: str) -> ConfigurationFile:
 
 def load_configuration_file(path: str | Path) -> ConfigurationFile:
     """Read and check one configuration file."""
-    from magnus.yaml_reader import read_yaml
-
     return _parse(read_yaml(path, "configuration file"), str(path))
 
 
 def _project_defaults(workdir: Path) -> ConfigurationFile:
-    from magnus.yaml_reader import read_yaml
-
     path = workdir / PROJECT_DEFAULTS_FILE
     if not path.is_file():
         return ConfigurationFile()
@@ -121,7 +98,8 @@ def resolve_services(
     project_file = Path(workdir) / PROJECT_DEFAULTS_FILE
     project = _project_defaults(Path(workdir))
     resolved = {}
-    for key in SERVICE_KEYS:
+    for role in SERVICE_ROLES:
+        key = role.key
         block = getattr(chosen, key, None) if chosen else None
         if block is not None:
             block._source = str(configuration_file)
@@ -130,7 +108,7 @@ def resolve_services(
             if block is not None:
                 block._source = f"{project_file} (defaults)"
             else:
-                block = ServiceBlock(**BUILT_IN_DEFAULTS[key])
+                block = ServiceBlock(type=role.default)
         resolved[key] = block
     return resolved
 

@@ -10,11 +10,13 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from magnus.hookspecs import hookimpl
+from magnus import entrypoints
+from magnus.markers import hookimpl
 from magnus.runlog.models import SUCCESS, parse_time
 
 if TYPE_CHECKING:
     from magnus.context import RunContext
+    from magnus.entrypoints import PreparedRun
     from magnus.nodes import BaseNode
     from magnus.runlog.models import RunLog, StepLog
 
@@ -177,6 +179,22 @@ def execution_log_location(step_log: StepLog) -> str:
     if "://" in where:
         return f"{where.rstrip('/')}/{relative}"
     return f"cat {shlex.quote(os.path.join(where, relative))}"
+
+
+def run_with_reporter(run: PreparedRun, summary: bool = True) -> RunLog | None:
+    """Execute a prepared run with a line per step on the terminal, then (``summary``) the end.
+
+    What the command line and the SDK both do; ``None`` for a run rendered for an orchestrator
+    (the executor said where).
+    """
+    run.plugins.register(ConsoleReporter(), REPORTER_NAME)
+    try:
+        run_log = entrypoints.execute(run)
+    finally:
+        run.plugins.unregister(REPORTER_NAME)
+    if run_log is not None and summary:
+        print_summary(run_log, run.context)
+    return run_log
 
 
 def print_summary(run_log: RunLog, context: RunContext) -> None:

@@ -1,4 +1,8 @@
-"""The run context: the services and identifiers of the run this process works on.
+"""The run context: the services and state of the run this process works on.
+
+It holds no executor and no plugin manager: the composition root (``magnus.entrypoints``) keeps
+those, and hands the engine what it needs. Observers are told through the typed relay the
+context carries.
 
 The interaction API (``get_parameter``, ``put_in_catalog``, ...) reads the current run and step
 from context variables, not globals, so nothing leaks between runs in one process.
@@ -10,14 +14,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from magnus.building import NodeKinds
 from magnus.exceptions import NoRunContextError
+from magnus.observers import Observers
+from magnus.services import SERVICE_ROLES
 
 if TYPE_CHECKING:
     from magnus.catalog import BaseCatalog
-    from magnus.executors.base import BaseExecutor
     from magnus.graph import Graph
     from magnus.nodes import BaseNode
-    from magnus.plugins import MagnusPlugins
     from magnus.runlog.base import BaseRunLogStore
     from magnus.runlog.models import CodeIdentity, StepLog
     from magnus.secrets import BaseSecrets
@@ -28,13 +33,19 @@ if TYPE_CHECKING:
 class RunContext:
     """Everything a process needs to run steps of one run."""
 
-    executor: BaseExecutor
     run_log_store: BaseRunLogStore
     catalog: BaseCatalog
     secrets: BaseSecrets
     experiment_tracker: BaseExperimentTracker
-    plugins: MagnusPlugins
+    #: tells the observer plugins what happens (``context.observers.before_step(...)``)
+    observers: Observers[RunContext]
     run_id: str
+    #: the node kinds and task types installed: what this run's graphs are built with
+    kinds: NodeKinds = field(default_factory=NodeKinds)
+    #: whether every step runs in the process that traverses (not so under enable_parallel)
+    runs_in_one_process: bool = True
+    #: the executor's configuration, as ``run_config.executor`` records it
+    executor_record: dict[str, Any] = field(default_factory=dict)
     tag: str = ""
     pipeline_file: str = ""
     parameters_file: str = ""
@@ -60,12 +71,14 @@ class RunContext:
 
     def run_config(self) -> dict[str, Any]:
         """What the run log records as ``run_config``: never a secret value."""
+        services = {
+            role.recorded_as: getattr(self, role.key).record()
+            for role in SERVICE_ROLES
+            if role.key != "executor"
+        }
         return {
-            "executor": self.executor.record(),
-            "run_log_store": self.run_log_store.record(),
-            "secrets_handler": self.secrets.record(),
-            "catalog_handler": self.catalog.record(),
-            "experiment_tracker": self.experiment_tracker.record(),
+            "executor": dict(self.executor_record),
+            **services,
             "pipeline_file": self.pipeline_file,
             "parameters_file": self.parameters_file,
             "configuration_file": self.configuration_file,

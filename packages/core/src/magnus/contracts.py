@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from magnus.exceptions import PluginError
+from magnus.services import BaseService
 
 _GUARDED = "__magnus_contract_guarded__"
 _CORE_PACKAGE = "magnus"
@@ -27,8 +28,6 @@ _CORE_PACKAGE = "magnus"
 
 def contract_of(cls: type) -> type | None:
     """The service family's base class ``cls`` implements (the one that sets ``service_type``)."""
-    from magnus.services import BaseService
-
     for klass in reversed(cls.__mro__):
         if (
             klass is not BaseService

@@ -1,4 +1,4 @@
-"""Every hook a magnus plugin can implement.
+"""Every hook a magnus plugin can implement, in three families.
 
 A plugin is a module (or object) with functions decorated ``@magnus.hookimpl`` whose names match
 the specifications below, registered through the ``magnus`` entry-point group::
@@ -6,26 +6,34 @@ the specifications below, registered through the ``magnus`` entry-point group::
     [project.entry-points.magnus]
     my_catalog = "my_package.plugin"
 
-There are three families, kept apart:
+An implementation whose name matches no specification (a misspelled hook) is an error when the
+plugin is loaded. The families are kept apart, each a class of specifications:
 
-**Providers** contribute classes. Each returns a list of service classes; the configuration's
-``type`` picks one by its ``service_name``, never hook order. Two classes claiming the same name in
-the same family is an error naming both distributions. magnus' own services are registered through
-these same hooks.
+**Providers** (``ProviderSpecs``) contribute classes. Each returns a list of classes; the
+configuration's ``type`` (a node's ``type``, a task's ``command_type``) picks one by its name,
+never hook order. Two classes claiming the same name in the same family is an error naming both
+distributions. magnus' own classes are registered through these same hooks.
 
-**Observers** watch a run (Kedro's lifecycle hooks are the model). Every implementation is called;
-none can stop another; none is ``firstresult``. An observer that raises is reported as a warning and
-never changes the run's outcome.
+**Observers** (``ObserverSpecs``) watch a run (Kedro's lifecycle hooks are the model). Every
+implementation is called; none can stop another; none is ``firstresult``. An observer that raises
+is reported as a warning and never changes the run's outcome.
 
-**Integrations** decide whether an executor can work with a service, and adapt the service to it
-(for example rewriting a folder to a mount point inside a container).
+**Integrations** (``IntegrationSpecs``) decide whether an executor can work with a service, and
+adapt the service to it (for example rewriting a folder to a mount point inside a container).
+
+The lists the rest of magnus works from (``PROVIDERS``, ``OBSERVER_HOOKS``, ...) are derived from
+these classes, so a new hook is declared in one place.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import pluggy
+# ``hookimpl`` is re-exported: plugins written against ``magnus.hookspecs.hookimpl`` keep working.
+from magnus.markers import PROJECT_NAME, hookimpl, hookspec
 
 if TYPE_CHECKING:
     from magnus.catalog import BaseCatalog
@@ -41,60 +49,106 @@ if TYPE_CHECKING:
     from magnus.tasks import BaseTaskType
     from magnus.tracking import BaseExperimentTracker
 
-PROJECT_NAME = "magnus"
+__all__ = [
+    "INTEGRATION_HOOKS",
+    "OBSERVER_HOOKS",
+    "PROJECT_NAME",
+    "PROVIDERS",
+    "PROVIDER_HOOKS",
+    "SPEC_FAMILIES",
+    "IntegrationSpecs",
+    "ObserverSpecs",
+    "Provider",
+    "ProviderSpecs",
+    "arguments",
+    "hookimpl",
+    "hookspec",
+    "specs",
+]
 
-hookspec = pluggy.HookspecMarker(PROJECT_NAME)
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+_Spec = TypeVar("_Spec", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Provider:
+    """What one provider hook contributes: a family of classes, each named by an attribute."""
+
+    #: the family's key (``catalog``, ``task_type``, ``node_type``, ...)
+    family: str
+    #: the hook that returns the family's classes
+    hook: str
+    #: the class attribute holding the name users select a class by
+    named_by: str
+
+
+def provides(family: str, named_by: str = "service_name") -> Callable[[_Spec], _Spec]:
+    """Mark a provider specification with the family it fills and how its classes are named."""
+
+    def mark(spec: _Spec) -> _Spec:
+        spec.magnus_provides = Provider(family, spec.__name__, named_by)  # type: ignore[attr-defined]
+        return hookspec(spec)
+
+    return mark
 
 
 # --------------------------------------------------------------------------------------------
-# Providers: contribute classes, chosen by ``type`` in the configuration.
+# Providers: contribute classes, chosen by name in the configuration or the pipeline.
 # --------------------------------------------------------------------------------------------
 
 
-@hookspec
-def register_executors() -> list[type[BaseExecutor]]:  # type: ignore[empty-body]
-    """Return executor classes (``service_type = "executor"``).
+class ProviderSpecs:
+    """Hooks that contribute classes; each returns a list of them."""
 
-    An executor traverses a pipeline in this process (like ``local``) or renders it for an
-    orchestrator that calls magnus back once per step (like ``argo``).
-    """
+    @provides("executor")
+    def register_executors(self) -> list[type[BaseExecutor]]:  # type: ignore[empty-body]
+        """Return executor classes (``service_type = "executor"``).
 
+        An executor traverses a pipeline in this process (like ``local``) or renders it for an
+        orchestrator that calls magnus back once per step (like ``argo``).
+        """
 
-@hookspec
-def register_run_log_stores() -> list[type[BaseRunLogStore]]:  # type: ignore[empty-body]
-    """Return run-log store classes (``service_type = "run_log_store"``).
+    @provides("run_log_store")
+    def register_run_log_stores(self) -> list[type[BaseRunLogStore]]:  # type: ignore[empty-body]
+        """Return run-log store classes (``service_type = "run_log_store"``).
 
-    A store must pass ``magnus.testing.RunLogStoreContract``.
-    """
+        A store must pass ``magnus.testing.RunLogStoreContract``.
+        """
 
+    @provides("catalog")
+    def register_catalogs(self) -> list[type[BaseCatalog]]:  # type: ignore[empty-body]
+        """Return catalog classes (``service_type = "catalog"``).
 
-@hookspec
-def register_catalogs() -> list[type[BaseCatalog]]:  # type: ignore[empty-body]
-    """Return catalog classes (``service_type = "catalog"``).
+        A catalog must pass ``magnus.testing.CatalogContract``.
+        """
 
-    A catalog must pass ``magnus.testing.CatalogContract``.
-    """
+    @provides("secrets")
+    def register_secrets(self) -> list[type[BaseSecrets]]:  # type: ignore[empty-body]
+        """Return secrets-provider classes (``service_type = "secrets"``)."""
 
+    @provides("experiment_tracker")
+    def register_experiment_trackers(  # type: ignore[empty-body]
+        self,
+    ) -> list[type[BaseExperimentTracker]]:
+        """Return experiment-tracker classes (``service_type = "experiment_tracker"``)."""
 
-@hookspec
-def register_secrets() -> list[type[BaseSecrets]]:  # type: ignore[empty-body]
-    """Return secrets-provider classes (``service_type = "secrets"``)."""
+    @provides("task_type")
+    def register_task_types(self) -> list[type[BaseTaskType]]:  # type: ignore[empty-body]
+        """Return task-type classes, chosen by a task step's ``command_type`` (python, shell)."""
 
+    @provides("object_serializer")
+    def register_object_serializers(  # type: ignore[empty-body]
+        self,
+    ) -> list[type[BaseObjectSerializer]]:
+        """Return serializers for ``put_object``/``get_object`` (``magnus.objects``), by name."""
 
-@hookspec
-def register_experiment_trackers() -> list[type[BaseExperimentTracker]]:  # type: ignore[empty-body]
-    """Return experiment-tracker classes (``service_type = "experiment_tracker"``)."""
+    @provides("node_type", named_by="node_type")
+    def register_node_types(self) -> list[type[BaseNode]]:  # type: ignore[empty-body]
+        """Return node kinds, chosen by a step's ``type`` in a pipeline.
 
-
-@hookspec
-def register_object_serializers() -> list[type[BaseObjectSerializer]]:  # type: ignore[empty-body]
-    """Return serializers for ``put_object``/``get_object`` (``magnus.objects``), by name."""
-
-
-@hookspec
-def register_task_types() -> list[type[BaseTaskType]]:  # type: ignore[empty-body]
-    """Return task-type classes, chosen by a task step's ``command_type`` (python, shell, ...)."""
+        magnus' own (task, stub, parallel, map, dag, success, fail) register here like any
+        third party's. Each class carries its name in ``node_type``; two classes with the same
+        name are an error naming both distributions.
+        """
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,70 +156,69 @@ def register_task_types() -> list[type[BaseTaskType]]:  # type: ignore[empty-bod
 # --------------------------------------------------------------------------------------------
 
 
-@hookspec
-def before_run(run_log: RunLog, context: RunContext) -> None:
-    """Called once the run log of a new run exists, before the first step.
+class ObserverSpecs:
+    """Hooks that watch a run; ``magnus.observers.Observers`` calls them, isolating each."""
 
-    Called in the process that starts the run: ``magnus execute``, or, in an orchestrated run
-    (a process per step), the first step's process, before the orchestrator starts any other.
+    @hookspec
+    def before_run(self, run_log: RunLog, context: RunContext) -> None:
+        """Called once the run log of a new run exists, before the first step.
 
-    Args:
-        run_log: the run-level record (status PROCESSING; steps not yet run).
-        context: the run's services, identifiers and pipeline graph.
-    """
+        Called in the process that starts the run: ``magnus execute``, or, in an orchestrated run
+        (a process per step), the first step's process, before the orchestrator starts any other.
 
+        Args:
+            run_log: the run-level record (status PROCESSING; steps not yet run).
+            context: the run's services, identifiers and pipeline graph.
+        """
 
-@hookspec
-def after_run(run_log: RunLog, context: RunContext) -> None:
-    """Called when the top-level traversal ends, whatever the run's status.
+    @hookspec
+    def after_run(self, run_log: RunLog, context: RunContext) -> None:
+        """Called when the top-level traversal ends, whatever the run's status.
 
-    Also called when the run is stopped before its end (SIGINT, SIGTERM, magnus itself failed):
-    the run has then been ended FAIL, what it had open closed FAIL, and ``run_log.message``
-    says why (``interrupted by SIGINT``, ``magnus stopped: ...``). Only if even that could not
-    be written (a broken run-log store) is the status still PROCESSING. In an orchestrated run
-    it is called by the process that runs the pipeline's own success or fail step.
+        Also called when the run is stopped before its end (SIGINT, SIGTERM, magnus itself failed):
+        the run has then been ended FAIL, what it had open closed FAIL, and ``run_log.message``
+        says why (``interrupted by SIGINT``, ``magnus stopped: ...``). Only if even that could not
+        be written (a broken run-log store) is the status still PROCESSING. In an orchestrated run
+        it is called by the process that runs the pipeline's own success or fail step.
 
-    Args:
-        run_log: the complete run log, status SUCCESS or FAIL (PROCESSING if it could not
-            be ended).
-        context: the run's services, identifiers and pipeline graph.
-    """
+        Args:
+            run_log: the complete run log, status SUCCESS or FAIL (PROCESSING if it could not
+                be ended).
+            context: the run's services, identifiers and pipeline graph.
+        """
 
+    @hookspec
+    def before_step(self, step_log: StepLog, node: BaseNode, context: RunContext) -> None:
+        """Called before a leaf step runs (once per step, before its first attempt).
 
-@hookspec
-def before_step(step_log: StepLog, node: BaseNode, context: RunContext) -> None:
-    """Called before a leaf step runs (once per step, before its first attempt).
+        Args:
+            step_log: the step's log, status PROCESSING, no attempts yet.
+            node: the step's definition (``node.internal_name``, ``node.node_type``, ...).
+            context: the run's services, identifiers and pipeline graph.
+        """
 
-    Args:
-        step_log: the step's log, status PROCESSING, no attempts yet.
-        node: the step's definition (``node.internal_name``, ``node.node_type``, ...).
-        context: the run's services, identifiers and pipeline graph.
-    """
+    @hookspec
+    def after_step(self, step_log: StepLog, node: BaseNode, context: RunContext) -> None:
+        """Called after a leaf step has finished all its attempts, before its log is stored.
 
+        Args:
+            step_log: the step's log with every attempt, status SUCCESS or FAIL.
+            node: the step's definition.
+            context: the run's services, identifiers and pipeline graph.
+        """
 
-@hookspec
-def after_step(step_log: StepLog, node: BaseNode, context: RunContext) -> None:
-    """Called after a leaf step has finished all its attempts, before its log is stored.
+    @hookspec
+    def on_step_error(
+        self, step_log: StepLog, node: BaseNode, error: BaseException, context: RunContext
+    ) -> None:
+        """Called each time an attempt of a leaf step fails (so up to ``max_attempts`` times).
 
-    Args:
-        step_log: the step's log with every attempt, status SUCCESS or FAIL.
-        node: the step's definition.
-        context: the run's services, identifiers and pipeline graph.
-    """
-
-
-@hookspec
-def on_step_error(
-    step_log: StepLog, node: BaseNode, error: BaseException, context: RunContext
-) -> None:
-    """Called each time an attempt of a leaf step fails (so up to ``max_attempts`` times).
-
-    Args:
-        step_log: the step's log, including the failed attempt.
-        node: the step's definition.
-        error: what went wrong: the exception raised by the task or by magnus around it.
-        context: the run's services, identifiers and pipeline graph.
-    """
+        Args:
+            step_log: the step's log, including the failed attempt.
+            node: the step's definition.
+            error: what went wrong: the exception raised by the task or by magnus around it.
+            context: the run's services, identifiers and pipeline graph.
+        """
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,37 +226,54 @@ def on_step_error(
 # --------------------------------------------------------------------------------------------
 
 
-@hookspec
-def check_compatibility(executor: BaseExecutor, service: BaseService) -> list[Problem] | None:
-    """Return the problems of running ``service`` under ``executor``.
+class IntegrationSpecs:
+    """Hooks that fit services to an executor."""
 
-    A problem of level ``error`` stops the run (and fails ``magnus validate``); a ``warning`` is
-    shown to the user. Return ``None`` or ``[]`` when the combination is fine or not yours.
-    """
+    @hookspec
+    def check_compatibility(
+        self, executor: BaseExecutor, service: BaseService
+    ) -> list[Problem] | None:
+        """Return the problems of running ``service`` under ``executor``.
+
+        A problem of level ``error`` stops the run (and fails ``magnus validate``); a ``warning``
+        is shown to the user. Return ``None`` or ``[]`` when the combination is fine or not yours.
+        """
+
+    @hookspec
+    def configure_for_traversal(self, executor: BaseExecutor, service: BaseService) -> None:
+        """Adapt ``service`` (or ``executor``) where the pipeline is traversed or rendered.
+
+        Called once per service before traversal, after every compatibility check passed.
+        """
+
+    @hookspec
+    def configure_for_execution(self, executor: BaseExecutor, service: BaseService) -> None:
+        """Adapt ``service`` where a step executes (for example inside a container or a pod).
+
+        Called once per service in every process that executes steps, before the first of them.
+        """
 
 
-@hookspec
-def configure_for_traversal(executor: BaseExecutor, service: BaseService) -> None:
-    """Adapt ``service`` (or ``executor``) where the pipeline is traversed or rendered.
-
-    Called once per service before traversal, after every compatibility check passed.
-    """
+SPEC_FAMILIES: tuple[type, ...] = (ProviderSpecs, ObserverSpecs, IntegrationSpecs)
 
 
-@hookspec
-def configure_for_execution(executor: BaseExecutor, service: BaseService) -> None:
-    """Adapt ``service`` where a step executes (for example inside a container or a pod).
-
-    Called once per service in every process that executes steps, before the first of them.
-    """
+def specs(family: type) -> dict[str, Callable[..., Any]]:
+    """``{hook name: specification}`` of one family, in the order they are declared."""
+    marker = f"{PROJECT_NAME}_spec"
+    return {name: spec for name, spec in vars(family).items() if hasattr(spec, marker)}
 
 
-PROVIDER_HOOKS: dict[str, str] = {
-    "executor": "register_executors",
-    "run_log_store": "register_run_log_stores",
-    "catalog": "register_catalogs",
-    "secrets": "register_secrets",
-    "experiment_tracker": "register_experiment_trackers",
-    "task_type": "register_task_types",
-    "object_serializer": "register_object_serializers",
+def arguments(spec: Callable[..., Any]) -> list[str]:
+    """The argument names a hook passes to its implementations (without ``self``)."""
+    return [name for name in inspect.signature(spec).parameters if name != "self"]
+
+
+#: every provider family by its key, with its hook and naming attribute
+PROVIDERS: dict[str, Provider] = {
+    spec.magnus_provides.family: spec.magnus_provides  # type: ignore[attr-defined]
+    for spec in specs(ProviderSpecs).values()
 }
+#: ``{family: provider hook name}``
+PROVIDER_HOOKS: dict[str, str] = {family: p.hook for family, p in PROVIDERS.items()}
+OBSERVER_HOOKS: tuple[str, ...] = tuple(specs(ObserverSpecs))
+INTEGRATION_HOOKS: tuple[str, ...] = tuple(specs(IntegrationSpecs))

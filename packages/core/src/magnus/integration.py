@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from magnus.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
+    from pluggy import HookRelay
+
     from magnus.executors.base import BaseExecutor
-    from magnus.plugins import MagnusPlugins
     from magnus.services import BaseService
 
 logger = logging.getLogger(__name__)
@@ -36,8 +37,15 @@ class Problem:
         return cls("warning", message)
 
 
+class HasHooks(Protocol):
+    """What asking the plugins takes: their hook relay (the plugin manager has one)."""
+
+    @property
+    def hook(self) -> HookRelay: ...
+
+
 def collect_problems(
-    plugins: MagnusPlugins, executor: BaseExecutor, services: list[BaseService]
+    plugins: HasHooks, executor: BaseExecutor, services: list[BaseService]
 ) -> list[Problem]:
     """Every problem every plugin reports for the executor with each service."""
     problems: list[Problem] = []

@@ -95,7 +95,10 @@ def get_from_catalog(name: str, destination_folder: str | None = None) -> None:
 
 
 def _serializer(name: str) -> Any:
-    return require_run().plugins.service_class("object_serializer", name)()
+    from magnus.plugins import get_plugins  # the face loads the plugin manager when used
+
+    require_run()
+    return get_plugins().service_class("object_serializer", name)()
 
 
 def put_object(data: Any, name: str, serializer: str = "pickle") -> None:

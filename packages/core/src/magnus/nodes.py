@@ -1,22 +1,23 @@
-"""Step kinds: task, stub, success, fail.
+"""Step kinds: task, stub, success, fail -- and what every kind of step has in common.
 
 A node is a pydantic model built from one entry of a graph's ``steps``. ``dump()`` gives the
 definition back with the computed names, in the shape ``run_config.dag`` records, so a graph can
-be rebuilt from a run log alone (``graph.graph_from_dump``).
+be rebuilt from a run log alone (``magnus.building.graph_from_dump``).
+
+Node kinds are plugins: magnus' own register through the ``register_node_types`` hook like a
+third party's. A kind builds itself from its definition with :meth:`BaseNode.from_definition`;
+what it needs from outside (the task types installed, its branches built as graphs) it asks the
+:class:`GraphBuilder` it is given, so nothing here knows the plugin manager.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from magnus.exceptions import ConfigurationError
 from magnus.services import describe_validation_error
 from magnus.tasks import BaseTaskType
-
-if TYPE_CHECKING:
-    from magnus.plugins import MagnusPlugins
 
 #: fields ``dump()`` adds that a definition must not carry (stripped when rebuilding from a dump)
 COMPUTED_FIELDS = ("name", "internal_name", "internal_branch_name", "is_composite")
@@ -28,6 +29,24 @@ class NodeDefinitionError(Exception):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("; ".join(problems))
+
+
+class GraphBuilder(Protocol):
+    """What a node kind may ask of whoever builds the graph (``magnus.building``)."""
+
+    def task_type(self, command_type: str) -> type[BaseTaskType]:
+        """The task type of ``command_type``; ``NodeDefinitionError`` naming the known ones."""
+        ...
+
+    def branch(
+        self, definition: Any, internal_branch_name: str, problems: list[str], from_dump: bool
+    ) -> Any:
+        """The graph of a branch (``None`` when it has problems, added to ``problems``)."""
+        ...
+
+    def included(self, path: str, internal_branch_name: str, problems: list[str]) -> Any:
+        """The graph of the pipeline file at ``path`` as a branch (``None`` on problems)."""
+        ...
 
 
 class CatalogSettings(BaseModel):
@@ -73,12 +92,13 @@ class BaseNode(BaseModel):
         name: str,
         definition: dict[str, Any],
         internal_branch_name: str,
-        plugins: MagnusPlugins,
+        builder: GraphBuilder,
         from_dump: bool = False,
     ) -> BaseNode:
         """Build the node from its ``steps`` entry (``type`` already removed).
 
         ``from_dump``: the entry comes from ``run_config.dag`` rather than a pipeline file.
+        Problems are raised as one ``NodeDefinitionError`` listing them all.
         """
         fields = {
             **definition,
@@ -101,23 +121,41 @@ def _problems(exc: ValidationError) -> list[str]:
     return describe_validation_error(exc, "").splitlines()
 
 
-class ExecutableNode(BaseNode):
-    """A step that runs and then moves on: task and stub (and composites, later)."""
+class RoutedNode(BaseNode):
+    """A step that leads on: to ``next`` when it succeeds, to ``on_failure`` when it fails."""
 
     next_node: str = Field(alias="next")
     on_failure: str = ""
     overrides: dict[str, str] = Field(default_factory=dict)
-    catalog: CatalogSettings | None = None
-    max_attempts: int = Field(default=1, ge=1)
 
     def definition(self) -> dict[str, Any]:
         return {
             "next": self.next_node,
             "on_failure": self.on_failure,
             "overrides": dict(self.overrides),
+        }
+
+
+class ExecutableNode(RoutedNode):
+    """A leaf step that runs and then moves on: task and stub."""
+
+    catalog: CatalogSettings | None = None
+    max_attempts: int = Field(default=1, ge=1)
+
+    def definition(self) -> dict[str, Any]:
+        return {
+            **super().definition(),
             "catalog": self.catalog.model_dump() if self.catalog else None,
             "max_attempts": self.max_attempts,
         }
+
+    def task(self) -> BaseTaskType | None:
+        """What each attempt of the step runs (``None``: nothing, it succeeds at once).
+
+        The leaf wrapper does the rest -- parameters, catalog, retries, the record -- so a new
+        kind of leaf step only says what it runs.
+        """
+        return None
 
 
 class TaskNode(ExecutableNode):
@@ -135,24 +173,21 @@ class TaskNode(ExecutableNode):
             **self.executable.model_dump(mode="json"),
         }
 
+    def task(self) -> BaseTaskType:
+        return self.executable
+
     @classmethod
     def from_definition(
         cls,
         name: str,
         definition: dict[str, Any],
         internal_branch_name: str,
-        plugins: MagnusPlugins,
+        builder: GraphBuilder,
         from_dump: bool = False,
     ) -> BaseNode:
         definition = dict(definition)
         command_type = definition.pop("command_type", "python")
-        try:
-            task_cls = plugins.service_class("task_type", str(command_type))
-        except ConfigurationError:
-            known = ", ".join(sorted(plugins.services("task_type")))
-            raise NodeDefinitionError(
-                [f"unknown command_type {command_type!r} (known: {known})"]
-            ) from None
+        task_cls = builder.task_type(str(command_type))
         node_keys = {f.alias or n for n, f in cls.model_fields.items()} | set(cls.model_fields)
         task_part = {k: v for k, v in definition.items() if k not in node_keys}
         node_part = {k: v for k, v in definition.items() if k in node_keys}
@@ -173,7 +208,7 @@ class TaskNode(ExecutableNode):
             name,
             {**node_part, "command_type": command_type, "executable": task},
             internal_branch_name,
-            plugins,
+            builder,
         )
 
 
@@ -200,8 +235,3 @@ class FailNode(BaseNode):
 
     node_type: ClassVar[str] = "fail"
     is_terminal: ClassVar[bool] = True
-
-
-LEAF_TYPES: dict[str, type[BaseNode]] = {
-    node.node_type: node for node in (TaskNode, StubNode, SuccessNode, FailNode)
-}

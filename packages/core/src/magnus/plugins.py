@@ -5,22 +5,30 @@ list of importable modules (``my_project.timing``), handy for a project's own pl
 distribution; child processes inherit it. ``MAGNUS_DISABLE_PLUGINS`` (comma separated)
 blocks plugins by entry-point name or distribution name; ``MAGNUS_TRACE_HOOKS=1`` logs every hook
 call at DEBUG level. magnus' own services are the plugin ``magnus.builtins``, registered through
-the same hooks as everyone else's.
+the same hooks as everyone else's. A plugin implementing a hook that no specification names (a
+misspelled hook) is refused when it is registered.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from magnus import hookspecs
+from magnus import builtins, hookspecs
+from magnus.building import NodeKinds
 from magnus.contracts import guard_service_class
 from magnus.exceptions import ConfigurationError, PluginError
+from magnus.markers import PROJECT_NAME
+from magnus.observers import Observers
+
+if TYPE_CHECKING:
+    from magnus.context import RunContext
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +69,12 @@ class MagnusPlugins:
     """The plugin manager of one process, with a typed view of the service registry."""
 
     def __init__(self, load_entry_points: bool = True) -> None:
-        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-        self.pm.add_hookspecs(hookspecs)
+        self.pm = pluggy.PluginManager(PROJECT_NAME)
+        for family in hookspecs.SPEC_FAMILIES:
+            self.pm.add_hookspecs(family)
         self._origins: dict[str, tuple[str, str]] = {}
         self.blocked: list[PluginInfo] = []
         self._registry: dict[str, dict[str, ServiceEntry]] = {}
-
-        from magnus import builtins
 
         core_version = _distribution_version("magnus-core")
         self.register(builtins, BUILTIN_NAME, "magnus-core", core_version)
@@ -78,10 +85,12 @@ class MagnusPlugins:
         if self.tracing:
             self.pm.trace.root.setwriter(lambda message: logger.debug(message.rstrip()))
             self.pm.enable_tracing()
+        #: the typed calls to the observer hooks, handed to every run's context
+        self.observers: Observers[RunContext] = Observers(self.pm.hook, trace=self.tracing)
 
     @property
-    def hook(self) -> Any:
-        """The pluggy hook relay (``plugins.hook.before_step(...)``)."""
+    def hook(self) -> pluggy.HookRelay:
+        """pluggy's hook relay (``plugins.hook.check_compatibility(...)``)."""
         return self.pm.hook
 
     def register(
@@ -94,27 +103,30 @@ class MagnusPlugins:
             raise PluginError(f"Could not register plugin {name!r}: {exc}") from None
         self._origins[name] = (distribution or name, version)
         self._registry = {}
+        self._check_hook_names()
 
-    def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call an observer hook on every plugin, isolating failures.
+    def _check_hook_names(self) -> None:
+        """Refuse a plugin implementing a hook no specification names (tox does the same).
 
-        pluggy stops at the first implementation that raises; an observer must never change a
-        run's outcome nor keep other observers from seeing it, so each is called on its own.
+        Without this check pluggy keeps such an implementation and never calls it, so a
+        misspelled ``befor_step`` would fail silently.
         """
-        caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
-            if self.tracing:
-                logger.debug("hook %s -> %s", hook_name, impl.plugin_name)
-            try:
-                impl.function(*[kwargs[name] for name in impl.argnames])
-            except Exception as exc:
-                logger.warning(
-                    "Plugin %r failed in %s: %s: %s",
-                    impl.plugin_name,
-                    hook_name,
-                    type(exc).__name__,
-                    exc,
-                )
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            name = self.pm.get_name(exc.plugin) or repr(exc.plugin)
+            unknown = sorted(
+                caller.name
+                for caller in self.pm.get_hookcallers(exc.plugin) or []
+                if not caller.has_spec()
+            )
+            distribution = self._origins.get(name, (name, ""))[0]
+            self.unregister(name)
+            raise PluginError(
+                f"Plugin {name!r} from {distribution} implements "
+                f"{', '.join(_with_suggestion(hook) for hook in unknown)}, which no magnus hook "
+                "specification names (see magnus.hookspecs)"
+            ) from None
 
     def unregister(self, name: str) -> None:
         """Remove a plugin by name (tests use it to undo what they registered)."""
@@ -165,14 +177,17 @@ class MagnusPlugins:
 
     def _build_family(self, family: str) -> dict[str, ServiceEntry]:
         entries: dict[str, ServiceEntry] = {}
-        caller = getattr(self.pm.hook, hookspecs.PROVIDER_HOOKS[family])
+        provider = hookspecs.PROVIDERS[family]
+        caller = getattr(self.pm.hook, provider.hook)
         for impl in caller.get_hookimpls():
             distribution = self._origins.get(impl.plugin_name, (impl.plugin_name, ""))[0]
             for cls in impl.function() or []:
-                name = getattr(cls, "service_name", "")
+                # Each family says which class attribute names its classes (hookspecs.provides).
+                name = getattr(cls, provider.named_by, "")
                 if not name:
                     raise PluginError(
-                        f"{distribution} registers {cls!r} as a {family} without a service_name"
+                        f"{distribution} registers {cls!r} as a {family} without a "
+                        f"{provider.named_by}"
                     )
                 if name in entries:
                     first = entries[name]
@@ -195,7 +210,7 @@ class MagnusPlugins:
     @property
     def registry(self) -> dict[str, dict[str, ServiceEntry]]:
         """Every family: ``{family: {service_name: ServiceEntry}}``."""
-        return {family: self.services(family) for family in hookspecs.PROVIDER_HOOKS}
+        return {family: self.services(family) for family in hookspecs.PROVIDERS}
 
     def service_class(self, family: str, name: str) -> type[Any]:
         """The class registered under ``name`` in ``family``, or a clear error listing choices."""
@@ -209,6 +224,13 @@ class MagnusPlugins:
                 "Is the plugin that provides it installed and not disabled?"
             ) from None
 
+    def kinds(self) -> NodeKinds:
+        """The node kinds and task types installed: what pipelines are built with."""
+        return NodeKinds(
+            node_types={name: entry.cls for name, entry in self.services("node_type").items()},
+            task_types={name: entry.cls for name, entry in self.services("task_type").items()},
+        )
+
     def infos(self) -> list[PluginInfo]:
         """Every registered plugin with its distribution, hooks and services, then blocked ones."""
         by_plugin: dict[str, dict[str, list[str]]] = {}
@@ -221,6 +243,12 @@ class MagnusPlugins:
             distribution, version = self._origins.get(name, (name, ""))
             infos.append(PluginInfo(name, distribution, version, hooks, by_plugin.get(name, {})))
         return infos + self.blocked
+
+
+def _with_suggestion(hook: str) -> str:
+    known = [name for family in hookspecs.SPEC_FAMILIES for name in hookspecs.specs(family)]
+    close = difflib.get_close_matches(hook, known, n=1)
+    return f"{hook!r} (did you mean {close[0]!r}?)" if close else repr(hook)
 
 
 def _distribution_version(name: str) -> str:

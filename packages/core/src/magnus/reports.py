@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from magnus.hookspecs import PROVIDER_HOOKS
 from magnus.owner import describe_owner, owner_gone
 from magnus.runlog.models import PROCESSING, UNREADABLE, parse_time
 
@@ -209,6 +210,7 @@ def render_plugins(infos: list[PluginInfo]) -> None:
             info.distribution,
             info.version,
             services,
-            ", ".join(h for h in info.hooks if not h.startswith("register_")),
+            # What a plugin provides shows under services; its other hooks are listed here.
+            ", ".join(h for h in info.hooks if h not in PROVIDER_HOOKS.values()),
         )
     _console().print(table)

@@ -19,16 +19,18 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from magnus import scopes
+from magnus.building import NodeKinds, graph_from_dump
+from magnus.context import RunContext
 from magnus.exceptions import MagnusError, RunLogNotFoundError, StepLogNotFoundError
-from magnus.runlog.models import SUCCESS, StepLog
-
-if TYPE_CHECKING:
-    from magnus.context import RunContext
-    from magnus.graph import Graph
-    from magnus.nodes import BaseNode
+from magnus.executors.leaf import record_instant_success
+from magnus.graph import Graph, find_node
+from magnus.internal_names import resolve
+from magnus.nodes import BaseNode
+from magnus.runlog.base import BaseRunLogStore
+from magnus.runlog.models import SUCCESS, RunLog, StepLog
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +48,12 @@ class OriginalRunMissingError(MagnusError):
 
 @dataclass
 class Original:
-    """What this process knows of the run being re-run."""
+    """What is known of the run being re-run: read once, when the re-run is prepared."""
 
     run_id: str
+    #: its run-level fields and parameters (not its steps: those are read one by one)
+    run_log: RunLog
+    #: its recorded graph (``None`` if it cannot be rebuilt: then nothing is compared)
     graph: Graph | None = None
     node_hashes: dict[str, str] = field(default_factory=dict)
 
@@ -59,41 +64,33 @@ def node_hash(node: BaseNode) -> str:
     return hashlib.sha1(canonical.encode("utf-8")).hexdigest()
 
 
-def load_original(context: RunContext) -> Original:
-    """The original run's recorded graph, loaded once per process."""
-    if context.original is not None:
-        return context.original
-    from magnus.graph import graph_from_dump
-
-    original = Original(context.original_run_id)
+def load_original(store: BaseRunLogStore, run_id: str, kinds: NodeKinds) -> Original:
+    """The run to re-run, read once; a clear error when it is not in this store."""
     try:
-        dag = context.run_log_store.get_run_config(context.original_run_id).get("dag")
-        if dag:
-            original.graph = graph_from_dump(dag, context.plugins)
-    except MagnusError as exc:  # a graph we cannot rebuild only means we cannot compare
-        logger.warning("Cannot compare with the graph of run %s: %s", context.original_run_id, exc)
-    context.original = original
+        run_log = store.get_run_log_by_id(run_id, full=False)
+    except RunLogNotFoundError:
+        raise OriginalRunMissingError(run_id, store.location(run_id)) from None
+    original = Original(run_id, run_log)
+    dag = run_log.run_config.get("dag")
+    if dag:
+        try:
+            original.graph = graph_from_dump(dag, kinds)
+        except MagnusError as exc:  # a graph we cannot rebuild only means we cannot compare
+            logger.warning("Cannot compare with the graph of run %s: %s", run_id, exc)
     return original
 
 
-def require_original(context: RunContext) -> Any:
-    """The original run log (run-level); a clear error when it is not in this store."""
-    store = context.run_log_store
-    try:
-        return store.get_run_log_by_id(context.original_run_id, full=False)
-    except RunLogNotFoundError:
-        raise OriginalRunMissingError(
-            context.original_run_id, store.location(context.original_run_id)
-        ) from None
+def _original(context: RunContext) -> Original:
+    original = context.original
+    assert isinstance(original, Original), "a re-run's context carries its original"
+    return original
 
 
 def changes_since_original(
     context: RunContext, node: BaseNode, original_step: StepLog
 ) -> list[str]:
     """What differs from the original for this step: its definition, the code."""
-    from magnus.graph import find_node
-
-    original = load_original(context)
+    original = _original(context)
     changes = []
     if original.graph is not None:
         key = node.internal_name
@@ -128,7 +125,7 @@ def reusable_step(context: RunContext, node: BaseNode, resolved_name: str) -> St
     if original_step.status != SUCCESS:
         return None
     changes = changes_since_original(context, node, original_step)
-    original_step.changed_since_original = changes  # type: ignore[attr-defined]
+    original_step.changed_since_original = changes
     if changes and context.strict_cache:
         logger.warning(
             "%s changed since run %s (%s): running it again (--strict)",
@@ -146,8 +143,6 @@ def reusable_branch(context: RunContext, graph: Graph, map_variables: dict[str, 
     Then running the branch is only recording it reused, which needs no process of its own.
     The walk follows what the traversal will do: each reused step succeeds, so ``next``.
     """
-    from magnus.naming import resolve
-
     node = graph.start_node
     while not node.is_terminal:
         if reusable_step(context, node, resolve(node.internal_name, map_variables)) is None:
@@ -160,28 +155,25 @@ def reuse(
     context: RunContext, node: BaseNode, step_log: StepLog, original_step: StepLog
 ) -> StepLog:
     """Record a step as reused from the original and carry over what it produced."""
-    changes: list[str] = getattr(original_step, "changed_since_original", [])
+    changes = original_step.changed_since_original or []
     step_log.mock = True
     step_log.status = SUCCESS
     step_log.message = f"reused from run {context.original_run_id}"
-    step_log.reused_from = context.original_run_id  # type: ignore[attr-defined]
+    step_log.reused_from = context.original_run_id
     if changes:
-        step_log.changed_since_original = changes  # type: ignore[attr-defined]
+        step_log.changed_since_original = changes
         step_log.message += f" ({' and '.join(changes)} changed since)"
         logger.warning("%s: %s", step_log.internal_name, step_log.message)
     produced = produced_by(original_step)
     if produced:
-        step_log.output_parameters = produced  # type: ignore[attr-defined]
-    context.plugins.notify("before_step", step_log=step_log, node=node, context=context)
+        step_log.output_parameters = produced
     scopes.write_parameters(context.run_log_store, context.run_id, step_log.internal_name, produced)
-    context.plugins.notify("after_step", step_log=step_log, node=node, context=context)
-    context.run_log_store.add_step_log(step_log, context.run_id)
-    return step_log
+    return record_instant_success(context, node, step_log, attempt=False)
 
 
 def produced_by(step_log: StepLog) -> dict[str, Any]:
     """What a step wrote to its scope: a leaf's successful attempt, a composite's fan-in."""
-    recorded = getattr(step_log, "output_parameters", None)
+    recorded = step_log.output_parameters
     if isinstance(recorded, dict):
         return dict(recorded)
     for attempt in reversed(step_log.attempts):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from magnus.naming import enclosing_branches
+from magnus.internal_names import enclosing_branches
 from magnus.runlog.base import BaseRunLogStore
 from magnus.runlog.models import BranchLog
 

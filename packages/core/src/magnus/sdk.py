@@ -18,18 +18,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from magnus.exceptions import ConfigurationError
+from magnus.nodes import CatalogSettings
 from magnus.runlog.models import RunLog
 
 logger = logging.getLogger(__name__)
 
 
-class Catalog(BaseModel):
-    """Files a step gets from the catalog before it runs and puts into it after it succeeds."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    get: list[str] = Field(default_factory=list)
-    put: list[str] = Field(default_factory=list)
+#: Files a step gets from the catalog before it runs and puts into it after it succeeds: the
+#: same model as a YAML step's ``catalog`` block.
+Catalog = CatalogSettings
 
 
 class _Step(BaseModel):
@@ -245,6 +242,25 @@ class Stub(_Executable):
         return {**super()._fields(), **(self.model_extra or {})}
 
 
+class Step(_Step):
+    """A step of any node kind installed, by its ``type``: a third party's, say.
+
+    Its other fields are the kind's own, written as a pipeline YAML would::
+
+        Step(name="greet", type="echo", message="hello")
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    node_type: str = Field(alias="type")
+
+    def _node_type(self) -> str:
+        return self.node_type
+
+    def _fields(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
 class _Composite(_Step):
     overrides: dict[str, str] = Field(default_factory=dict)
 
@@ -378,14 +394,14 @@ class Pipeline(BaseModel):
         """Run the pipeline; returns the run log (it does not raise when the run fails)."""
         from magnus import config as config_mod
         from magnus import entrypoints
-        from magnus.console import REPORTER_NAME, ConsoleReporter, print_summary
-        from magnus.graph import build_graph
+        from magnus.building import build_graph
+        from magnus.console import run_with_reporter
         from magnus.plugins import get_plugins
 
         logging.getLogger("magnus").setLevel(log_level.upper())
         plugins = get_plugins()
         graph = build_graph(self.definition(), plugins, source="the SDK pipeline")
-        context = entrypoints.build_context(
+        run = entrypoints.prepare_run(
             configuration_file=config_mod.configuration_file_for_sdk(configuration_file),
             graph=graph,
             parameters_file=parameters_file,
@@ -393,22 +409,16 @@ class Pipeline(BaseModel):
             tag=tag,
             use_cached=use_cached,
         )
-        if not context.executor.traverses:
+        if not run.executor.traverses:
             # An orchestrator's containers load the pipeline from a file: write it, then render.
             import yaml
 
             Path(output_pipeline_definition).write_text(
                 yaml.safe_dump({"dag": self.definition()}, sort_keys=False)
             )
-            context.pipeline_file = output_pipeline_definition
-            entrypoints.execute(context)
+            run.context.pipeline_file = output_pipeline_definition
+            entrypoints.execute(run)
             return None
-        plugins.register(ConsoleReporter(), REPORTER_NAME)
-        try:
-            run_log = entrypoints.execute(context)
-        finally:
-            plugins.unregister(REPORTER_NAME)
+        run_log = run_with_reporter(run, summary=os.environ.get("MAGNUS_QUIET") is None)
         assert run_log is not None  # a traversing executor always returns the run log
-        if os.environ.get("MAGNUS_QUIET") is None:
-            print_summary(run_log, context)
         return run_log

@@ -9,6 +9,7 @@ variables, so a plugin class declares both and nothing else is needed to registe
 from __future__ import annotations
 
 import typing
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SecretBytes, SecretStr, ValidationError
@@ -17,7 +18,30 @@ from magnus.exceptions import ConfigurationError
 
 ServiceT = TypeVar("ServiceT", bound="BaseService")
 
-SERVICE_TYPES = ("executor", "run_log_store", "catalog", "secrets", "experiment_tracker")
+
+@dataclass(frozen=True)
+class ServiceRole:
+    """One of the five services a configuration chooses.
+
+    ``key`` is its configuration key and ``service_type``; ``default`` the built-in ``type``
+    used when no configuration names one; ``recorded_as`` its key in ``run_config`` (0.5's).
+    """
+
+    key: str
+    default: str
+    recorded_as: str
+
+
+#: The five services, said once: configuration, defaults, plugin families and ``run_config``
+#: all derive from this.
+SERVICE_ROLES = (
+    ServiceRole("executor", "local", "executor"),
+    ServiceRole("run_log_store", "chunked-fs", "run_log_store"),
+    ServiceRole("catalog", "file-system", "catalog_handler"),
+    ServiceRole("secrets", "do-nothing", "secrets_handler"),
+    ServiceRole("experiment_tracker", "do-nothing", "experiment_tracker"),
+)
+SERVICE_TYPES = tuple(role.key for role in SERVICE_ROLES)
 
 
 def _is_secret_annotation(annotation: Any) -> bool:

@@ -1,4 +1,8 @@
-"""The pieces of the ``argo`` executor's configuration that are more than a scalar.
+"""The ``argo`` executor's configuration, and what one step of the workflow gets from it.
+
+:class:`ArgoConfig` holds every key; :func:`step_settings` resolves the settings of one step (the
+executor's keys, the override the step selects, ``MAGNUS_VAR_`` placeholders filled) and
+:func:`filled` the workflow-wide keys, both when the workflow is rendered.
 
 Every model forbids unknown keys, so a typo in a configuration file is an error naming the key
 instead of a setting silently ignored. Keys are written in snake_case as in magnus 0.5; the
@@ -8,9 +12,19 @@ too, because users copy these blocks from Kubernetes manifests.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from magnus.config import substitute_variables
+from magnus.exceptions import ConfigurationError
+from magnus.nodes import BaseNode
+from magnus.services import describe_validation_error
+
+#: the executor's type in configuration files, and its key in a step's ``overrides``
+EXECUTOR_NAME = "argo"
+#: where a configuration problem is, in error messages
+_WHERE = f"executor service {EXECUTOR_NAME!r}"
 
 #: what a Kubernetes quantity may be written as in YAML (``cpu: 1``, ``cpu: 250m``, ``0.5``)
 QuantityValue = str | int | float
@@ -107,7 +121,7 @@ PullPolicy = Literal["", "Always", "IfNotPresent", "Never"]
 class StepSettings(ConfigModel):
     """The effective configuration of one step: the executor's, with the step's override.
 
-    These are the keys that can differ between templates; the executor declares the same keys
+    These are the keys that can differ between templates; ``ArgoConfig`` declares the same keys
     with the same defaults, and an override names a subset of them.
     """
 
@@ -137,3 +151,119 @@ class ArgoOverride(ConfigModel):
     image_pull_policy: PullPolicy | None = None
     retry_strategy: RetryStrategy | None = None
     fail_fast: bool | None = None
+
+
+class ArgoConfig(ConfigModel):
+    """Every key of the ``argo`` executor, each described in the package README.
+
+    String values may hold ``$name`` placeholders, filled from ``MAGNUS_VAR_name`` when the
+    workflow is rendered (:func:`filled`, :func:`step_settings`), never when the configuration
+    is read: a pod builds the executor again from the same file, without those variables.
+    """
+
+    image: str = Field(min_length=1)
+    name: str = "magnus-dag-"
+    annotations: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    max_workflow_duration_in_seconds: int = Field(default=2 * 24 * 60 * 60, gt=0)
+    node_selector: dict[str, str] | None = None
+    tolerations: list[Toleration] | None = None
+    parallelism: int | None = Field(default=None, gt=0)
+    service_account_name: str | None = None
+    resources: Resources = Field(default_factory=Resources)
+    retry_strategy: RetryStrategy = Field(default_factory=RetryStrategy)
+    max_step_duration_in_seconds: int = Field(default=2 * 60 * 60, gt=0)
+    image_pull_policy: PullPolicy = ""
+    expose_parameters_as_inputs: bool = True
+    secrets_from_k8s: list[SecretFromK8s] = Field(default_factory=list)
+    persistent_volumes: list[PersistentVolume] = Field(default_factory=list)
+    output_file: str = "argo-pipeline.yaml"
+    overrides: dict[str, ArgoOverride] = Field(default_factory=dict)
+    #: a cron schedule (or several): render a ``CronWorkflow`` instead of a ``Workflow``
+    schedule: str | list[str] | None = None
+
+    @model_validator(mode="after")
+    def _no_duplicates(self) -> ArgoConfig:
+        claims = [volume.name for volume in self.persistent_volumes]
+        _refuse_duplicates(claims, "persistent_volumes claim name")
+        _refuse_duplicates([v.mount_path for v in self.persistent_volumes], "mount_path")
+        _refuse_duplicates(
+            [s.environment_variable for s in self.secrets_from_k8s],
+            "secrets_from_k8s environment_variable",
+        )
+        if isinstance(self.schedule, list) and not self.schedule:
+            raise ValueError("schedule must name at least one cron schedule")
+        return self
+
+
+ConfigT = TypeVar("ConfigT", bound=ArgoConfig)
+
+
+# ---------------------------------------------------------------------------- resolution
+#
+# Placeholders are filled and overrides merged only here, when rendering: what a step gets is
+# the executor's keys, the override it selects one level deep over them, then MAGNUS_VAR_ values.
+
+
+def filled(config: ConfigT, variables: dict[str, str] | None = None) -> ConfigT:
+    """``config`` (of the same type) with its ``$name`` placeholders filled from ``variables``.
+
+    Overrides are left as they are: they are filled per step (:func:`step_settings`), so one
+    that no step selects may keep a placeholder nobody defines.
+    """
+    raw = substitute_variables(config.model_dump(exclude={"overrides"}), variables or {}, _WHERE)
+    validated: ConfigT = _validated(type(config), {**raw, "overrides": config.overrides}, _WHERE)
+    return validated
+
+
+def override_key(config: ArgoConfig, node: BaseNode | None) -> str | None:
+    """The override ``node`` selects (``overrides: {argo: <key>}``), checked to exist."""
+    if node is None or node.is_terminal:
+        return None  # terminal steps use the plain configuration (as in 0.5)
+    selected: dict[str, str] = getattr(node, "overrides", None) or {}
+    key = selected.get(EXECUTOR_NAME)
+    if key is None:
+        return None
+    if key not in config.overrides:
+        raise ConfigurationError(
+            f"Step {node.internal_name!r}: no override of key: {key} found in the "
+            f"overrides section of the {EXECUTOR_NAME!r} executor"
+        )
+    return key
+
+
+def step_settings(
+    config: ArgoConfig, node: BaseNode | None, variables: dict[str, str] | None = None
+) -> StepSettings:
+    """The effective configuration of ``node`` (the executor's own for ``None``).
+
+    The step's selected override is merged over the executor's keys, one level deep as in
+    magnus 0.5, then ``$name`` placeholders are filled from ``variables`` (strictly: an
+    undefined one is an error naming it and where it was used).
+    """
+    where = _WHERE
+    raw: dict[str, Any] = config.model_dump(include=set(STEP_KEYS))
+    key = override_key(config, node)
+    if key is not None and node is not None:
+        where = f"{where}, override {key!r} of step {node.internal_name!r}"
+        raw.update(config.overrides[key].model_dump(exclude_unset=True))
+    settings: StepSettings = _validated(
+        StepSettings, substitute_variables(raw, variables or {}, where), where
+    )
+    return settings
+
+
+def _refuse_duplicates(values: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"duplicate {what} {value!r}")
+        seen.add(value)
+
+
+def _validated(model: type[BaseModel], data: dict[str, Any], where: str) -> Any:
+    """``model`` built from ``data``; a problem is a ``ConfigurationError`` saying where."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc, where)) from None

@@ -21,7 +21,7 @@ import hashlib
 import re
 from collections.abc import Hashable, Iterable
 
-from magnus.naming import MAP_PLACEHOLDER
+from magnus.internal_names import MAP_PLACEHOLDER
 
 MAX_LENGTH = 63
 HASH_LENGTH = 6

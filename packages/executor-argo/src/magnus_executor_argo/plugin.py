@@ -1,26 +1,24 @@
 """The hook implementations magnus loads through the ``magnus`` entry point ``argo``.
 
-Classes are imported inside the hooks, so loading the plugin costs nothing (not even hera) until
-a configuration asks for ``type: argo``.
+Loading the plugin does not load hera: only rendering a workflow does.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import posixpath
+import string
 
 from magnus import hookimpl
+from magnus.config import collect_variables
+from magnus.executors.base import BaseExecutor
 from magnus.integration import Problem
-
-if TYPE_CHECKING:
-    from magnus.executors.base import BaseExecutor
-    from magnus.services import BaseService
+from magnus.services import BaseService
+from magnus_executor_argo.executor import ArgoExecutor
 
 
 @hookimpl
 def register_executors() -> list[type[BaseExecutor]]:
     """The ``argo`` executor."""
-    from magnus_executor_argo.executor import ArgoExecutor
-
     return [ArgoExecutor]
 
 
@@ -41,8 +39,6 @@ def check_compatibility(executor: BaseExecutor, service: BaseService) -> list[Pr
     run log kept in memory is refused by magnus' own rule for executors whose steps run in
     other processes.)
     """
-    from magnus_executor_argo.executor import ArgoExecutor
-
     if not isinstance(executor, ArgoExecutor):
         return None
     field = _LOCAL_FOLDERS.get((service.service_type, service.service_name))
@@ -64,13 +60,8 @@ def check_compatibility(executor: BaseExecutor, service: BaseService) -> list[Pr
     ]
 
 
-def _on_shared_volume(executor: BaseExecutor, folder: str) -> bool:
+def _on_shared_volume(executor: ArgoExecutor, folder: str) -> bool:
     """Whether ``folder`` (absolute) lies in one of the executor's persistent volumes."""
-    import posixpath
-    import string
-
-    from magnus.config import collect_variables
-
     variables = collect_variables()
 
     def fill(text: str) -> str:
@@ -80,7 +71,7 @@ def _on_shared_volume(executor: BaseExecutor, folder: str) -> bool:
     path = posixpath.normpath(fill(folder))
     if not path.startswith("/"):
         return False  # relative to a working directory that no two pods share
-    for volume in getattr(executor, "persistent_volumes", []):
+    for volume in executor.persistent_volumes:
         mount = posixpath.normpath(fill(volume.mount_path))
         if path == mount or path.startswith(mount.rstrip("/") + "/"):
             return True

@@ -24,28 +24,37 @@ Every name is deterministic (``naming``), so the same pipeline always renders th
 
 from __future__ import annotations
 
-import heapq
 import json
 import logging
 import os
 import re
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import yaml
 from hera.workflows import models as m
 
-from magnus.composites import CompositeNode, DagNode, MapNode, ParallelNode
+from magnus.composites import CompositeNode, MapNode, ParallelNode
+from magnus.context import RunContext
 from magnus.exceptions import ConfigurationError
-from magnus.naming import to_command_line
+from magnus.graph import Graph
+from magnus.internal_names import to_command_line
 from magnus.nodes import BaseNode, ExecutableNode
-from magnus_executor_argo.config import Resources, RetryStrategy, StepSettings, Toleration
+from magnus.orchestration import (
+    ATTEMPT_ENV,
+    EXECUTE_SINGLE_NODE,
+    FAN,
+    FAN_IN,
+    FAN_OUT,
+    MAP_INDICES_ENV,
+    MAP_INDICES_FILE_ENV,
+    callback_command,
+)
+from magnus.parameters import PARAMETER_PREFIX, initial_parameters
+from magnus_executor_argo import kubernetes
+from magnus_executor_argo.config import ArgoConfig, StepSettings, filled, step_settings
+from magnus_executor_argo.document import Workflow, dump_yaml, to_document
+from magnus_executor_argo.graph_walk import branch_graphs, dependencies, rendered_nodes
 from magnus_executor_argo.naming import dns_label, unique_names
-
-if TYPE_CHECKING:
-    from magnus.context import RunContext
-    from magnus.graph import Graph
-    from magnus_executor_argo.executor import ArgoExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -55,147 +64,38 @@ RUN_ID_ARGUMENT = "run_id"
 RUN_ID = "{{workflow.parameters.run_id}}"
 #: the command every container runs: the magnus console script of the image
 MAGNUS_COMMAND = "magnus"
-#: set on containers whose --map-variable holds indices, not elements
-MAP_INDICES_ENV = "MAGNUS_MAP_INDICES"
-#: set on a map's fan-out container: where it writes the JSON list of element indices
-MAP_INDICES_FILE_ENV = "MAGNUS_MAP_INDICES_FILE"
+#: where a map's fan-out container writes the JSON list of element indices (MAP_INDICES_FILE_ENV)
 MAP_INDICES_FILE = "/tmp/output.txt"
 ITERATE_ON_OUTPUT = "iterate-on"
-ATTEMPT_ENV = "MAGNUS_STEP_ATTEMPT"
 #: Argo's ``retries`` counts from 0 in a template with a retryStrategy; magnus' attempts from 1
 ATTEMPT_EXPRESSION = "{{=asInt(retries) + 1}}"
-PARAMETER_ENV_PREFIX = "MAGNUS_PRM_"
-GPU_RESOURCE = "nvidia.com/gpu"
 FAN_OUT_TASK = "fan-out"
 FAN_IN_TASK = "fan-in"
 #: Argo's pattern for parameter names (inputs and workflow arguments)
 _PARAMETER_NAME = re.compile(r"[-a-zA-Z0-9_]+")
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "FATAL"}
 
-Workflow = m.Workflow | m.CronWorkflow
-
 
 # ---------------------------------------------------------------------------- entry points
 
 
-def render_model(executor: ArgoExecutor, context: RunContext) -> Workflow:
-    """The workflow (a ``CronWorkflow`` when ``schedule`` is set) as hera models."""
-    return _Renderer(executor, context).workflow()
+def render_model(config: ArgoConfig, context: RunContext) -> Workflow:
+    """The workflow (a ``CronWorkflow`` when ``schedule`` is set) as hera models.
 
-
-def render_document(executor: ArgoExecutor, context: RunContext) -> dict[str, Any]:
-    """The workflow as the plain mapping its YAML holds (``None`` fields left out)."""
-    return to_document(render_model(executor, context))
-
-
-def render_yaml(executor: ArgoExecutor, context: RunContext) -> str:
-    """The workflow as YAML text."""
-    return dump_yaml(render_document(executor, context))
-
-
-def to_document(model: Workflow) -> dict[str, Any]:
-    """A hera model as a mapping, Argo's field names, ``name`` first in every mapping."""
-    document = model.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return _readable_order(document)
-
-
-#: keys moved to the front of every mapping (hera's models list fields alphabetically; a task
-#: reads better as "name, template, depends" and a template as "name, ...")
-_FIRST_KEYS = ("name", "template", "depends")
-
-
-def _readable_order(value: Any) -> Any:
-    if isinstance(value, dict):
-        ordered = {key: _readable_order(value[key]) for key in _FIRST_KEYS if key in value}
-        ordered.update((k, _readable_order(v)) for k, v in value.items() if k not in ordered)
-        return ordered
-    if isinstance(value, list):
-        return [_readable_order(item) for item in value]
-    return value
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block style, mappings indented by 2, sequences by 4 with the dash at 2 (as 0.5)."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
-def dump_yaml(document: dict[str, Any]) -> str:
-    """``document`` as YAML; long strings are never folded, so diffs stay one line per change."""
-    return yaml.dump(
-        document,
-        Dumper=_Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=1_000_000,
-    )
-
-
-# ---------------------------------------------------------------------------- graph walking
-
-
-def rendered_nodes(graph: Graph) -> list[BaseNode]:
-    """The steps of ``graph`` that become tasks, from ``start_at`` along next and on_failure.
-
-    An ``on_failure`` into the graph's own fail step is not followed: the failing step's
-    container runs the fail step itself. The fail step is a task only when a ``next`` leads
-    to it.
+    ``config`` is the executor's configuration as read (the executor itself is one):
+    placeholders are filled and overrides applied here, with ``context.variables``.
     """
-    fail_name = graph.fail_node.name
-
-    def targets(name: str) -> list[str]:
-        return [
-            target
-            for target, on_failure in _edges(graph.nodes[name])
-            if not (on_failure and target == fail_name)
-        ]
-
-    # Breadth-first discovery fixes an order; then each step is listed after every step it
-    # depends on (Kahn's algorithm, earliest discovered first), so the DAG reads top-down.
-    found = [graph.start_at]
-    rank = {graph.start_at: 0}
-    index = 0
-    while index < len(found):
-        for target in targets(found[index]):
-            if target not in rank:
-                rank[target] = len(found)
-                found.append(target)
-        index += 1
-    waiting = dict.fromkeys(found, 0)
-    for name in found:
-        for target in targets(name):
-            waiting[target] += 1
-    ready = [(0, graph.start_at)]
-    order: list[str] = []
-    while ready:
-        _, name = heapq.heappop(ready)
-        order.append(name)
-        for target in targets(name):
-            waiting[target] -= 1
-            if waiting[target] == 0:
-                heapq.heappush(ready, (rank[target], target))
-    return [graph.nodes[name] for name in order]
+    return _Renderer(config, context).workflow()
 
 
-def _edges(node: BaseNode) -> list[tuple[str, bool]]:
-    """``(target, is_on_failure)`` of a step; terminal steps have none."""
-    edges: list[tuple[str, bool]] = []
-    if isinstance(node, (ExecutableNode, CompositeNode)):
-        edges.append((node.next_node, False))
-        if node.on_failure:
-            edges.append((node.on_failure, True))
-    return edges
+def render_document(config: ArgoConfig, context: RunContext) -> dict[str, Any]:
+    """The workflow as the plain mapping its YAML holds (``None`` fields left out)."""
+    return to_document(render_model(config, context))
 
 
-def branch_graphs(node: CompositeNode) -> list[Graph]:
-    """A composite's branch graphs, in declaration order."""
-    if isinstance(node, ParallelNode):
-        return list(node.branches.values())
-    if isinstance(node, (MapNode, DagNode)):
-        return [node.branch]
-    raise ConfigurationError(f"Step {node.internal_name!r}: the argo executor cannot render it")
+def render_yaml(config: ArgoConfig, context: RunContext) -> str:
+    """The workflow as YAML text."""
+    return dump_yaml(render_document(config, context))
 
 
 # ---------------------------------------------------------------------------- the renderer
@@ -204,7 +104,7 @@ def branch_graphs(node: CompositeNode) -> list[Graph]:
 class _Renderer:
     """Renders one pipeline; holds what every template shares."""
 
-    def __init__(self, executor: ArgoExecutor, context: RunContext) -> None:
+    def __init__(self, config: ArgoConfig, context: RunContext) -> None:
         if context.dag is None:
             raise ConfigurationError("There is no pipeline to render")
         if not context.pipeline_file:
@@ -215,9 +115,10 @@ class _Renderer:
         self.context = context
         self.dag = context.dag
         self.variables = dict(context.variables)
-        self.executor = executor
-        self.config = executor.filled(self.variables)
-        self.defaults = executor.step_settings(None, self.variables)
+        # As read: each step's settings are resolved from it (filling twice would undo `$$`).
+        self.configured = config
+        self.config = filled(config, self.variables)
+        self.defaults = step_settings(config, None, self.variables)
         self.log_level = _log_level()
         self.templates: list[m.Template] = []
         self.template_names = self._name_templates()
@@ -256,13 +157,13 @@ class _Renderer:
             node_selector=self.defaults.node_selector,
             parallelism=self.defaults.parallelism,
             pod_gc=m.PodGC(strategy="OnPodCompletion"),
-            retry_strategy=_retry_strategy(self.defaults.retry_strategy),
+            retry_strategy=kubernetes.retry_strategy(self.defaults.retry_strategy),
             service_account_name=self.config.service_account_name,
             template_defaults=m.Template(
                 active_deadline_seconds=m.IntOrString(self.defaults.max_step_duration_in_seconds)
             ),
             templates=self.templates,
-            tolerations=_tolerations(self.defaults.tolerations),
+            tolerations=kubernetes.tolerations(self.defaults.tolerations),
             volumes=[
                 m.Volume(
                     name=f"executor-{index}",
@@ -320,8 +221,6 @@ class _Renderer:
         """
         if not self.config.expose_parameters_as_inputs:
             return {}
-        from magnus.parameters import initial_parameters
-
         parameters = initial_parameters(self.context.parameters_file or None, os.environ)
         exposed: dict[str, str] = {}
         for key in sorted(parameters):
@@ -348,9 +247,7 @@ class _Renderer:
     def _parameter_env(self) -> list[m.EnvVar]:
         # Only the first container starts the run: submit-time values reach the run log there.
         return [
-            m.EnvVar(
-                name=f"{PARAMETER_ENV_PREFIX}{key}", value=f"{{{{workflow.parameters.{key}}}}}"
-            )
+            m.EnvVar(name=f"{PARAMETER_PREFIX}{key}", value=f"{{{{workflow.parameters.{key}}}}}")
             for key in self.exposed
         ]
 
@@ -390,7 +287,7 @@ class _Renderer:
         """The DAG template of a graph, then the templates of its steps."""
         nodes = rendered_nodes(graph)
         task_names = unique_names((n.name, dns_label(n.name), n.name) for n in nodes)
-        depends = _dependencies(nodes, task_names, graph)
+        depends = dependencies(nodes, task_names, graph)
         tasks = []
         for node in nodes:
             kind = "composite" if isinstance(node, CompositeNode) else "leaf"
@@ -504,17 +401,17 @@ class _Renderer:
                     )
                 ]
             )
-        for mode, env in (("out", out_env), ("in", [])):
+        for mode, env in ((FAN_OUT, out_env), (FAN_IN, [])):
             template = self._container_template(
                 name=self.template_names[(f"fan-{mode}", node.internal_name)],
                 settings=settings,
-                command=self._command("fan", node.internal_name, scope, mode=mode),
+                command=self._command(FAN, node.internal_name, scope, mode=mode),
                 scope=scope,
                 env=env,
-                retry=_retry_strategy(settings.retry_strategy)
+                retry=kubernetes.retry_strategy(settings.retry_strategy)
                 if settings.retry_strategy != self.defaults.retry_strategy
                 else None,
-                outputs=outputs if mode == "out" else None,
+                outputs=outputs if mode == FAN_OUT else None,
             )
             self.templates.append(template)
         for graph in branches:
@@ -554,13 +451,13 @@ class _Renderer:
         if attempts > 1 or self.defaults.retry_strategy.limit:
             # Argo retries the container; magnus records each attempt once, numbered by Argo.
             # A template of its own also keeps a workflow-wide limit off task steps.
-            retry = _retry_strategy(settings.retry_strategy, limit=attempts - 1)
+            retry = kubernetes.retry_strategy(settings.retry_strategy, limit=attempts - 1)
             if attempts > 1:
                 env.append(m.EnvVar(name=ATTEMPT_ENV, value=ATTEMPT_EXPRESSION))
         return self._container_template(
             name=self.template_names[("leaf", node.internal_name)],
             settings=settings,
-            command=self._command("execute_single_node", node.internal_name, scope),
+            command=self._command(EXECUTE_SINGLE_NODE, node.internal_name, scope),
             scope=scope,
             env=env,
             retry=retry,
@@ -591,7 +488,7 @@ class _Renderer:
                 command=command,
                 env=env or None,
                 image_pull_policy=settings.image_pull_policy or None,
-                resources=_resources(settings.resources),
+                resources=kubernetes.resources(settings.resources),
                 volume_mounts=list(self.volume_mounts) or None,
             ),
             active_deadline_seconds=m.IntOrString(duration)
@@ -601,7 +498,7 @@ class _Renderer:
             # templateDefaults (which reach DAG templates too): an hour beyond the deadline.
             timeout=f"{duration + 3600}s",
             retry_strategy=retry,
-            tolerations=_tolerations(settings.tolerations)
+            tolerations=kubernetes.tolerations(settings.tolerations)
             if settings.tolerations != defaults.tolerations
             else None,
             node_selector=settings.node_selector
@@ -610,44 +507,28 @@ class _Renderer:
         )
 
     def _command(
-        self, verb: str, internal_name: str, scope: tuple[str, ...], mode: str | None = None
+        self, verb: str, internal_name: str, scope: tuple[str, ...], mode: str = ""
     ) -> list[str]:
         context = self.context
-        command = [MAGNUS_COMMAND, verb, RUN_ID, to_command_line(internal_name)]
-        if mode:
-            command += ["--mode", mode]
-        command += ["--log-level", self.log_level, "--file", context.pipeline_file]
-        if scope:
-            command += ["--map-variable", _map_variable(scope)]
-        if context.configuration_file:
-            command += ["--config-file", context.configuration_file]
-        if context.parameters_file:
-            command += ["--parameters-file", context.parameters_file]
-        if context.tag:
-            command += ["--tag", context.tag]
-        return command
+        return callback_command(
+            [MAGNUS_COMMAND],
+            verb,
+            RUN_ID,
+            to_command_line(internal_name),
+            log_level=self.log_level,
+            mode=mode,
+            pipeline_file=context.pipeline_file,
+            map_variable=_map_variable(scope) if scope else "",
+            configuration_file=context.configuration_file,
+            parameters_file=context.parameters_file,
+            tag=context.tag,
+        )
 
     def _settings(self, node: BaseNode) -> StepSettings:
-        return self.executor.step_settings(node, self.variables)
+        return step_settings(self.configured, node, self.variables)
 
 
 # ---------------------------------------------------------------------------- small pieces
-
-
-def _dependencies(
-    nodes: list[BaseNode], task_names: dict[Hashable, str], graph: Graph
-) -> dict[str, str]:
-    """Each step's ``depends``: ``<step>.Succeeded`` per ``next`` into it, ``.Failed`` per
-    ``on_failure`` (except into the graph's fail step, which the failing container runs)."""
-    fail_name = graph.fail_node.name
-    conditions: dict[str, list[str]] = {}
-    for source in nodes:
-        for target, on_failure in _edges(source):
-            if on_failure and target == fail_name:
-                continue
-            state = "Failed" if on_failure else "Succeeded"
-            conditions.setdefault(target, []).append(f"{task_names[source.name]}.{state}")
-    return {target: " || ".join(found) for target, found in conditions.items()}
 
 
 def _scope_parameters(scope: tuple[str, ...]) -> list[m.Parameter]:
@@ -683,49 +564,3 @@ def _log_level() -> str:
     level = logging.getLevelName(logging.getLogger("magnus").getEffectiveLevel())
     level = "FATAL" if level == "CRITICAL" else str(level)
     return level if level in _LOG_LEVELS else "WARNING"
-
-
-def _retry_strategy(strategy: RetryStrategy, limit: int | None = None) -> m.RetryStrategy:
-    backoff = strategy.backoff
-    return m.RetryStrategy(
-        limit=m.IntOrString(strategy.limit if limit is None else limit),
-        retry_policy=strategy.retry_policy,
-        backoff=m.Backoff(
-            duration=str(backoff.duration),
-            factor=m.IntOrString(backoff.factor),
-            max_duration=str(backoff.max_duration),
-        ),
-    )
-
-
-def _quantity(value: str | int | float) -> m.Quantity:
-    return m.Quantity(str(value))
-
-
-def _resources(resources: Resources) -> m.ResourceRequirements:
-    limits = {
-        "memory": _quantity(resources.limits.memory),
-        "cpu": _quantity(resources.limits.cpu),
-    }
-    if resources.limits.gpu is not None:
-        limits[GPU_RESOURCE] = _quantity(resources.limits.gpu)
-    requests = {
-        "memory": _quantity(resources.requests.memory),
-        "cpu": _quantity(resources.requests.cpu),
-    }
-    return m.ResourceRequirements(limits=limits, requests=requests)
-
-
-def _tolerations(tolerations: list[Toleration] | None) -> list[m.Toleration] | None:
-    if tolerations is None:
-        return None
-    return [
-        m.Toleration(
-            key=t.key,
-            operator=t.operator,
-            value=t.value,
-            effect=t.effect,
-            toleration_seconds=t.toleration_seconds,
-        )
-        for t in tolerations
-    ]

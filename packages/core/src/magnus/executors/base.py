@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from magnus import rerun
 from magnus.composites import BranchRun, CompositeNode
+from magnus.exceptions import StepLogNotFoundError
+from magnus.executors.fanning import fan_in, fan_out
 from magnus.executors.leaf import execute_leaf
-from magnus.naming import resolve
+from magnus.executors.pending import processing_record
+from magnus.internal_names import resolve
+from magnus.orchestration import ATTEMPT_ENV
 from magnus.runlog.models import FAIL, PROCESSING, StepLog
 from magnus.services import BaseService
 
@@ -57,9 +62,6 @@ class BaseExecutor(BaseService):
         """
         import os
 
-        from magnus.exceptions import StepLogNotFoundError
-        from magnus.executors.leaf import ATTEMPT_ENV
-
         name = resolve(node.internal_name, map_variables)
         if int(os.environ.get(ATTEMPT_ENV, "1") or 1) > 1 and not node.is_composite:
             try:
@@ -85,20 +87,17 @@ class BaseExecutor(BaseService):
         map_variables = map_variables or {}
         step_log = self.create_step_log(context, node, map_variables)
         if context.use_cached and not node.is_terminal:
-            from magnus import rerun
-
             original_step = rerun.reusable_step(context, node, step_log.internal_name)
             if original_step is not None:
                 return rerun.reuse(context, node, step_log, original_step)
         if isinstance(node, CompositeNode):
             # Stored before running so that a killed run shows where it stopped.
             context.run_log_store.add_step_log(step_log, context.run_id)
-            runs = node.fan_out(context, map_variables)
+            runs = fan_out(context, node, map_variables)
             self.run_branches(context, node, runs)
-            return node.fan_in(context, map_variables)
+            return fan_in(context, node, map_variables)
         if node.is_terminal:
             return self.trigger_job(context, node, step_log, map_variables)
-        from magnus.executors.pending import processing_record
 
         # A leaf's starting record is stored only if it runs long enough to be worth showing.
         with processing_record(context, step_log):

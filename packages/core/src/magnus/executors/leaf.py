@@ -9,19 +9,23 @@ same structure wherever a pipeline ran.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import IO, Any, TextIO, cast
 
 from magnus import scopes
+from magnus.composites import enclosing_maps
 from magnus.context import RunContext, StepContext, current_step
 from magnus.exceptions import CatalogError, MagnusError, PluginError
 from magnus.executors.execution_log import ExecutionLog
 from magnus.executors.pending import store_final_step_log
-from magnus.naming import MAX_FILE_NAME_BYTES, branch_name_of, fit_file_name
-from magnus.nodes import BaseNode, ExecutableNode, TaskNode
+from magnus.internal_names import MAX_FILE_NAME_BYTES, branch_name_of, fit_file_name
+from magnus.nodes import BaseNode, ExecutableNode
+from magnus.orchestration import ATTEMPT_ENV
 from magnus.redaction import RedactingStream, redact_exception, redactor
 from magnus.runlog.base import parent_branch_name
 from magnus.runlog.models import (
@@ -34,13 +38,11 @@ from magnus.runlog.models import (
     format_time,
 )
 from magnus.secret_parameters import as_references, resolve_references
-from magnus.secrets import mask_secrets_served_in_run
+from magnus.secrets import mask_secrets_served_in_run, recording_served
 from magnus.tasks import TaskInput
 from magnus.tracking import ExperimentTrackerError, flatten_metrics, publish_safely
 
 logger = logging.getLogger(__name__)
-
-ATTEMPT_ENV = "MAGNUS_STEP_ATTEMPT"
 
 
 def execution_log_name(node: BaseNode, map_variables: dict[str, Any], attempt: int) -> str:
@@ -73,24 +75,35 @@ def attempt_numbers(node: BaseNode) -> list[int]:
     return list(range(1, retries + 1))
 
 
+def record_instant_success(
+    context: RunContext, node: BaseNode, step_log: StepLog, attempt: bool = True
+) -> StepLog:
+    """Record a step that runs nothing and succeeds: a success or fail step, a mocked or a
+    reused one. Observers hear it start and end; its log is stored SUCCESS, with one instant
+    attempt unless ``attempt`` is false (a re-run's reused step records none).
+    """
+    context.observers.before_step(step_log=step_log, node=node, context=context)
+    if attempt:
+        now = datetime.now()
+        step_log.attempts.append(
+            StepAttempt(
+                attempt_number=1,
+                start_time=format_time(now),
+                end_time=format_time(now),
+                duration=format_duration(now - now),
+                status=SUCCESS,
+            )
+        )
+    step_log.status = SUCCESS
+    context.observers.after_step(step_log=step_log, node=node, context=context)
+    store_final_step_log(context, step_log)
+    return step_log
+
+
 def execute_terminal(context: RunContext, node: BaseNode, step_log: StepLog) -> StepLog:
     """A success or fail step: one SUCCESS attempt, then the enclosing log takes its outcome."""
     store = context.run_log_store
-    now = datetime.now()
-    context.plugins.notify("before_step", step_log=step_log, node=node, context=context)
-    step_log.attempts.append(
-        StepAttempt(
-            attempt_number=1,
-            start_time=format_time(now),
-            end_time=format_time(now),
-            duration=format_duration(now - now),
-            status=SUCCESS,
-        )
-    )
-    step_log.status = SUCCESS
-    context.plugins.notify("after_step", step_log=step_log, node=node, context=context)
-    store.add_step_log(step_log, context.run_id)
-
+    record_instant_success(context, node, step_log)
     outcome = SUCCESS if node.node_type == "success" else FAIL
     branch_name = parent_branch_name(step_log.internal_name)
     if not branch_name:
@@ -117,13 +130,13 @@ def execute_leaf(
     run_id = context.run_id
     parameters = scopes.read_parameters(store, run_id, step_log.internal_name)
     logger.debug("%s: parameters read: %s", step_log.internal_name, ", ".join(parameters) or "none")
-    if not context.executor.runs_in_one_process:
+    if not context.runs_in_one_process:
         # Other processes of the run may have served secrets that this step could print.
         mask_secrets_served_in_run(context)
     parameters, secret_error = _resolve_secrets(context, parameters)
     catalog_settings = node.catalog if isinstance(node, ExecutableNode) else None
 
-    context.plugins.notify("before_step", step_log=step_log, node=node, context=context)
+    context.observers.before_step(step_log=step_log, node=node, context=context)
     step_context = StepContext(context, node, step_log, parameters, map_variables)
     token = current_step.set(step_context)
     try:
@@ -140,12 +153,8 @@ def execute_leaf(
             if error is None:
                 break
             step_log.message = attempt.message
-            context.plugins.notify(
-                "on_step_error",
-                step_log=step_log,
-                node=node,
-                error=redact_exception(error),
-                context=context,
+            context.observers.on_step_error(
+                step_log=step_log, node=node, error=redact_exception(error), context=context
             )
 
         last = step_log.attempts[-1]
@@ -183,7 +192,7 @@ def execute_leaf(
         current_step.reset(token)
 
     _redact_step_log(step_log)
-    context.plugins.notify("after_step", step_log=step_log, node=node, context=context)
+    context.observers.after_step(step_log=step_log, node=node, context=context)
     store_final_step_log(context, step_log)
     logger.debug("%s: record stored, %s", step_log.internal_name, step_log.status)
     return step_log
@@ -216,12 +225,8 @@ def _fail_after_success(
     last = step_log.attempts[-1]
     last.status = FAIL
     last.message = step_log.message = redactor.redact_text(str(error))
-    context.plugins.notify(
-        "on_step_error",
-        step_log=step_log,
-        node=node,
-        error=redact_exception(error),
-        context=context,
+    context.observers.on_step_error(
+        step_log=step_log, node=node, error=redact_exception(error), context=context
     )
 
 
@@ -234,7 +239,7 @@ def _record_metrics(context: RunContext, step_log: StepLog, step_context: StepCo
     step_log.user_defined_metrics = flatten_metrics(series)
     problem = publish_safely(context.experiment_tracker, series, step_log.internal_name)
     if problem:
-        step_log.tracker_error = problem  # type: ignore[attr-defined]
+        step_log.tracker_error = problem
 
 
 def _redact_step_log(step_log: StepLog) -> None:
@@ -275,11 +280,13 @@ def _run_attempt(
         map_variables=map_variables,
         iterated=_iterated_parameters(context, node),
     )
+    task_input.store_file = functools.partial(_store_file, context, step_context.step_log)
     produced: dict[str, Any] = {}
     error: BaseException | None = get_error
     start = datetime.now()
     log: ExecutionLog | None = None
-    if get_error is None and isinstance(node, TaskNode):
+    task = node.task() if isinstance(node, ExecutableNode) else None
+    if get_error is None and task is not None:
         log = ExecutionLog()
         # Everything a task prints goes through masking streams: to the log and to the console.
         consoles = [RedactingStream(sys.stdout), RedactingStream(sys.stderr)]
@@ -288,7 +295,10 @@ def _run_attempt(
         task_input.output = cast(IO[str], output)
         logger.debug("%s: task started (attempt %d)", node.internal_name, number)
         try:
-            produced = node.executable.execute(task_input)
+            # The names of the secrets the task is served are recorded for the run's other
+            # processes, which mask them too.
+            with recording_served(context):
+                produced = task.execute(task_input)
         except Exception as exc:
             error = exc
             if isinstance(exc, MagnusError):
@@ -319,12 +329,17 @@ def _run_attempt(
     return attempt, produced, error
 
 
+def _store_file(context: RunContext, step_log: StepLog, path: Path, name: str) -> str:
+    """Put a file a task made into the run's catalog, recorded on its step; its catalog name."""
+    entry = context.catalog.put_file(path, name, context.run_id)
+    step_log.add_data_catalogs([entry])
+    return entry.name
+
+
 def _iterated_parameters(context: RunContext, node: BaseNode) -> set[str]:
     """The lists enclosing maps iterate on: recorded once on the map, not in every attempt."""
     if context.dag is None or "." not in node.internal_name:
         return set()
-    from magnus.graph import enclosing_maps
-
     return {m.iterate_on for m in enclosing_maps(context.dag, node.internal_name)}
 
 

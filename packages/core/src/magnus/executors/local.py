@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import Field
 
 from magnus.executors.base import BaseExecutor
+from magnus.internal_names import to_command_line
 from magnus.interrupts import block_for_children, forget_child, signal_of, watch_child
-from magnus.naming import to_command_line
+from magnus.orchestration import EXECUTE_SINGLE_BRANCH, callback_command
+from magnus.rerun import reusable_branch
 from magnus.runlog.models import FAIL, SUCCESS, BranchLog
 
 if TYPE_CHECKING:
@@ -109,7 +111,6 @@ class LocalExecutor(BaseExecutor):
         """
         if not context.use_cached:
             return runs
-        from magnus.rerun import reusable_branch
 
         reused = [run for run in runs if reusable_branch(context, run.graph, run.map_variables)]
         if not reused:
@@ -119,23 +120,16 @@ class LocalExecutor(BaseExecutor):
         return [run for run in runs if id(run) not in done]
 
     def _branch_command(self, context: RunContext, run: BranchRun) -> list[str]:
-        command = [
-            sys.executable,
-            "-m",
-            "magnus.cli",
-            "execute_single_branch",
+        return callback_command(
+            [sys.executable, "-m", "magnus.cli"],
+            EXECUTE_SINGLE_BRANCH,
             context.run_id,
             to_command_line(run.graph.internal_branch_name),
-            "--map-variable",
-            json.dumps(run.map_variables),
-            "--log-level",
-            logging.getLevelName(logging.getLogger("magnus").getEffectiveLevel()),
-        ]
-        if context.configuration_file:
-            command += ["--config-file", context.configuration_file]
-        if context.tag:
-            command += ["--tag", context.tag]
-        return command
+            log_level=logging.getLevelName(logging.getLogger("magnus").getEffectiveLevel()),
+            map_variable=json.dumps(run.map_variables),
+            configuration_file=context.configuration_file,
+            tag=context.tag,
+        )
 
     def _check_branch(self, context: RunContext, run: BranchRun, returncode: int) -> None:
         """A child that died before its branch ended leaves a FAIL branch saying so."""

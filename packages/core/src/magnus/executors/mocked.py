@@ -14,16 +14,15 @@ succeed); debug one step of a failed run with everything else mocked.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
-from magnus.executors.leaf import execute_leaf
+from magnus.building import step_builder
+from magnus.executors.leaf import execute_leaf, record_instant_success
 from magnus.executors.local import LocalExecutor
-from magnus.executors.pending import store_final_step_log
 from magnus.nodes import ExecutableNode, TaskNode
-from magnus.runlog.models import SUCCESS, StepAttempt, StepLog, format_duration, format_time
+from magnus.runlog.models import StepLog
 
 if TYPE_CHECKING:
     from magnus.context import RunContext
@@ -72,24 +71,10 @@ class MockedExecutor(LocalExecutor):
         definition.update(patch)
         definition.setdefault("command_type", "python")
         return TaskNode.from_definition(
-            node.name, definition, node.internal_branch_name, context.plugins
+            node.name, definition, node.internal_branch_name, step_builder(context.kinds)
         )
 
     @staticmethod
     def _mock(context: RunContext, node: BaseNode, step_log: StepLog) -> StepLog:
-        now = datetime.now()
         step_log.mock = True
-        context.plugins.notify("before_step", step_log=step_log, node=node, context=context)
-        step_log.attempts.append(
-            StepAttempt(
-                attempt_number=1,
-                start_time=format_time(now),
-                end_time=format_time(now),
-                duration=format_duration(now - now),
-                status=SUCCESS,
-            )
-        )
-        step_log.status = SUCCESS
-        context.plugins.notify("after_step", step_log=step_log, node=node, context=context)
-        store_final_step_log(context, step_log)
-        return step_log
+        return record_instant_success(context, node, step_log)

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
+from magnus.runlog.models import FAIL
+
 if TYPE_CHECKING:
     from magnus.context import RunContext
     from magnus.runlog.models import StepLog
@@ -123,8 +125,6 @@ def store_final_step_log(context: RunContext, step_log: StepLog) -> None:
     try:
         context.run_log_store.add_step_log(step_log, context.run_id)
     except Exception as exc:
-        from magnus.runlog.models import FAIL
-
         unrecorded = step_log.model_copy(
             update={"status": FAIL, "message": f"magnus could not record how the step ended: {exc}"}
         )

@@ -23,6 +23,7 @@ from abc import abstractmethod
 from datetime import datetime
 from typing import Any, ClassVar
 
+from magnus.exceptions import RunLogNotFoundError
 from magnus.runlog.models import (
     CREATED,
     PROCESSING,
@@ -32,6 +33,7 @@ from magnus.runlog.models import (
     RunLog,
     StepAttempt,
     StepLog,
+    format_time,
 )
 from magnus.services import BaseService
 
@@ -117,8 +119,6 @@ class BaseRunLogStore(BaseService):
 
     def run_exists(self, run_id: str) -> bool:
         """Whether a run log with this id exists."""
-        from magnus.exceptions import RunLogNotFoundError
-
         try:
             self.get_run_log_by_id(run_id, full=False)
         except RunLogNotFoundError:
@@ -180,6 +180,4 @@ class BaseRunLogStore(BaseService):
     @staticmethod
     def now() -> str:
         """The current time as the run log writes it."""
-        from magnus.runlog.models import format_time
-
         return format_time(datetime.now())

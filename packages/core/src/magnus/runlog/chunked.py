@@ -1,33 +1,23 @@
-"""The ``chunked-fs`` run-log store: one small JSON file per record of a run.
+"""Chunked run-log stores: one small JSON record per parameter, step log and branch log.
 
-Layout of ``<log_folder>/<run_id>/``:
+:class:`ChunkedRunLogStore` implements the whole store contract over a
+:class:`magnus.runlog.storage.RecordStorage`, in the layout of :mod:`magnus.runlog.chunks`;
+``chunked-fs`` (:class:`ChunkedFileSystemRunLogStore`, here) and ``chunked-s3`` (in
+magnus-catalog-s3) differ only in their settings and their storage.
 
-* ``RunLog.json`` -- the run-level fields and ``run_config``; ``steps`` and ``parameters`` empty;
-* ``parameters/Parameter-<key>.json`` -- one parameter, record ``{"<key>": value}``;
-* ``steps/StepLog-<internal name>.json`` -- one step log without its ``branches``;
-* ``branches/BranchLog-<internal branch name>.json`` -- one branch log without its ``steps``;
-* ``.lock`` -- the lock file of the run's writers.
-
-One folder per kind of record: reading the parameters (which every step does) lists only the
-parameters, whatever the number of steps and branches.
-
-Names in file names are encoded by :func:`magnus.runlog.files.encode_name` and matched exactly;
-a name too long for a file name keeps a readable prefix and a digest (:func:`chunk_path_name`).
-Every chunk other than ``RunLog.json`` is ``{"created_ns": <int>, "record": {...}}``: the
-creation time orders records on assembly and is kept when a chunk is rewritten.
+Adding or replacing a step, branch or parameter reads its one record (to keep its creation
+stamp) and writes it; nothing else of the run is read or rewritten. Replacing a step (or branch)
+log rewrites its own record; the branches (or steps) stored under it stay, as in every built-in
+store.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
-import time
-from collections.abc import Iterable
-from contextlib import AbstractContextManager, suppress
-from pathlib import Path
-from typing import Any, ClassVar
-from urllib.parse import unquote
+from abc import abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from magnus.exceptions import (
     BranchLogNotFoundError,
@@ -36,272 +26,211 @@ from magnus.exceptions import (
     RunLogStoreError,
     StepLogNotFoundError,
 )
-from magnus.naming import MAX_FILE_NAME_BYTES, SHORTENED_MARK, fit_file_name
+from magnus.internal_names import SHORTENED_MARK
 from magnus.runlog.base import BaseRunLogStore, parent_branch_name, parent_step_name
-from magnus.runlog.files import (
-    decode_name,
-    encode_name,
-    encode_run_id,
-    ensure_folder,
-    exclusive_lock,
-    read_json,
-    validate,
-    write_json,
+from magnus.runlog.chunks import (
+    BRANCH,
+    KIND_FOLDERS,
+    PARAMETER,
+    RUN_FILE,
+    STEP,
+    attach_descendants,
+    chunk_file_name,
+    chunk_kind_and_name,
+    chunk_parts,
+    chunk_path_name,
+    chunk_record,
+    decode_chunk,
+    encode_chunk,
+    next_stamp,
+    not_a_chunk,
 )
+from magnus.runlog.files import encode_name
+from magnus.runlog.folders import folder_storage
 from magnus.runlog.memory import new_run_log, set_status, sort_runs, unreadable_run
 from magnus.runlog.models import PROCESSING, BranchLog, RunLog, StepLog
+from magnus.runlog.storage import RecordStorage
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "ChunkedFileSystemRunLogStore",
+    "ChunkedRunLogStore",
+    "attach_descendants",
+    "chunk_file_name",
+    "chunk_path_name",
+    "decode_chunk",
+    "encode_chunk",
+]
 
-RUN_FILE = "RunLog.json"
-PARAMETER = "Parameter"
-STEP = "StepLog"
-BRANCH = "BranchLog"
-LOCK_FILE = ".lock"
-KIND_FOLDERS = {PARAMETER: "parameters", STEP: "steps", BRANCH: "branches"}
-_SUFFIX = ".json"
-
-_stamp_guard = threading.Lock()
-_last_stamp = 0
-
-
-def next_stamp() -> int:
-    """Nanoseconds since the epoch, strictly increasing within this process.
-
-    Two chunks created by one process in the same clock tick must still sort in creation order.
-    """
-    global _last_stamp
-    with _stamp_guard:
-        _last_stamp = max(time.time_ns(), _last_stamp + 1)
-        return _last_stamp
-
-
-def chunk_file_name(kind: str, name: str) -> str:
-    """The file name of the chunk of ``kind`` (``StepLog``...) for ``name``."""
-    return f"{kind}-{encode_name(name)}{_SUFFIX}"
-
-
-def chunk_path_name(kind: str, name: str) -> str:
-    """The file name of a chunk on disk: :func:`chunk_file_name`, a very long name shortened.
-
-    Shortened names (``magnus.naming.fit_file_name``) hold ``=``, which encoded names never do;
-    the record inside names its step or branch in full.
-    """
-    room = MAX_FILE_NAME_BYTES - len(kind) - 1 - len(_SUFFIX)
-    return f"{kind}-{fit_file_name(encode_name(name), room)}{_SUFFIX}"
-
-
-def chunk_kind_and_name(file_name: str) -> tuple[str, str] | None:
-    """The kind and decoded name of a chunk file; ``None`` for any other file."""
-    kind, dash, rest = file_name.partition("-")
-    if not dash or kind not in (PARAMETER, STEP, BRANCH) or not rest.endswith(_SUFFIX):
-        return None
-    return kind, decode_name(rest[: -len(_SUFFIX)])
-
-
-def encode_chunk(record: dict[str, Any], created_ns: int) -> dict[str, Any]:
-    """The stored form of a chunk: ``{"created_ns": <int>, "record": {...}}``."""
-    return {"created_ns": created_ns, "record": record}
-
-
-def decode_chunk(data: Any, where: str) -> tuple[int, dict[str, Any]]:
-    """``(created_ns, record)`` of a parsed chunk; else ``RunLogStoreError`` naming ``where``."""
-    if not (
-        isinstance(data, dict)
-        and isinstance(data.get("created_ns"), int)
-        and isinstance(data.get("record"), dict)
-    ):
-        raise RunLogStoreError(
-            f"The run log record {where} is not a chunk of the form "
-            '{"created_ns": <int>, "record": {...}}'
-        )
-    return data["created_ns"], data["record"]
-
-
-def attach_descendants(
-    run_id: str,
-    root: RunLog | StepLog | BranchLog,
-    step_logs: Iterable[StepLog],
-    branch_logs: Iterable[BranchLog],
-) -> None:
-    """Attach the step and branch logs below ``root`` to their parents, under ``root``.
-
-    Every store that keeps one record per step and branch rebuilds a run's tree this way. The
-    logs come in creation order, so every parent gets its children in that order; a log whose
-    parent is missing is left out with a warning naming ``run_id``.
-    """
-    steps: dict[str, StepLog] = {}
-    containers: dict[str, RunLog | BranchLog] = {}
-    if isinstance(root, StepLog):
-        steps[root.internal_name] = root
-    else:
-        containers["" if isinstance(root, RunLog) else root.internal_name] = root
-    for step in step_logs:
-        steps.setdefault(step.internal_name, step)
-    for branch in branch_logs:
-        containers.setdefault(branch.internal_name, branch)
-    for name, container in containers.items():
-        if container is root or not isinstance(container, BranchLog):
-            continue
-        parent = steps.get(parent_step_name(name))
-        if parent is None:
-            logger.warning("Run %s: branch log %r has no parent step", run_id, name)
-        else:
-            parent.branches[name] = container
-    for name, step in steps.items():
-        if step is root:
-            continue
-        owner = containers.get(parent_branch_name(name))
-        if owner is None:
-            logger.warning("Run %s: step log %r has no parent branch", run_id, name)
-        else:
-            owner.steps[name] = step
-
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _Chunk = tuple[int, str, dict[str, Any]]  # created_ns, file name (breaks ties), record
 
 
-class ChunkedFileSystemRunLogStore(BaseRunLogStore):
-    """Each run is a folder with one JSON file per parameter, step log and branch log.
+class ChunkedRunLogStore(BaseRunLogStore):
+    """A run-log store keeping each record of a run apart, over a storage given by subclasses.
 
-    The default store. Adding or replacing a step, branch or parameter writes only its own file,
-    whatever the size of the run, and writers of one run (parallel branches in several
-    processes) serialise on a ``flock`` of the run's ``.lock`` file, so nothing is lost.
-    Replacing a step (or branch) log rewrites its own record; the branches (or steps) stored
-    under it stay, as in every built-in store.
+    Each update costs O(1) storage operations whatever the size of the run; reading a whole run
+    lists each kind of record once and reads the records (at once, where the storage can).
     """
 
-    service_name: ClassVar[str] = "chunked-fs"
-    supports_concurrent_writers: ClassVar[bool] = True
-
-    log_folder: str = ".run_log_store"
-
-    # ------------------------------------------------------------------ paths and records
-
-    def _folder(self, run_id: str) -> Path:
-        return Path(self.log_folder) / encode_run_id(run_id)
-
-    def _chunk(self, run_id: str, kind: str, name: str) -> Path:
-        return self._folder(run_id) / KIND_FOLDERS[kind] / chunk_path_name(kind, name)
-
-    def _make_folders(self, folder: Path) -> None:
-        for kind_folder in KIND_FOLDERS.values():
-            ensure_folder(folder / kind_folder)
+    @abstractmethod
+    def storage(self) -> RecordStorage:
+        """Where this store's records live (cheap to make: called once per operation)."""
 
     def location(self, run_id: str) -> str:
-        return str(self._folder(run_id))
+        return self.storage().location(run_id)
 
-    def _require_run(self, run_id: str) -> Path:
-        """The run's folder; ``RunLogNotFoundError`` if the run was never created."""
-        folder = self._folder(run_id)
-        if not (folder / RUN_FILE).exists():
-            raise RunLogNotFoundError(run_id, where=str(folder))
-        return folder
-
-    def _lock(self, folder: Path) -> AbstractContextManager[None]:
-        return exclusive_lock(folder / LOCK_FILE)
-
-    def _read_head(self, run_id: str) -> RunLog:
-        path = self._folder(run_id) / RUN_FILE
-        try:
-            data = read_json(path)
-        except FileNotFoundError:
-            raise RunLogNotFoundError(run_id, where=str(path.parent)) from None
-        return validate(path, RunLog, data)
-
-    def _write_head(self, run_log: RunLog) -> None:
-        head = run_log.model_copy(update={"steps": {}, "parameters": {}})
-        write_json(self._folder(run_log.run_id) / RUN_FILE, head)
+    # ------------------------------------------------------------------ records
 
     @staticmethod
-    def _read_chunk(path: Path) -> tuple[int, dict[str, Any]]:
-        """``(created_ns, record)`` of a chunk; ``FileNotFoundError`` passes through."""
-        return decode_chunk(read_json(path), str(path))
+    def _validate(
+        storage: RecordStorage, run_id: str, record: str, model: type[ModelT], data: Any
+    ) -> ModelT:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise RunLogStoreError(
+                f"The run log record {storage.where(run_id, record)} is not a valid "
+                f"{model.__name__}: {exc}"
+            ) from exc
 
-    @classmethod
-    def _write_chunk(
-        cls, path: Path, record: dict[str, Any], created_ns: int | None = None
+    def _read_head(self, storage: RecordStorage, run_id: str) -> RunLog:
+        data = storage.read(run_id, RUN_FILE)
+        if data is None:
+            raise RunLogNotFoundError(run_id, where=storage.location(run_id))
+        return self._validate(storage, run_id, RUN_FILE, RunLog, data)
+
+    @staticmethod
+    def _head(run_log: RunLog) -> RunLog:
+        """What ``RunLog.json`` holds: the run without its steps and parameters."""
+        return run_log.model_copy(update={"steps": {}, "parameters": {}})
+
+    def _change_head(
+        self, storage: RecordStorage, run_id: str, change: Callable[[RunLog], None]
     ) -> None:
-        """Write a chunk; without ``created_ns`` it keeps the stamp of the chunk it replaces.
+        """Read ``RunLog.json``, ``change`` it and write it back, losing no other writer's."""
+
+        def changed(data: Any) -> RunLog:
+            if data is None:
+                raise RunLogNotFoundError(run_id, where=storage.location(run_id))
+            run_log = self._validate(storage, run_id, RUN_FILE, RunLog, data)
+            change(run_log)
+            return self._head(run_log)
+
+        storage.update(run_id, RUN_FILE, changed)
+
+    @staticmethod
+    def _require_run(storage: RecordStorage, run_id: str) -> None:
+        if not storage.exists(run_id, RUN_FILE):
+            raise RunLogNotFoundError(run_id, where=storage.location(run_id))
+
+    @staticmethod
+    def _read_chunk(
+        storage: RecordStorage, run_id: str, record: str
+    ) -> tuple[int, dict[str, Any]] | None:
+        """``(created_ns, record)`` of a chunk; ``None`` if there is no such record."""
+        data = storage.read(run_id, record)
+        if data is None:
+            return None
+        parts = chunk_parts(data)
+        if parts is None:
+            raise not_a_chunk(storage.where(run_id, record))
+        return parts
+
+    def _write_chunk(
+        self,
+        storage: RecordStorage,
+        run_id: str,
+        record: str,
+        data: dict[str, Any],
+        check_new: Callable[[], None] | None = None,
+    ) -> None:
+        """Write a chunk, keeping the stamp of the one it replaces; ``check_new`` vets a new one.
 
         The caller holds the run's lock, so reading the old stamp and writing are one step.
         """
-        if created_ns is None:
-            try:
-                created_ns = cls._read_chunk(path)[0]
-            except FileNotFoundError:
-                created_ns = next_stamp()
-        write_json(path, encode_chunk(record, created_ns))
+        existing = self._read_chunk(storage, run_id, record)
+        if existing is None:
+            if check_new is not None:
+                check_new()
+            stamp = next_stamp()
+        else:
+            stamp = existing[0]
+        storage.write(run_id, record, encode_chunk(data, stamp))
 
-    def _list_folder(self, run_id: str, kind: str) -> list[str]:
-        folder = self._folder(run_id) / KIND_FOLDERS[kind]
-        try:
-            return os.listdir(folder)
-        except FileNotFoundError:
-            raise RunLogNotFoundError(run_id, where=str(folder)) from None
-        except OSError as exc:
-            raise RunLogStoreError(f"Cannot list {folder}: {exc.strerror or exc}") from exc
+    def _check_new_step(self, storage: RecordStorage, run_id: str, internal_name: str) -> None:
+        """A new step log needs its run and its parent branch (a stored one implies them)."""
+        self._require_run(storage, run_id)
+        parent = parent_branch_name(internal_name)
+        if parent and not storage.exists(run_id, chunk_record(BRANCH, parent, storage.name_limit)):
+            raise BranchLogNotFoundError(run_id, parent)
 
-    def _chunk_paths(self, run_id: str, kind: str) -> list[Path]:
-        """The chunk files of ``kind`` (missing folder: none)."""
-        try:
-            file_names = self._list_folder(run_id, kind)
-        except RunLogNotFoundError:
-            return []
-        folder = self._folder(run_id) / KIND_FOLDERS[kind]
-        return [
-            folder / name
-            for name in file_names
-            if (chunk_kind_and_name(name) or ("", ""))[0] == kind
-        ]
+    def _check_new_branch(self, storage: RecordStorage, run_id: str, internal_name: str) -> None:
+        """A new branch log needs its run and its parent step (a stored one implies them)."""
+        self._require_run(storage, run_id)
+        parent = parent_step_name(internal_name)
+        if not storage.exists(run_id, chunk_record(STEP, parent, storage.name_limit)):
+            raise StepLogNotFoundError(run_id, parent)
 
-    def _read_chunks(self, run_id: str, kind: str, under: str | None = None) -> list[_Chunk]:
-        """The chunks of ``kind`` in creation order.
-
-        With ``under``, only those named inside that step or branch (``under.``...).
-        """
-        folder = self._folder(run_id) / KIND_FOLDERS[kind]
-        chunks = []
-        for file_name in self._list_folder(run_id, kind):
-            parsed = chunk_kind_and_name(file_name)
+    def _read_chunks(
+        self, storage: RecordStorage, run_id: str, kind: str, under: str | None = None
+    ) -> list[_Chunk]:
+        """The chunks of ``kind`` in creation order; with ``under``, only those named below it."""
+        folder = KIND_FOLDERS[kind]
+        prefix = f"{kind}-"
+        if under is not None and storage.name_limit is None:
+            # Percent-encoding works character by character, so the encoded "under." (without
+            # the case mask that follows a whole name) prefixes every name below it. Where
+            # names are bounded, a shortened one may keep less than that: no narrowing.
+            prefix += encode_name(under + ".").partition("^")[0]
+        names = []
+        for name in storage.names(run_id, folder, prefix):
+            parsed = chunk_kind_and_name(name)
             if parsed is None or parsed[0] != kind:
                 continue
             # A shortened name is not the whole name: its record says where it belongs.
-            shortened = SHORTENED_MARK in file_name
-            if under is not None and not shortened and not parsed[1].startswith(under + "."):
+            if (
+                under is not None
+                and SHORTENED_MARK not in name
+                and not parsed[1].startswith(under + ".")
+            ):
                 continue
-            try:
-                created_ns, record = self._read_chunk(folder / file_name)
-            except FileNotFoundError:
-                # Removed since the listing (put_run_log dropping a stale record).
+            names.append(name)
+        found = storage.map(
+            lambda name: self._read_chunk(storage, run_id, f"{folder}/{name}"), names
+        )
+        chunks = []
+        for name, chunk in zip(names, found, strict=True):
+            if chunk is None:  # removed since the listing (put_run_log dropping it)
                 continue
             if (
                 under is not None
-                and shortened
-                and not str(record.get("internal_name", "")).startswith(under + ".")
+                and SHORTENED_MARK in name
+                and not str(chunk[1].get("internal_name", "")).startswith(under + ".")
             ):
                 continue
-            chunks.append((created_ns, file_name, record))
+            chunks.append((chunk[0], name, chunk[1]))
         chunks.sort(key=lambda chunk: chunk[:2])
         return chunks
 
-    def _attach_descendants(self, run_id: str, root: RunLog | StepLog | BranchLog) -> None:
-        """Rebuild under ``root`` every step and branch below it from their chunks."""
+    def _attach_descendants(
+        self, storage: RecordStorage, run_id: str, root: RunLog | StepLog | BranchLog
+    ) -> None:
+        """Rebuild under ``root`` every step and branch log below it from their chunks."""
         under = None if isinstance(root, RunLog) else root.internal_name
-        folder = self._folder(run_id)
         steps = (
-            validate(folder / KIND_FOLDERS[STEP] / file_name, StepLog, record)
-            for _, file_name, record in self._read_chunks(run_id, STEP, under)
+            self._validate(storage, run_id, f"{KIND_FOLDERS[STEP]}/{name}", StepLog, record)
+            for _, name, record in self._read_chunks(storage, run_id, STEP, under)
         )
         branches = (
-            validate(folder / KIND_FOLDERS[BRANCH] / file_name, BranchLog, record)
-            for _, file_name, record in self._read_chunks(run_id, BRANCH, under)
+            self._validate(storage, run_id, f"{KIND_FOLDERS[BRANCH]}/{name}", BranchLog, record)
+            for _, name, record in self._read_chunks(storage, run_id, BRANCH, under)
         )
         attach_descendants(run_id, root, steps, branches)
 
-    def _read_parameters(self, run_id: str) -> dict[str, Any]:
+    def _read_parameters(self, storage: RecordStorage, run_id: str) -> dict[str, Any]:
         parameters: dict[str, Any] = {}
-        for _, _, record in self._read_chunks(run_id, PARAMETER):
+        for _, _, record in self._read_chunks(storage, run_id, PARAMETER):
             parameters.update(record)
         return parameters
 
@@ -319,148 +248,184 @@ class ChunkedFileSystemRunLogStore(BaseRunLogStore):
         run_log = new_run_log(
             run_id, dag_hash, use_cached, tag, original_run_id, status, self.now()
         )
-        folder = self._folder(run_id)
-        ensure_folder(folder)
-        with self._lock(folder):
-            if (folder / RUN_FILE).exists():
-                raise RunLogExistsError(run_id)
-            self._make_folders(folder)
-            self._write_head(run_log)
+        storage = self.storage()
+        storage.make_run(run_id, KIND_FOLDERS.values())
+        if not storage.create(run_id, RUN_FILE, self._head(run_log)):
+            raise RunLogExistsError(run_id)
         return run_log
 
     def get_run_log_by_id(self, run_id: str, full: bool = True) -> RunLog:
-        run_log = self._read_head(run_id)
-        run_log.parameters = self._read_parameters(run_id)
+        storage = self.storage()
+        run_log = self._read_head(storage, run_id)
+        run_log.parameters = self._read_parameters(storage, run_id)
         if full:
-            self._attach_descendants(run_id, run_log)
+            self._attach_descendants(storage, run_id, run_log)
         return run_log
 
     def put_run_log(self, run_log: RunLog) -> None:
         run_id = run_log.run_id
-        folder = self._folder(run_id)
-        ensure_folder(folder)
-        with self._lock(folder):
-            self._make_folders(folder)
-            before = [path for kind in KIND_FOLDERS for path in self._chunk_paths(run_id, kind)]
-            self._write_head(run_log)
-            written = set()
-            for key, value in run_log.parameters.items():
-                path = self._chunk(run_id, PARAMETER, key)
-                self._write_chunk(path, {key: value}, next_stamp())
-                written.add(path)
-            # Depth first, stamping as we go: each step's branches and each branch's steps
-            # get increasing stamps in their dict order, which is all assembly needs.
+        storage = self.storage()
+        limit = storage.name_limit
+        storage.make_run(run_id, KIND_FOLDERS.values())
+        with storage.lock(run_id):
+            before = {
+                f"{folder}/{name}"
+                for kind, folder in KIND_FOLDERS.items()
+                for name in storage.names(run_id, folder, f"{kind}-")
+                if (chunk_kind_and_name(name) or ("", ""))[0] == kind
+            }
+            storage.write(run_id, RUN_FILE, self._head(run_log))
+            writes: list[tuple[str, dict[str, Any], int]] = [
+                (chunk_record(PARAMETER, key, limit), {key: value}, next_stamp())
+                for key, value in run_log.parameters.items()
+            ]
+            # Depth first, stamping in dict order: each parent's children get increasing
+            # stamps, which is all that assembly needs to restore their order.
             pending: list[StepLog | BranchLog] = list(reversed(run_log.steps.values()))
             while pending:
                 item = pending.pop()
                 if isinstance(item, StepLog):
-                    path = self._chunk(run_id, STEP, item.internal_name)
-                    record = item.model_dump(exclude={"branches"})
+                    record = chunk_record(STEP, item.internal_name, limit)
+                    data = item.model_dump(exclude={"branches"})
                     children: list[StepLog | BranchLog] = list(item.branches.values())
                 else:
-                    path = self._chunk(run_id, BRANCH, item.internal_name)
-                    record = item.model_dump(exclude={"steps"})
+                    record = chunk_record(BRANCH, item.internal_name, limit)
+                    data = item.model_dump(exclude={"steps"})
                     children = list(item.steps.values())
-                self._write_chunk(path, record, next_stamp())
-                written.add(path)
+                writes.append((record, data, next_stamp()))
                 pending.extend(reversed(children))
+            storage.map(
+                lambda write: storage.write(run_id, write[0], encode_chunk(write[1], write[2])),
+                writes,
+            )
             # The put log replaces the stored one entirely: records it does not have go.
-            for path in before:
-                if path not in written:
-                    with suppress(FileNotFoundError):
-                        path.unlink()
+            storage.delete(run_id, sorted(before - {record for record, _, _ in writes}))
 
     def update_run_log_status(self, run_id: str, status: str, message: str = "") -> None:
-        with self._lock(self._require_run(run_id)):
-            run_log = self._read_head(run_id)
-            set_status(run_log, status, self.now(), message)
-            self._write_head(run_log)
+        self._change_head(
+            self.storage(), run_id, lambda run_log: set_status(run_log, status, self.now(), message)
+        )
 
     def list_runs(self) -> list[RunLog]:
-        root = Path(self.log_folder)
-        if not root.is_dir():
-            return []
-        runs = []
-        for entry in sorted(os.listdir(root)):
-            if not (root / entry / RUN_FILE).is_file():
-                continue
-            # Folder names are percent-encoded run ids.
+        """Every run of the storage: the run-level fields of ``RunLog.json`` only.
+
+        Parameters are left out: they would cost a listing and a read per parameter for every
+        run. Folders without a ``RunLog.json`` (a catalog's, say) are skipped; a run whose
+        ``RunLog.json`` cannot be read is listed as unreadable.
+        """
+        storage = self.storage()
+
+        def head(run_id: str) -> RunLog | None:
             try:
-                runs.append(self.get_run_log_by_id(unquote(entry), full=False))
-            except RunLogNotFoundError:
-                continue
+                data = storage.read(run_id, RUN_FILE)
+                if data is None:
+                    return None
+                return self._validate(storage, run_id, RUN_FILE, RunLog, data)
             except RunLogStoreError as exc:
-                runs.append(unreadable_run(unquote(entry), exc))
-        return sort_runs(runs)
+                return unreadable_run(run_id, exc)
+
+        return sort_runs(run for run in storage.map(head, storage.run_ids()) if run is not None)
 
     # ------------------------------------------------------------------ parameters and config
 
     def get_parameters(self, run_id: str) -> dict[str, Any]:
-        self._require_run(run_id)
-        return self._read_parameters(run_id)
+        storage = self.storage()
+        self._require_run(storage, run_id)
+        return self._read_parameters(storage, run_id)
 
     def set_parameters(self, run_id: str, parameters: dict[str, Any]) -> None:
-        folder = self._require_run(run_id)
-        with self._lock(folder):
-            for key, value in parameters.items():
-                self._write_chunk(self._chunk(run_id, PARAMETER, key), {key: value})
+        storage = self.storage()
+        self._require_run(storage, run_id)
+        with storage.lock(run_id):
+            storage.map(
+                lambda item: self._write_chunk(
+                    storage,
+                    run_id,
+                    chunk_record(PARAMETER, item[0], storage.name_limit),
+                    {item[0]: item[1]},
+                ),
+                list(parameters.items()),
+            )
 
     def get_run_config(self, run_id: str) -> dict[str, Any]:
-        return self._read_head(run_id).run_config
+        return self._read_head(self.storage(), run_id).run_config
 
     def set_run_config(self, run_id: str, run_config: dict[str, Any]) -> None:
-        with self._lock(self._require_run(run_id)):
-            run_log = self._read_head(run_id)
-            run_log.run_config.update(run_config)
-            self._write_head(run_log)
+        self._change_head(
+            self.storage(), run_id, lambda run_log: run_log.run_config.update(run_config)
+        )
 
     # ------------------------------------------------------------------ steps and branches
 
     def get_step_log(self, internal_name: str, run_id: str, full: bool = True) -> StepLog:
-        path = self._chunk(run_id, STEP, internal_name)
-        try:
-            _, record = self._read_chunk(path)
-        except FileNotFoundError:
-            self._require_run(run_id)
-            raise StepLogNotFoundError(run_id, internal_name) from None
-        step_log = validate(path, StepLog, record)
+        storage = self.storage()
+        record = chunk_record(STEP, internal_name, storage.name_limit)
+        chunk = self._read_chunk(storage, run_id, record)
+        if chunk is None:
+            self._require_run(storage, run_id)
+            raise StepLogNotFoundError(run_id, internal_name)
+        step_log = self._validate(storage, run_id, record, StepLog, chunk[1])
         if full:
-            self._attach_descendants(run_id, step_log)
+            self._attach_descendants(storage, run_id, step_log)
         return step_log
 
     def add_step_log(self, step_log: StepLog, run_id: str) -> None:
-        folder = self._require_run(run_id)
-        parent = parent_branch_name(step_log.internal_name)
-        with self._lock(folder):
-            if parent and not self._chunk(run_id, BRANCH, parent).exists():
-                raise BranchLogNotFoundError(run_id, parent)
-            record = step_log.model_dump(exclude={"branches"})
-            self._write_chunk(self._chunk(run_id, STEP, step_log.internal_name), record)
+        storage = self.storage()
+        name = step_log.internal_name
+        with storage.lock(run_id):
+            self._write_chunk(
+                storage,
+                run_id,
+                chunk_record(STEP, name, storage.name_limit),
+                step_log.model_dump(exclude={"branches"}),
+                lambda: self._check_new_step(storage, run_id, name),
+            )
 
     def get_branch_log(
         self, internal_branch_name: str, run_id: str, full: bool = True
     ) -> BranchLog | RunLog:
         if not internal_branch_name:
             return self.get_run_log_by_id(run_id, full=full)
-        path = self._chunk(run_id, BRANCH, internal_branch_name)
-        try:
-            _, record = self._read_chunk(path)
-        except FileNotFoundError:
-            self._require_run(run_id)
-            raise BranchLogNotFoundError(run_id, internal_branch_name) from None
-        branch_log = validate(path, BranchLog, record)
+        storage = self.storage()
+        record = chunk_record(BRANCH, internal_branch_name, storage.name_limit)
+        chunk = self._read_chunk(storage, run_id, record)
+        if chunk is None:
+            self._require_run(storage, run_id)
+            raise BranchLogNotFoundError(run_id, internal_branch_name)
+        branch_log = self._validate(storage, run_id, record, BranchLog, chunk[1])
         if full:
-            self._attach_descendants(run_id, branch_log)
+            self._attach_descendants(storage, run_id, branch_log)
         return branch_log
 
     def add_branch_log(self, branch_log: BranchLog | RunLog, run_id: str) -> None:
         if isinstance(branch_log, RunLog):
             self.put_run_log(branch_log)
             return
-        folder = self._require_run(run_id)
-        parent = parent_step_name(branch_log.internal_name)
-        with self._lock(folder):
-            if not self._chunk(run_id, STEP, parent).exists():
-                raise StepLogNotFoundError(run_id, parent)
-            record = branch_log.model_dump(exclude={"steps"})
-            self._write_chunk(self._chunk(run_id, BRANCH, branch_log.internal_name), record)
+        storage = self.storage()
+        name = branch_log.internal_name
+        with storage.lock(run_id):
+            self._write_chunk(
+                storage,
+                run_id,
+                chunk_record(BRANCH, name, storage.name_limit),
+                branch_log.model_dump(exclude={"steps"}),
+                lambda: self._check_new_branch(storage, run_id, name),
+            )
+
+
+class ChunkedFileSystemRunLogStore(ChunkedRunLogStore):
+    """Each run is a folder with one JSON file per parameter, step log and branch log.
+
+    The default store: ``<log_folder>/<run_id>/`` holds the records of
+    :mod:`magnus.runlog.chunks` and ``.lock``. Writers of one run (parallel branches in several
+    processes) serialise on a ``flock`` of that file, so nothing is lost; names too long for a
+    file name are shortened.
+    """
+
+    service_name: ClassVar[str] = "chunked-fs"
+    supports_concurrent_writers: ClassVar[bool] = True
+
+    log_folder: str = ".run_log_store"
+
+    def storage(self) -> RecordStorage:
+        return folder_storage(self.log_folder)

@@ -11,7 +11,7 @@ import fcntl
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
@@ -121,15 +121,18 @@ def validate(path: Path, model: type[ModelT], data: Any) -> ModelT:
 
 
 @contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path, missing: Callable[[], Exception] | None = None) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path`` (created if needed) for the ``with`` block.
 
     Not re-entrant: a process already holding the lock through another descriptor would wait
-    for itself, so locked sections never call each other.
+    for itself, so locked sections never call each other. When the folder of ``path`` does not
+    exist, ``missing`` (if given) makes the error to raise: the caller knows what that means.
     """
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as exc:
+        if missing is not None and isinstance(exc, FileNotFoundError):
+            raise missing() from None
         raise RunLogStoreError(f"Cannot open the lock file {path}: {exc.strerror or exc}") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -50,6 +50,11 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, ser_json_inf_nan="constants")
 
 
+def _when_set(description: str) -> Any:
+    """A field written only when it has a value: absent records read as ``None``."""
+    return Field(default=None, exclude_if=lambda value: value is None, description=description)
+
+
 class CodeIdentity(_Record):
     """Which code ran: a git commit (or another kind of identifier, e.g. an image digest)."""
 
@@ -58,6 +63,9 @@ class CodeIdentity(_Record):
     code_identifier_dependable: bool = False
     code_identifier_url: str | None = None
     code_identifier_message: str | None = None
+    code_identifier_diff: str | None = _when_set(
+        "where the catalog keeps the diff of a dirty working tree"
+    )
 
 
 class DataCatalog(_Record):
@@ -105,6 +113,7 @@ class BranchLog(_Record):
     steps: dict[str, StepLog] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
     message: str = ""
+    map_variable: dict[str, Any] | None = _when_set("a map element's branch: its element")
 
 
 class StepLog(_Record):
@@ -121,6 +130,15 @@ class StepLog(_Record):
     user_defined_metrics: dict[str, Any] = Field(default_factory=dict)
     branches: dict[str, BranchLog] = Field(default_factory=dict)
     data_catalog: list[DataCatalog] = Field(default_factory=list)
+    map_values: list[Any] | None = _when_set("a map step: the elements it fanned out over")
+    output_parameters: dict[str, Any] | None = _when_set(
+        "a composite or reused step: what it passed on to the enclosing scope"
+    )
+    reused_from: str | None = _when_set("a re-run's reused step: the run it was reused from")
+    changed_since_original: list[str] | None = _when_set(
+        "a reused step: what changed since the original run (definition, code)"
+    )
+    tracker_error: str | None = _when_set("why the experiment tracker missed the metrics")
 
     def add_data_catalogs(self, entries: list[DataCatalog]) -> None:
         """Append catalog records, keeping their order (get, then API calls, then put)."""

@@ -1,0 +1,105 @@
+"""The catalog contract: what every catalog does, and the record of a transfer.
+
+A catalog is central storage partitioned by run id. Steps ``get`` files from it before they run and
+``put`` files into it after they succeed; every transfer is recorded in the step log with the
+SHA-256 of the content. Glob patterns are relative to the *compute data folder* (default: the
+working directory); a pattern or path that escapes that folder, or the catalog, is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from abc import abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+from magnus.runlog.models import DataCatalog
+from magnus.services import BaseService
+
+
+class BaseCatalog(BaseService):
+    """Base of every catalog. Subclasses implement the abstract methods.
+
+    Errors are ``magnus.exceptions.CatalogError`` with a message naming the pattern, path and
+    run: no file matched, a path escaped its folder, the run has nothing in the catalog, or I/O
+    failed. The executor turns them into a failed step, never a crashed run.
+    """
+
+    service_type: ClassVar[str] = "catalog"
+
+    compute_data_folder: str = "."
+
+    @abstractmethod
+    def get(
+        self, name: str, run_id: str, compute_data_folder: str | None = None
+    ) -> list[DataCatalog]:
+        """Copy every catalog file of the run matching glob ``name`` into the compute folder.
+
+        Records ``name`` (path relative to the compute folder), ``data_hash``,
+        ``catalog_relative_path``, ``catalog_handler_location`` and stage ``get``. Execution logs
+        are never matched. ``compute_data_folder`` overrides the configured one for this call.
+        """
+
+    @abstractmethod
+    def put(
+        self,
+        name: str,
+        run_id: str,
+        compute_data_folder: str | None = None,
+        synced_catalogs: list[DataCatalog] | None = None,
+    ) -> list[DataCatalog]:
+        """Copy every file of the compute folder matching glob ``name`` into the run's catalog.
+
+        Records stage ``put``, ``catalog_relative_path`` = ``<run_id>/<name>``. A file whose
+        path and hash equal an entry of ``synced_catalogs`` (what this step already got) is
+        recorded but not copied again.
+        """
+
+    @abstractmethod
+    def put_file(self, path: Path, catalog_name: str, run_id: str) -> DataCatalog:
+        """Store one local file of any location under ``<run_id>/<catalog_name>``.
+
+        Used for execution logs, code diffs and pickled objects; records stage ``put``.
+        """
+
+    def put_data(self, data: bytes, catalog_name: str, run_id: str) -> DataCatalog:
+        """Store ``data`` under ``<run_id>/<catalog_name>``, as ``put_file`` stores a file.
+
+        Used for execution logs, which are kept in memory while they are small. This default
+        writes ``data`` to a temporary file and calls ``put_file``, so every catalog has it;
+        override it when the backend can take the bytes directly.
+        """
+        import tempfile
+
+        handle, name = tempfile.mkstemp(prefix="magnus-", suffix=".data")
+        try:
+            with open(handle, "wb") as writer:
+                writer.write(data)
+            return self.put_file(Path(name), catalog_name, run_id)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+
+    @abstractmethod
+    def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:
+        """Copy what a re-run needs from the original run's catalog (not its execution logs).
+
+        An original that has nothing in the catalog (its steps put nothing, or it stopped
+        before any did) syncs nothing: that is not an error.
+        """
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """What ``catalog_handler_location`` records: where the catalog lives."""
+
+    def catalog_record(self, name: str, run_id: str, data_hash: str, stage: str) -> DataCatalog:
+        """The record of ``name`` (relative to the run's folder) moved at ``stage``."""
+        return DataCatalog(
+            name=name,
+            data_hash=data_hash,
+            catalog_relative_path=f"{run_id}/{name}",
+            catalog_handler_location=self.location,
+            stage=stage,
+        )

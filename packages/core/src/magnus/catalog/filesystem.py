@@ -1,0 +1,226 @@
+"""The built-in ``file-system`` catalog: a local (or mounted) folder per run."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import ClassVar
+
+from magnus.catalog.base import BaseCatalog
+from magnus.catalog.copying import PARTIAL_SUFFIX, copy_with_hash, file_hash, replacing
+from magnus.catalog.paths import (
+    check_destination,
+    check_run_id,
+    glob_files,
+    is_execution_log,
+    safe_relative,
+)
+from magnus.exceptions import CatalogError
+from magnus.runlog.models import DataCatalog
+
+
+def _not_run_data(relative: str, _resolved: Path) -> bool:
+    """Whether a file of a run's catalog folder is no data to get or sync.
+
+    Execution logs belong to the step that wrote them; a partial file is a copy killed half-way.
+    """
+    return is_execution_log(relative) or relative.endswith(PARTIAL_SUFFIX)
+
+
+class FileSystemCatalog(BaseCatalog):
+    """A catalog in a local (or mounted) folder: ``<catalog_location>/<run_id>/<path>``.
+
+    ``<path>`` is the file's path relative to the compute data folder, so the run folder mirrors
+    the project; execution logs and ``put_file`` files sit at ``<run_id>/<catalog_name>``. Relative
+    locations are taken from the working directory at the time of each call.
+    """
+
+    service_name: ClassVar[str] = "file-system"
+
+    catalog_location: str = ".catalog"
+
+    @property
+    def location(self) -> str:
+        """The configured ``catalog_location``, as written in the configuration."""
+        return self.catalog_location
+
+    def _catalog_root(self) -> Path:
+        return Path(self.catalog_location).resolve()
+
+    def _run_folder(self, run_id: str) -> Path:
+        check_run_id(run_id)
+        return self._catalog_root() / run_id
+
+    def get(
+        self, name: str, run_id: str, compute_data_folder: str | None = None
+    ) -> list[DataCatalog]:
+        """Copy the run's catalog files matching ``name`` into the compute (or given) folder.
+
+        The destination folder is created when missing. Execution logs are never matched.
+        """
+        run_folder = self._run_folder(run_id)
+        if not run_folder.is_dir():
+            raise CatalogError(
+                f"No data in the catalog for run {run_id!r} at {run_folder}: "
+                "put something in the catalog before getting from it"
+            )
+        destination = Path(compute_data_folder or self.compute_data_folder).resolve()
+
+        matches = glob_files(run_folder, name, run_id, _not_run_data)
+        if not matches:
+            raise CatalogError(
+                f"Did not find any files matching {name!r} in the catalog of run {run_id!r} "
+                f"at {run_folder}"
+            )
+        try:
+            destination.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CatalogError(
+                f"Cannot create {destination} to get {name!r} of run {run_id!r}: {exc}"
+            ) from exc
+        records = []
+        folders: dict[Path, Path] = {}
+        for relative, source in matches.items():
+            target = destination / relative
+            try:
+                check_destination(target, destination, f"getting {name!r}", run_id, folders)
+                data_hash = copy_with_hash(source, target)
+            except OSError as exc:
+                raise CatalogError(
+                    f"Cannot get {relative!r} of run {run_id!r} into {destination}: {exc}"
+                ) from exc
+            records.append(self.catalog_record(relative, run_id, data_hash, "get"))
+        return records
+
+    def put(
+        self,
+        name: str,
+        run_id: str,
+        compute_data_folder: str | None = None,
+        synced_catalogs: list[DataCatalog] | None = None,
+    ) -> list[DataCatalog]:
+        """Copy the compute folder's files matching ``name`` into the run's catalog folder.
+
+        A file whose record would equal (name, catalog path, hash) one of ``synced_catalogs``
+        is already in the catalog with that content: it is recorded but not copied again.
+        """
+        source_root = Path(compute_data_folder or self.compute_data_folder).resolve()
+        if not source_root.is_dir():
+            raise CatalogError(
+                f"The compute data folder {source_root} does not exist (putting {name!r} for "
+                f"run {run_id!r}); magnus does not create it for you"
+            )
+        run_folder = self._run_folder(run_id)
+        catalog_root = self._catalog_root()
+        # With the catalog inside the compute folder (the default: ".catalog" in "."), a "**/*"
+        # put would otherwise copy the catalog into itself.
+        catalog_nested = catalog_root.is_relative_to(source_root)
+
+        def skip(_relative: str, resolved: Path) -> bool:
+            return catalog_nested and resolved.is_relative_to(catalog_root)
+
+        matches = glob_files(source_root, name, run_id, skip)
+        if not matches:
+            raise CatalogError(
+                f"Did not find any files matching {name!r} in {source_root} (run {run_id!r})"
+            )
+        synced = {
+            (entry.name, entry.catalog_relative_path, entry.data_hash)
+            for entry in synced_catalogs or []
+        }
+        synced_paths = {(entry_name, path) for entry_name, path, _ in synced}
+        records = []
+        folders: dict[Path, Path] = {}
+        for relative, source in matches.items():
+            record = self.catalog_record(relative, run_id, "", "put")
+            key = (relative, record.catalog_relative_path)
+            try:
+                if key in synced_paths:
+                    # Hashing first costs a read but saves the write when nothing changed.
+                    record.data_hash = file_hash(source)
+                    if (*key, record.data_hash) in synced:
+                        records.append(record)
+                        continue
+                record.data_hash = self._store(
+                    source, run_folder / relative, run_folder, run_id, folders
+                )
+            except OSError as exc:
+                raise CatalogError(
+                    f"Cannot put {relative!r} from {source_root} into the catalog of run "
+                    f"{run_id!r} at {run_folder}: {exc}"
+                ) from exc
+            records.append(record)
+        return records
+
+    @staticmethod
+    def _store(
+        source: Path,
+        target: Path,
+        run_folder: Path,
+        run_id: str,
+        folders: dict[Path, Path] | None = None,
+    ) -> str:
+        """Copy ``source`` to ``target`` inside ``run_folder``; return the content's hash.
+
+        ``folders`` caches resolved folders across the files of one transfer.
+        """
+        run_folder.mkdir(parents=True, exist_ok=True)
+        check_destination(target, run_folder, f"putting {target.name!r}", run_id, folders)
+        return copy_with_hash(source, target)
+
+    def put_file(self, path: Path, catalog_name: str, run_id: str) -> DataCatalog:
+        """Copy one file from anywhere to ``<run_id>/<catalog_name>`` in the catalog."""
+        relative = safe_relative(catalog_name, "catalog name", run_id)
+        run_folder = self._run_folder(run_id)
+        source = Path(path)
+        if not source.is_file():
+            raise CatalogError(
+                f"Cannot put {source} into the catalog of run {run_id!r} as {catalog_name!r}: "
+                "it is not a file"
+            )
+        try:
+            data_hash = self._store(source, run_folder / relative, run_folder, run_id)
+        except OSError as exc:
+            raise CatalogError(
+                f"Cannot put {source} into the catalog of run {run_id!r} as {catalog_name!r}: {exc}"
+            ) from exc
+        return self.catalog_record(relative, run_id, data_hash, "put")
+
+    def put_data(self, data: bytes, catalog_name: str, run_id: str) -> DataCatalog:
+        """Write ``data`` straight to ``<run_id>/<catalog_name>`` (through a temporary file)."""
+        relative = safe_relative(catalog_name, "catalog name", run_id)
+        run_folder = self._run_folder(run_id)
+        target = run_folder / relative
+        try:
+            run_folder.mkdir(parents=True, exist_ok=True)
+            check_destination(target, run_folder, f"putting {catalog_name!r}", run_id)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Created like any new file (0666 less the umask), then renamed into place.
+            with replacing(target, 0o666) as writer:
+                writer.write(data)
+        except OSError as exc:
+            raise CatalogError(
+                f"Cannot put {catalog_name!r} into the catalog of run {run_id!r} at "
+                f"{run_folder}: {exc}"
+            ) from exc
+        return self.catalog_record(relative, run_id, hashlib.sha256(data).hexdigest(), "put")
+
+    def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:
+        """Copy the previous run's catalog folder (without execution logs) into this run's."""
+        previous = self._run_folder(previous_run_id)
+        current = self._run_folder(run_id)
+        if not previous.is_dir():
+            return  # the original put nothing in the catalog
+        if previous == current:
+            return
+
+        folders: dict[Path, Path] = {}
+        matches = glob_files(previous, "**/*", previous_run_id, _not_run_data)
+        for relative, source in matches.items():
+            try:
+                self._store(source, current / relative, current, run_id, folders)
+            except OSError as exc:
+                raise CatalogError(
+                    f"Cannot sync {relative!r} from the catalog of run {previous_run_id!r} into "
+                    f"run {run_id!r} at {current}: {exc}"
+                ) from exc

@@ -1,0 +1,91 @@
+"""How an orchestrator calls magnus back: the commands, their options and environment variables.
+
+An executor that renders a pipeline for an orchestrator (``traverses = False``, such as
+``argo``) writes containers that run ``magnus <command> <run id> <internal name> [options]``
+once per step, branch or fan. The command line registers these commands and reads these
+options, the engine reads these variables, and a renderer writes all of them: each is named
+here once, so the three cannot drift apart.
+
+Internal names travel on the command line with spaces written ``%``
+(``magnus.internal_names.to_command_line``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: run one leaf step of a run (task, stub, success or fail); exit 1 if it fails
+EXECUTE_SINGLE_NODE = "execute_single_node"
+#: run one branch of a composite step to its end; exit 1 if the branch fails
+EXECUTE_SINGLE_BRANCH = "execute_single_branch"
+#: fan a composite step out (create its branch logs) or in (decide its status)
+FAN = "fan"
+#: every command an orchestrator calls, under its canonical name
+COMMANDS = (EXECUTE_SINGLE_NODE, EXECUTE_SINGLE_BRANCH, FAN)
+
+#: ``fan --mode out``: create the composite's step log and its branch logs
+FAN_OUT = "out"
+#: ``fan --mode in``: decide the composite's status from its branches
+FAN_IN = "in"
+FAN_MODES = (FAN_IN, FAN_OUT)
+
+#: set (to anything but ``""`` or ``0``) when ``--map-variable`` holds each enclosing map's
+#: element *index*: magnus reads the element from that map's ``map_values`` in the run log
+MAP_INDICES_ENV = "MAGNUS_MAP_INDICES"
+#: set on a map's fan-out: the file it writes the JSON list of its element indices to
+MAP_INDICES_FILE_ENV = "MAGNUS_MAP_INDICES_FILE"
+#: set by an orchestrator that retries a step itself: the number (from 1) of this attempt,
+#: the only one the container makes
+ATTEMPT_ENV = "MAGNUS_STEP_ATTEMPT"
+
+
+def command_names(command: str) -> tuple[str, ...]:
+    """The names the command line accepts for ``command``: itself, and its hyphenated alias."""
+    alias = command.replace("_", "-")
+    return (command,) if alias == command else (command, alias)
+
+
+def callback_command(
+    program: Sequence[str],
+    command: str,
+    run_id: str,
+    name: str,
+    *,
+    log_level: str,
+    mode: str = "",
+    pipeline_file: str = "",
+    map_variable: str = "",
+    configuration_file: str = "",
+    parameters_file: str = "",
+    tag: str = "",
+) -> list[str]:
+    """The command line of one call back into magnus; empty options are left out.
+
+    Args:
+        program: what starts magnus (``["magnus"]``, ``[sys.executable, "-m", "magnus.cli"]``).
+        command: one of :data:`COMMANDS`.
+        run_id: the run the call belongs to (an orchestrator's template expression is fine).
+        name: the internal name of the step or branch, spaces written ``%``.
+        log_level: the level magnus logs at in the called process.
+        mode: :data:`FAN_OUT` or :data:`FAN_IN`, for :data:`FAN` only.
+        pipeline_file: the pipeline file (without it, the graph recorded in the run log runs).
+        map_variable: the JSON object of the map values (or indices) in force.
+        configuration_file: the configuration file.
+        parameters_file: the parameters file of the run.
+        tag: the run's tag.
+    """
+    line = [*program, command, run_id, name]
+    if mode:
+        line += ["--mode", mode]
+    line += ["--log-level", log_level]
+    options = (
+        ("--file", pipeline_file),
+        ("--map-variable", map_variable),
+        ("--config-file", configuration_file),
+        ("--parameters-file", parameters_file),
+        ("--tag", tag),
+    )
+    for option, value in options:
+        if value:
+            line += [option, value]
+    return line

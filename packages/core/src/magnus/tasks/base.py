@@ -1,0 +1,81 @@
+"""The task-type contract: what a task step runs and what one attempt is given.
+
+A task type is a pydantic model whose fields are the step fields it owns (``command`` and any
+type-specific ones). ``execute`` runs the command once and returns what it consumed and produced;
+it raises on failure and the caller records the attempt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+#: the environment variable holding the map variables in scope, as JSON
+MAP_VARIABLE_ENV = "MAGNUS_MAP_VARIABLE"
+
+
+@dataclass
+class TaskInput:
+    """What a task is given for one attempt."""
+
+    step_name: str
+    parameters: dict[str, Any]
+    map_variables: dict[str, Any] = field(default_factory=dict)
+    #: where the task's stdout and stderr go (the execution log, tee'd to the console)
+    output: IO[str] = field(default_factory=io.StringIO)
+    #: filled by the task as soon as it knows what it consumes, so failed attempts record it too
+    consumed: dict[str, Any] = field(default_factory=dict)
+    #: parameters that enclosing maps iterate on: available, but not recorded as consumed
+    iterated: set[str] = field(default_factory=set)
+    #: where the task's output is echoed for people (the leaf wrapper masks secrets in them)
+    console_out: IO[str] | None = None
+    console_err: IO[str] | None = None
+    #: metrics the task exported as ``MAGNUS_TRACK_*``: ``{key: {step: value}}``
+    metrics: dict[str, dict[int, Any]] = field(default_factory=dict)
+    #: puts a file the task made into the run's catalog, recorded on the step; returns its
+    #: catalog name (``None`` outside a run)
+    store_file: Callable[[Path, str], str] | None = None
+
+
+class BaseTaskType(BaseModel):
+    """Base of every task type; ``service_name`` is the ``command_type`` that selects it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service_name: ClassVar[str] = ""
+    service_type: ClassVar[str] = "task_type"
+
+    command: str
+
+    @field_validator("command")
+    @classmethod
+    def _command_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("command must not be empty")
+        return value
+
+    def execute(self, task_input: TaskInput) -> dict[str, Any]:
+        """Run the command once and return the parameters it produced; raise on failure."""
+        raise NotImplementedError
+
+
+@contextlib.contextmanager
+def exported_environment(variables: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a task in this process, then restore them."""
+    previous = {key: os.environ.get(key) for key in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
