@@ -64,7 +64,7 @@ class RunContext:
     initial_parameters: dict[str, Any] = field(default_factory=dict)
     #: a re-run refuses to reuse a step whose definition or code changed
     strict_cache: bool = False
-    #: what this process loaded of the original run (``magnus.rerun``)
+    #: what this process loaded of the original run (``magnus.executors.rerun``)
     original: Any = None
     #: the process that traverses the run (``magnus.owner``); empty when an orchestrator does
     owner: dict[str, Any] = field(default_factory=dict)

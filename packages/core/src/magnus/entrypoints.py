@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from magnus import config as config_mod
-from magnus import identity, rerun
+from magnus import identity
 from magnus.building import graph_from_dump, load_pipeline_file
 from magnus.context import RunContext, current_run
 from magnus.exceptions import (
     ConfigurationError,
     RunLogExistsError,
 )
+from magnus.executors import rerun
 from magnus.executors.base import BaseExecutor
 from magnus.executors.ending import end_run
 from magnus.graph import Graph, dag_hash

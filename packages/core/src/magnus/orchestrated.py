@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from magnus import rerun
 from magnus.building import graph_from_dump, load_pipeline_file
 from magnus.composites import CompositeNode, enclosing_maps
 from magnus.context import RunContext, current_run
@@ -33,6 +32,7 @@ from magnus.entrypoints import (
     start_run,
 )
 from magnus.exceptions import MagnusError, RunLogNotFoundError
+from magnus.executors import rerun
 from magnus.executors.ending import end_scope
 from magnus.executors.fanning import fan_in, fan_out
 from magnus.graph import find_branch, find_node

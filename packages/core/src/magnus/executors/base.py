@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from magnus import rerun
 from magnus.composites import BranchRun, CompositeNode
 from magnus.exceptions import StepLogNotFoundError
+from magnus.executors import rerun
 from magnus.executors.fanning import fan_in, fan_out
 from magnus.executors.leaf import execute_leaf
 from magnus.executors.pending import processing_record

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, ClassVar
 from pydantic import Field
 
 from magnus.executors.base import BaseExecutor
+from magnus.executors.rerun import reusable_branch
 from magnus.internal_names import to_command_line
 from magnus.interrupts import block_for_children, forget_child, signal_of, watch_child
 from magnus.orchestration import EXECUTE_SINGLE_BRANCH, callback_command
-from magnus.rerun import reusable_branch
 from magnus.runlog.models import FAIL, SUCCESS, BranchLog
 
 if TYPE_CHECKING:
