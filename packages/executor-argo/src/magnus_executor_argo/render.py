@@ -20,61 +20,40 @@ Shape (magnus 0.5's, with the changes of the argo issue):
   Elements never travel through Argo (parameter size limits), and keep their JSON types.
 
 Every name is deterministic (``naming``), so the same pipeline always renders the same bytes.
+
+This module holds the workflow and the DAG template of each graph; the templates of steps are
+built by :mod:`.containers` (leaf steps, fan containers) and :mod:`.composite_templates`, the
+workflow's arguments by :mod:`.arguments`, the map indices handed between templates by
+:mod:`.map_scope`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
 from collections.abc import Hashable
 from typing import Any
 
 from hera.workflows import models as m
 
-from magnus.composites import CompositeNode, MapNode, ParallelNode
+from magnus.composites import CompositeNode
 from magnus.context import RunContext
 from magnus.exceptions import ConfigurationError
 from magnus.graph import Graph
-from magnus.internal_names import to_command_line
-from magnus.nodes import BaseNode, ExecutableNode
-from magnus.orchestration import (
-    ATTEMPT_ENV,
-    EXECUTE_SINGLE_NODE,
-    FAN,
-    FAN_IN,
-    FAN_OUT,
-    MAP_INDICES_ENV,
-    MAP_INDICES_FILE_ENV,
-    callback_command,
-)
-from magnus.parameters import PARAMETER_PREFIX, initial_parameters
 from magnus_executor_argo import kubernetes
-from magnus_executor_argo.config import ArgoConfig, StepSettings, filled, step_settings
+from magnus_executor_argo.arguments import exposed_parameters, workflow_arguments
+from magnus_executor_argo.composite_templates import composite_templates
+from magnus_executor_argo.config import ArgoConfig, filled, step_settings
+from magnus_executor_argo.containers import ContainerTemplates
 from magnus_executor_argo.document import Workflow, dump_yaml, to_document
 from magnus_executor_argo.graph_walk import branch_graphs, dependencies, rendered_nodes
+from magnus_executor_argo.map_scope import inputs, pass_down
 from magnus_executor_argo.naming import dns_label, unique_names
 
 logger = logging.getLogger(__name__)
 
 API_VERSION = "argoproj.io/v1alpha1"
 ENTRYPOINT = "magnus-dag"
-RUN_ID_ARGUMENT = "run_id"
-RUN_ID = "{{workflow.parameters.run_id}}"
-#: the command every container runs: the magnus console script of the image
-MAGNUS_COMMAND = "magnus"
-#: where a map's fan-out container writes the JSON list of element indices (MAP_INDICES_FILE_ENV)
-MAP_INDICES_FILE = "/tmp/output.txt"
-ITERATE_ON_OUTPUT = "iterate-on"
-#: Argo's ``retries`` counts from 0 in a template with a retryStrategy; magnus' attempts from 1
-ATTEMPT_EXPRESSION = "{{=asInt(retries) + 1}}"
-FAN_OUT_TASK = "fan-out"
-FAN_IN_TASK = "fan-in"
-#: Argo's pattern for parameter names (inputs and workflow arguments)
-_PARAMETER_NAME = re.compile(r"[-a-zA-Z0-9_]+")
-_LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "FATAL"}
-
 
 # ---------------------------------------------------------------------------- entry points
 
@@ -102,7 +81,7 @@ def render_yaml(config: ArgoConfig, context: RunContext) -> str:
 
 
 class _Renderer:
-    """Renders one pipeline; holds what every template shares."""
+    """Renders one pipeline: the workflow, and the DAG template of each graph in it."""
 
     def __init__(self, config: ArgoConfig, context: RunContext) -> None:
         if context.dag is None:
@@ -112,32 +91,18 @@ class _Renderer:
                 "The argo executor renders containers that load the pipeline from its file: "
                 "run it with `magnus execute -f <pipeline.yaml>`"
             )
-        self.context = context
         self.dag = context.dag
-        self.variables = dict(context.variables)
-        # As read: each step's settings are resolved from it (filling twice would undo `$$`).
-        self.configured = config
-        self.config = filled(config, self.variables)
-        self.defaults = step_settings(config, None, self.variables)
-        self.log_level = _log_level()
+        variables = dict(context.variables)
+        # Steps' settings are resolved from the configuration as read (filling twice would
+        # undo `$$`); the workflow's own keys come filled.
+        self.config = filled(config, variables)
+        self.defaults = step_settings(config, None, variables)
         self.templates: list[m.Template] = []
-        self.template_names = self._name_templates()
-        self.volume_mounts = [
-            m.VolumeMount(name=f"executor-{index}", mount_path=volume.mount_path)
-            for index, volume in enumerate(self.config.persistent_volumes)
-        ]
-        self.secret_env = [
-            m.EnvVar(
-                name=secret.environment_variable,
-                value_from=m.EnvVarSource(
-                    secret_key_ref=m.SecretKeySelector(
-                        name=secret.secret_name, key=secret.secret_key
-                    )
-                ),
-            )
-            for secret in self.config.secrets_from_k8s
-        ]
-        self.exposed = self._exposed_parameters()
+        template_names = self._name_templates()
+        self.exposed = exposed_parameters(self.config, context)
+        self.containers = ContainerTemplates(
+            context, config, self.config, variables, self.defaults, template_names, self.exposed
+        )
         self._check_name()
         if self.defaults.retry_strategy.limit:
             logger.info(
@@ -152,7 +117,7 @@ class _Renderer:
         self._graph_template(self.dag, ENTRYPOINT, (), root=True)
         spec = m.WorkflowSpec(
             active_deadline_seconds=self.config.max_workflow_duration_in_seconds,
-            arguments=m.Arguments(parameters=self._arguments()),
+            arguments=m.Arguments(parameters=workflow_arguments(self.exposed)),
             entrypoint=ENTRYPOINT,
             node_selector=self.defaults.node_selector,
             parallelism=self.defaults.parallelism,
@@ -211,46 +176,6 @@ class _Renderer:
                 "prefix (lower-case letters, digits, '-' and '.', at most 63 characters)"
             )
 
-    # ------------------------------------------------------------------ parameters
-
-    def _exposed_parameters(self) -> dict[str, str]:
-        """The initial parameters that become workflow arguments: ``{name: argument value}``.
-
-        A value is written as ``MAGNUS_PRM_`` reads it back: JSON text, except a string that
-        is not itself JSON text, which stays bare (so ``english`` and not ``"english"``).
-        """
-        if not self.config.expose_parameters_as_inputs:
-            return {}
-        parameters = initial_parameters(self.context.parameters_file or None, os.environ)
-        exposed: dict[str, str] = {}
-        for key in sorted(parameters):
-            value = parameters[key]
-            if value is None or not isinstance(value, (str, int, float, bool)):
-                continue  # lists and mappings stay in the parameters file
-            if key == RUN_ID_ARGUMENT or not _PARAMETER_NAME.fullmatch(key):
-                logger.warning(
-                    "Parameter %r is not exposed as a workflow argument: %s",
-                    key,
-                    "run_id is magnus' own argument"
-                    if key == RUN_ID_ARGUMENT
-                    else "Argo parameter names are letters, digits, '-' and '_'",
-                )
-                continue
-            exposed[key] = _argument_value(value)
-        return exposed
-
-    def _arguments(self) -> list[m.Parameter]:
-        arguments = [m.Parameter(name=RUN_ID_ARGUMENT, value="{{workflow.uid}}")]
-        arguments += [m.Parameter(name=key, value=value) for key, value in self.exposed.items()]
-        return arguments
-
-    def _parameter_env(self) -> list[m.EnvVar]:
-        # Only the first container starts the run: submit-time values reach the run log there.
-        return [
-            m.EnvVar(name=f"{PARAMETER_PREFIX}{key}", value=f"{{{{workflow.parameters.{key}}}}}")
-            for key in self.exposed
-        ]
-
     # ------------------------------------------------------------------ names
 
     def _name_templates(self) -> dict[Hashable, str]:
@@ -279,7 +204,7 @@ class _Renderer:
         collect(self.dag)
         return unique_names(items, reserved=[ENTRYPOINT])
 
-    # ------------------------------------------------------------------ graphs and composites
+    # ------------------------------------------------------------------ graphs
 
     def _graph_template(
         self, graph: Graph, name: str, scope: tuple[str, ...], root: bool = False
@@ -294,273 +219,25 @@ class _Renderer:
             tasks.append(
                 m.DAGTask(
                     name=task_names[node.name],
-                    template=self.template_names[(kind, node.internal_name)],
+                    template=self.containers.template_names[(kind, node.internal_name)],
                     depends=depends.get(node.name),
-                    arguments=_pass_down(scope),
+                    arguments=pass_down(scope),
                 )
             )
         self.templates.append(
             m.Template(
                 name=name,
-                inputs=_inputs(scope),
+                inputs=inputs(scope),
                 dag=m.DAGTemplate(tasks=tasks, fail_fast=True if root else None),
             )
         )
         for node in nodes:
             first = root and node.name == graph.start_at
-            if isinstance(node, CompositeNode):
-                self._composite_templates(node, scope, first)
-            else:
-                self.templates.append(self._leaf_template(node, scope, first))
-
-    def _composite_templates(
-        self, node: CompositeNode, scope: tuple[str, ...], first: bool
-    ) -> None:
-        """A composite: its DAG (fan-out, branches, fan-in), the fan containers, its branches."""
-        settings = self._settings(node)
-        branches = branch_graphs(node)
-        branch_scope = scope
-        if isinstance(node, MapNode):
-            branch_scope = (*scope, self._iterate_as(node, scope))
-            branch_tasks = [
-                m.DAGTask(
-                    name="map",
-                    template=self.template_names[("branch", node.branch.internal_branch_name)],
-                    depends=f"{FAN_OUT_TASK}.Succeeded",
-                    with_param=f"{{{{tasks.{FAN_OUT_TASK}.outputs.parameters.{ITERATE_ON_OUTPUT}}}}}",
-                    arguments=m.Arguments(
-                        parameters=[
-                            *_scope_parameters(scope),
-                            m.Parameter(name=node.iterate_as, value="{{item}}"),
-                        ]
-                    ),
-                )
-            ]
-        else:
-            keys = (
-                list(node.branches) if isinstance(node, ParallelNode) else ["dag"]
-            )  # a dag step's single branch is called dag
-            names = unique_names(
-                ((key, dns_label(key), key) for key in keys), reserved=[FAN_OUT_TASK, FAN_IN_TASK]
-            )
-            branch_tasks = [
-                m.DAGTask(
-                    name=names[key],
-                    template=self.template_names[("branch", graph.internal_branch_name)],
-                    depends=f"{FAN_OUT_TASK}.Succeeded",
-                    arguments=_pass_down(scope),
-                )
-                for key, graph in zip(keys, branches, strict=True)
-            ]
-        # Skipped: a map over an empty list expands to no task at all.
-        ended = ["Succeeded", "Failed", "Errored"] + (
-            ["Skipped"] if isinstance(node, MapNode) else []
-        )
-        all_ended = " && ".join(
-            "(" + " || ".join(f"{task.name}.{state}" for state in ended) + ")"
-            for task in branch_tasks
-        )
-        if len(branch_tasks) > 1:
-            all_ended = f"({all_ended})"
-        tasks = [
-            m.DAGTask(
-                name=FAN_OUT_TASK,
-                template=self.template_names[("fan-out", node.internal_name)],
-                arguments=_pass_down(scope),
-            ),
-            *branch_tasks,
-            m.DAGTask(
-                name=FAN_IN_TASK,
-                template=self.template_names[("fan-in", node.internal_name)],
-                depends=f"{FAN_OUT_TASK}.Failed || {all_ended}",
-                arguments=_pass_down(scope),
-            ),
-        ]
-        parallelism = settings.parallelism
-        self.templates.append(
-            m.Template(
-                name=self.template_names[("composite", node.internal_name)],
-                inputs=_inputs(scope),
-                parallelism=parallelism if parallelism != self.defaults.parallelism else None,
-                dag=m.DAGTemplate(
-                    tasks=tasks,
-                    fail_fast=settings.fail_fast if isinstance(node, MapNode) else None,
-                ),
-            )
-        )
-        out_env = self._parameter_env() if first else []
-        outputs = None
-        if isinstance(node, MapNode):
-            out_env.append(m.EnvVar(name=MAP_INDICES_FILE_ENV, value=MAP_INDICES_FILE))
-            outputs = m.Outputs(
-                parameters=[
-                    m.Parameter(
-                        name=ITERATE_ON_OUTPUT,
-                        # An empty list if the fan-out failed before writing: fan-in still runs.
-                        value_from=m.ValueFrom(path=MAP_INDICES_FILE, default="[]"),
-                    )
-                ]
-            )
-        for mode, env in ((FAN_OUT, out_env), (FAN_IN, [])):
-            template = self._container_template(
-                name=self.template_names[(f"fan-{mode}", node.internal_name)],
-                settings=settings,
-                command=self._command(FAN, node.internal_name, scope, mode=mode),
-                scope=scope,
-                env=env,
-                retry=kubernetes.retry_strategy(settings.retry_strategy)
-                if settings.retry_strategy != self.defaults.retry_strategy
-                else None,
-                outputs=outputs if mode == FAN_OUT else None,
-            )
-            self.templates.append(template)
-        for graph in branches:
-            self._graph_template(
-                graph, self.template_names[("branch", graph.internal_branch_name)], branch_scope
-            )
-
-    def _iterate_as(self, node: MapNode, scope: tuple[str, ...]) -> str:
-        name = node.iterate_as
-        if not _PARAMETER_NAME.fullmatch(name):
-            raise ConfigurationError(
-                f"Map step {node.internal_name!r}: iterate_as {name!r} cannot be an Argo "
-                "parameter name (letters, digits, '-' and '_')"
-            )
-        if name in scope:
-            raise ConfigurationError(
-                f"Map step {node.internal_name!r} iterates as {name!r}, like a map it is nested "
-                "in: nested maps need different iterate_as names"
-            )
-        return name
-
-    # ------------------------------------------------------------------ leaves
-
-    def _leaf_template(self, node: BaseNode, scope: tuple[str, ...], first: bool) -> m.Template:
-        settings = self._settings(node)
-        env = self._parameter_env() if first else []
-        retry = None
-        attempts = node.max_attempts if isinstance(node, ExecutableNode) else 1
-        override_limit = settings.retry_strategy.limit
-        if override_limit and override_limit != self.defaults.retry_strategy.limit:
-            logger.warning(
-                "Step %s: retry_strategy.limit is not used for a task step; it is retried "
-                "max_attempts - 1 times (max_attempts: %s)",
-                node.internal_name,
-                attempts,
-            )
-        if attempts > 1 or self.defaults.retry_strategy.limit:
-            # Argo retries the container; magnus records each attempt once, numbered by Argo.
-            # A template of its own also keeps a workflow-wide limit off task steps.
-            retry = kubernetes.retry_strategy(settings.retry_strategy, limit=attempts - 1)
-            if attempts > 1:
-                env.append(m.EnvVar(name=ATTEMPT_ENV, value=ATTEMPT_EXPRESSION))
-        return self._container_template(
-            name=self.template_names[("leaf", node.internal_name)],
-            settings=settings,
-            command=self._command(EXECUTE_SINGLE_NODE, node.internal_name, scope),
-            scope=scope,
-            env=env,
-            retry=retry,
-        )
-
-    def _container_template(
-        self,
-        *,
-        name: str,
-        settings: StepSettings,
-        command: list[str],
-        scope: tuple[str, ...],
-        env: list[m.EnvVar],
-        retry: m.RetryStrategy | None,
-        outputs: m.Outputs | None = None,
-    ) -> m.Template:
-        """A container template; template-level settings only where they differ from the spec's."""
-        defaults = self.defaults
-        env = ([m.EnvVar(name=MAP_INDICES_ENV, value="1")] if scope else []) + env
-        env += self.secret_env
-        duration = settings.max_step_duration_in_seconds
-        return m.Template(
-            name=name,
-            inputs=_inputs(scope),
-            outputs=outputs,
-            container=m.Container(
-                image=settings.image,
-                command=command,
-                env=env or None,
-                image_pull_policy=settings.image_pull_policy or None,
-                resources=kubernetes.resources(settings.resources),
-                volume_mounts=list(self.volume_mounts) or None,
-            ),
-            active_deadline_seconds=m.IntOrString(duration)
-            if duration != defaults.max_step_duration_in_seconds
-            else None,
-            # Argo accepts timeout on leaf templates only, so it is set here, not in
-            # templateDefaults (which reach DAG templates too): an hour beyond the deadline.
-            timeout=f"{duration + 3600}s",
-            retry_strategy=retry,
-            tolerations=kubernetes.tolerations(settings.tolerations)
-            if settings.tolerations != defaults.tolerations
-            else None,
-            node_selector=settings.node_selector
-            if settings.node_selector != defaults.node_selector
-            else None,
-        )
-
-    def _command(
-        self, verb: str, internal_name: str, scope: tuple[str, ...], mode: str = ""
-    ) -> list[str]:
-        context = self.context
-        return callback_command(
-            [MAGNUS_COMMAND],
-            verb,
-            RUN_ID,
-            to_command_line(internal_name),
-            log_level=self.log_level,
-            mode=mode,
-            pipeline_file=context.pipeline_file,
-            map_variable=_map_variable(scope) if scope else "",
-            configuration_file=context.configuration_file,
-            parameters_file=context.parameters_file,
-            tag=context.tag,
-        )
-
-    def _settings(self, node: BaseNode) -> StepSettings:
-        return step_settings(self.configured, node, self.variables)
-
-
-# ---------------------------------------------------------------------------- small pieces
-
-
-def _scope_parameters(scope: tuple[str, ...]) -> list[m.Parameter]:
-    return [m.Parameter(name=name, value=f"{{{{inputs.parameters.{name}}}}}") for name in scope]
-
-
-def _pass_down(scope: tuple[str, ...]) -> m.Arguments | None:
-    """The map indices in force, handed from a template to the templates it calls."""
-    return m.Arguments(parameters=_scope_parameters(scope)) if scope else None
-
-
-def _inputs(scope: tuple[str, ...]) -> m.Inputs | None:
-    return m.Inputs(parameters=[m.Parameter(name=name) for name in scope]) if scope else None
-
-
-def _map_variable(scope: tuple[str, ...]) -> str:
-    """The ``--map-variable`` JSON: each index is a bare number once Argo has filled it in."""
-    entries = ", ".join(f'"{name}": {{{{inputs.parameters.{name}}}}}' for name in scope)
-    return "{" + entries + "}"
-
-
-def _argument_value(value: str | int | float | bool) -> str:
-    if isinstance(value, str):
-        try:
-            json.loads(value)
-        except ValueError:
-            return value  # not JSON: MAGNUS_PRM_ keeps it as the string it is
-    return json.dumps(value)
-
-
-def _log_level() -> str:
-    """The level magnus logs at here, for the containers to log at the same level."""
-    level = logging.getLevelName(logging.getLogger("magnus").getEffectiveLevel())
-    level = "FATAL" if level == "CRITICAL" else str(level)
-    return level if level in _LOG_LEVELS else "WARNING"
+            if not isinstance(node, CompositeNode):
+                self.templates.append(self.containers.leaf(node, scope, first))
+                continue
+            templates, branch_scope = composite_templates(node, scope, first, self.containers)
+            self.templates += templates
+            for branch in branch_graphs(node):
+                name = self.containers.template_names[("branch", branch.internal_branch_name)]
+                self._graph_template(branch, name, branch_scope)

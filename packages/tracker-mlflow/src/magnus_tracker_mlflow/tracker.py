@@ -13,13 +13,13 @@ Mapping (see the README for the user's view):
   run) and ``mlflow_run_id`` on each step log.
 
 Processes: the parent run is created where the run starts (``before_run``) and its id is
-recorded in ``run_config``, which every process running a branch or a step reads; so parallel
-branches and map elements in other processes add their child runs to the same parent.
+recorded in ``run_config`` (see :mod:`.runs`), which every process running a branch or a step
+reads; so parallel branches and map elements in other processes add their child runs to the
+same parent.
 
-Failures: MLflow calls are bounded (``request_timeout`` seconds, ``max_retries`` retries). A
-server that cannot be reached is not asked again for :data:`RETRY_AFTER_SECONDS`, so a pipeline
-does not wait on it once per call. Metrics that cannot be published fail the step only when the
-tracker is ``strict``; the run log keeps them either way.
+Failures: MLflow calls are bounded and an unreachable server is left alone for a while (see
+:mod:`.client`). Metrics that cannot be published fail the step only when the tracker is
+``strict``; the run log keeps them either way.
 
 ``mlflow`` is imported only where it is used: ``import magnus`` and ``magnus --help`` stay fast.
 """
@@ -27,178 +27,60 @@ tracker is ``strict``; the run log keeps them either way.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from magnus.exceptions import MagnusError
 from magnus.executors.ending import interrupted
 from magnus.tracking import BaseExperimentTracker, ExperimentTrackerError
 from magnus_tracker_mlflow import values
+from magnus_tracker_mlflow.client import (
+    BACKOFF_FACTOR,
+    BACKOFF_VARIABLE,
+    RETRIES_VARIABLE,
+    TIMEOUT_VARIABLE,
+    TRACKING_URI_VARIABLE,
+    BoundedClient,
+    MLflowUnavailableError,
+    environment,
+    fluent_tracking_uri,
+    hide_password,
+    quiet,
+)
+from magnus_tracker_mlflow.publishing import (
+    METRICS_ARTIFACT,
+    PARAMETERS_ARTIFACT,
+    artifact_path,
+    log_split,
+)
+from magnus_tracker_mlflow.runs import (
+    FINAL_STATUS,
+    KIND_TAG,
+    RUN_ID_TAG,
+    STATUS_TAG,
+    STEP_LOG_FIELD,
+    RunState,
+    ensure_experiment,
+    record_ids,
+    recorded_ids,
+    run_tags,
+    step_tags,
+)
 
 if TYPE_CHECKING:
     from magnus.context import RunContext
     from magnus.nodes import BaseNode
     from magnus.runlog.models import RunLog, StepLog
 
+__all__ = ["MLflowTracker", "MLflowUnavailableError"]
+
 # Under "magnus" so that ``--log-level`` and magnus' console handler apply to these messages.
 logger = logging.getLogger("magnus.mlflow")
-
-#: how long an unreachable server is left alone before magnus tries it again
-RETRY_AFTER_SECONDS = 60.0
-#: MLflow's default backoff factor is 2 (with 7 retries: minutes); 1 keeps retries short
-BACKOFF_FACTOR = 1
-
-TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
-TIMEOUT_VARIABLE = "MLFLOW_HTTP_REQUEST_TIMEOUT"
-RETRIES_VARIABLE = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
-BACKOFF_VARIABLE = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
-QUIET_VARIABLE = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
-
-PARENT_TAG = "mlflow.parentRunId"
-GIT_COMMIT_TAG = "mlflow.source.git.commit"
-SOURCE_NAME_TAG = "mlflow.source.name"
-TAG_PREFIX = "magnus."
-RUN_ID_TAG = "magnus.run_id"
-KIND_TAG = "magnus.kind"
-STATUS_TAG = "magnus.status"
-
-#: where the ids go in ``run_config["experiment_tracker"]``
-RUN_CONFIG_KEY = "mlflow"
-#: the extra field of a step log holding its MLflow run id
-STEP_LOG_FIELD = "mlflow_run_id"
-
-PARAMETERS_ARTIFACT = "parameters.json"
-METRICS_ARTIFACT = "metrics.json"
-
-#: magnus status -> MLflow's; a run still PROCESSING at its end was stopped (Ctrl-C, a crash)
-_FINAL_STATUS = {"SUCCESS": "FINISHED", "FAIL": "FAILED", "PROCESSING": "KILLED"}
-
-
-class MLflowUnavailableError(MagnusError):
-    """The MLflow tracking server could not be reached (now, or recently)."""
-
-
-def _unreachable(error: BaseException) -> bool:
-    """Whether ``error`` means the server did not answer, rather than answered with an error.
-
-    MLflow wraps transport failures (refused, timed out, retries exhausted) in a plain
-    ``MlflowException`` raised while handling the ``requests`` error; a server that answered
-    gives a ``RestException``. Only the former should make magnus stop asking for a while.
-    """
-    from mlflow.exceptions import RestException
-
-    if isinstance(error, RestException):
-        return False
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError):  # ConnectionError, TimeoutError, socket errors
-            return True
-        module = type(current).__module__
-        if module.startswith(("requests.", "urllib3.")):
-            return True
-        current = current.__cause__ or current.__context__
-    return "Max retries exceeded" in str(error)
-
-
-def _root_cause(error: BaseException) -> BaseException:
-    """The first error of a chain: MLflow's own message repeats the URL and urllib3's pool."""
-    seen = {id(error)}
-    while (inner := error.__cause__ or error.__context__) is not None and id(inner) not in seen:
-        seen.add(id(inner))
-        error = inner
-    return error
-
-
-def _hide_password(uri: str) -> str:
-    """``uri`` without the password of its user-info part: run_config never holds a secret."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
-@contextlib.contextmanager
-def _environment(settings: Mapping[str, str]) -> Iterator[None]:
-    """Set ``settings`` in ``os.environ`` for the block only, then put back what was there.
-
-    MLflow reads its HTTP timeouts and retries from the environment on every request and offers
-    no per-client setting, so this is how a tracker bounds its calls without changing the
-    environment the user's code (and every shell task) sees.
-    """
-    before = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextlib.contextmanager
-def _fluent_tracking_uri(uri: str) -> Iterator[None]:
-    """Point MLflow's fluent API (``mlflow.log_metric``...) at ``uri`` for the block only.
-
-    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into ``os.environ`` and
-    ``set_tracking_uri(None)`` deletes it, so both the module's setting and the variable are
-    saved and restored here; MLflow offers no public way to read the module's own setting.
-    """
-    import mlflow
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    previous_setting = getattr(tracking_utils, "_tracking_uri", None)
-    previous_variable = os.environ.get(TRACKING_URI_VARIABLE)
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous_setting)
-        if previous_variable is None:
-            os.environ.pop(TRACKING_URI_VARIABLE, None)
-        else:
-            os.environ[TRACKING_URI_VARIABLE] = previous_variable
-
-
-def _quiet() -> dict[str, str]:
-    """Keep MLflow from printing two "View run" lines whenever the tracker closes a run.
-
-    They would land in the console once per step (and cost a request each); a user who set
-    the variable either way keeps their choice.
-    """
-    return {} if QUIET_VARIABLE in os.environ else {QUIET_VARIABLE: "true"}
-
-
-@dataclass
-class _RunState:
-    """What this process knows of one magnus run's MLflow side."""
-
-    magnus_run_id: str
-    experiment_id: str | None = None
-    parent_run_id: str | None = None
-    #: resolved step internal name -> the step's MLflow run id
-    step_runs: dict[str, str] = field(default_factory=dict)
-    #: step runs this process closed
-    closed_step_runs: set[str] = field(default_factory=set)
-    #: MLflow run id -> the params logged there (immutable on the server)
-    params: dict[str, dict[str, str]] = field(default_factory=dict)
-    #: (MLflow run id, artifact file) -> the JSON document written there so far
-    artifacts: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
 
 class MLflowTracker(BaseExperimentTracker):
@@ -238,10 +120,8 @@ class MLflowTracker(BaseExperimentTracker):
         default=2, ge=0, le=10, description="Retries of an MLflow request that failed."
     )
 
-    _state: _RunState | None = PrivateAttr(default=None)
-    _client: Any = PrivateAttr(default=None)
-    _unreachable_until: float = PrivateAttr(default=0.0)
-    _unreachable_reason: str = PrivateAttr(default="")
+    _state: RunState | None = PrivateAttr(default=None)
+    _bounded: BoundedClient | None = PrivateAttr(default=None)
     _autolog_enabled: bool = PrivateAttr(default=False)
 
     # ------------------------------------------------------------------ configuration
@@ -277,7 +157,7 @@ class MLflowTracker(BaseExperimentTracker):
         """The public configuration, with any password in the tracking URI masked."""
         recorded = super().record()
         if recorded.get("tracking_uri"):
-            recorded["tracking_uri"] = _hide_password(recorded["tracking_uri"])
+            recorded["tracking_uri"] = hide_password(recorded["tracking_uri"])
         return recorded
 
     def _http_settings(self) -> dict[str, str]:
@@ -300,44 +180,19 @@ class MLflowTracker(BaseExperimentTracker):
 
     # ------------------------------------------------------------------ MLflow calls
 
-    def _mlflow(self) -> Any:
-        """The client writing to this tracker's server (never the fluent API's global URI)."""
-        if self._client is None:
-            from mlflow import MlflowClient
-
-            self._client = MlflowClient(tracking_uri=self.uri)
-        return self._client
-
-    def _call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call ``MlflowClient.<method>``, bounded, and remember when the server is down.
-
-        Raises :class:`MLflowUnavailableError` at once while a recent failure to reach the
-        server is fresh, and when this call cannot reach it; other errors pass unchanged.
-        """
-        now = time.monotonic()
-        if now < self._unreachable_until:
-            raise MLflowUnavailableError(
-                f"MLflow not asked to {what}: {self._unreachable_reason} less than "
-                f"{RETRY_AFTER_SECONDS:.0f} s ago"
-            )
-        client = self._mlflow()
-        with _environment({**self._http_settings(), **_quiet()}):
-            try:
-                return getattr(client, method)(*args, **kwargs)
-            except Exception as exc:
-                if not _unreachable(exc):
-                    raise
-                self._trip(exc, what)
-                raise MLflowUnavailableError(
-                    f"could not {what}: {self._unreachable_reason}"
-                ) from exc
+    @property
+    def _server(self) -> BoundedClient:
+        """The bounded client of this tracker's server (never the fluent API's global URI)."""
+        if self._bounded is None:
+            self._bounded = BoundedClient(self.uri, self._http_settings)
+        return self._bounded
 
     # ------------------------------------------------------------------ run bookkeeping
 
-    def _state_for(self, magnus_run_id: str) -> _RunState:
+    def _state_for(self, magnus_run_id: str) -> RunState:
         """This process' state of ``magnus_run_id`` (a tracker instance serves one run)."""
         if self._state is None or self._state.magnus_run_id != magnus_run_id:
-            self._state = _RunState(magnus_run_id)
+            self._state = RunState(magnus_run_id)
         return self._state
 
     @staticmethod
@@ -345,76 +200,6 @@ class MLflowTracker(BaseExperimentTracker):
         from magnus.context import current_run
 
         return current_run.get()
-
-    def _experiment_id(self, state: _RunState, tag: str) -> str:
-        """The experiment's id, creating the experiment when it does not exist yet."""
-        if state.experiment_id is not None:
-            return state.experiment_id
-        from mlflow.exceptions import MlflowException
-
-        name = self.experiment_name or tag or "Default"
-        experiment = self._call("look up the experiment", "get_experiment_by_name", name)
-        if experiment is None:
-            try:
-                state.experiment_id = str(
-                    self._call(f"create the experiment {name!r}", "create_experiment", name)
-                )
-                return state.experiment_id
-            except MlflowException as exc:
-                # Another process (a parallel branch) created it first.
-                if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
-                    raise
-                experiment = self._call("look up the experiment", "get_experiment_by_name", name)
-        if experiment.lifecycle_stage != "active":
-            raise MagnusError(
-                f"The MLflow experiment {name!r} is deleted; restore it in MLflow or set "
-                "another experiment_name"
-            )
-        state.experiment_id = str(experiment.experiment_id)
-        return state.experiment_id
-
-    def _recorded_ids(self, context: RunContext) -> dict[str, Any]:
-        """What an earlier process recorded in ``run_config`` of this run (may be nothing)."""
-        run_config = context.run_log_store.get_run_config(context.run_id)
-        tracker = run_config.get("experiment_tracker") or {}
-        recorded = tracker.get(RUN_CONFIG_KEY) if isinstance(tracker, Mapping) else None
-        return dict(recorded) if isinstance(recorded, Mapping) else {}
-
-    def _record_ids(self, context: RunContext, state: _RunState) -> None:
-        """Write the experiment and parent run ids into ``run_config``, merging what is there.
-
-        ``set_run_config`` merges top-level keys only, so the tracker's block is read, extended
-        and written back whole.
-        """
-        store = context.run_log_store
-        tracker = dict(store.get_run_config(context.run_id).get("experiment_tracker") or {})
-        tracker[RUN_CONFIG_KEY] = {
-            "tracking_uri": _hide_password(self.uri),
-            "experiment_id": state.experiment_id,
-            "parent_run_id": state.parent_run_id,
-        }
-        store.set_run_config(context.run_id, {"experiment_tracker": tracker})
-
-    def _run_tags(self, context: RunContext | None, magnus_run_id: str) -> dict[str, str]:
-        tags = {RUN_ID_TAG: magnus_run_id, KIND_TAG: "run", STATUS_TAG: "PROCESSING"}
-        if context is None:
-            return tags
-        tags["magnus.tag"] = context.tag
-        tags["magnus.pipeline_file"] = context.pipeline_file
-        tags["magnus.dag_hash"] = context.dag_hash
-        if context.original_run_id:
-            tags["magnus.original_run_id"] = context.original_run_id
-        if context.pipeline_file:
-            tags[SOURCE_NAME_TAG] = context.pipeline_file
-        if context.code_identities:
-            code = context.code_identities[0]
-            tags["magnus.code_identifier"] = code.code_identifier or ""
-            tags["magnus.code_identifier_type"] = code.code_identifier_type
-            tags["magnus.code_identifier_dependable"] = str(code.code_identifier_dependable)
-            if code.code_identifier_type == "git" and code.code_identifier:
-                tags[GIT_COMMIT_TAG] = code.code_identifier
-        # An empty tag (no tag, no pipeline file for an SDK run) says nothing: leave it out.
-        return {key: values.tag_text(value) for key, value in tags.items() if value}
 
     def _parent_run(
         self,
@@ -437,14 +222,15 @@ class MLflowTracker(BaseExperimentTracker):
         if state.parent_run_id is not None:
             return state.parent_run_id
         if context is not None:
-            recorded = self._recorded_ids(context)
+            recorded = recorded_ids(context)
             if recorded.get("parent_run_id"):
                 state.experiment_id = str(recorded["experiment_id"])
                 state.parent_run_id = str(recorded["parent_run_id"])
                 return state.parent_run_id
-        experiment_id = self._experiment_id(state, context.tag if context else "")
+        experiment = self.experiment_name or (context.tag if context else "") or "Default"
+        experiment_id = ensure_experiment(self._server, state, experiment)
         if context is not None and search:
-            found = self._call(
+            found = self._server.call(
                 "find the run's parent run",
                 "search_runs",
                 [experiment_id],
@@ -455,26 +241,26 @@ class MLflowTracker(BaseExperimentTracker):
             )
             if found:
                 state.parent_run_id = str(found[0].info.run_id)
-                self._record_ids(context, state)
+                record_ids(context, state, self.uri)
                 return state.parent_run_id
         if not create:
             return None
-        run = self._call(
+        run = self._server.call(
             "create the run's parent run",
             "create_run",
             experiment_id,
             run_name=magnus_run_id,
-            tags=self._run_tags(context, magnus_run_id),
+            tags=run_tags(context, magnus_run_id),
         )
         state.parent_run_id = str(run.info.run_id)
         if context is not None:
-            self._record_ids(context, state)
+            record_ids(context, state, self.uri)
             if parameters is None:
                 # Created late, by a step: the parameters as they are now are the best record.
                 parameters = context.run_log_store.get_parameters(context.run_id)
         if parameters:
             split = values.split_parameters(parameters)
-            self._log(state, state.parent_run_id, split, PARAMETERS_ARTIFACT)
+            log_split(self._server, state, state.parent_run_id, split, PARAMETERS_ARTIFACT)
         return state.parent_run_id
 
     def _step_run(
@@ -488,78 +274,18 @@ class MLflowTracker(BaseExperimentTracker):
             return parent
         if step_name in state.step_runs:
             return state.step_runs[step_name]
-        tags = {
-            PARENT_TAG: parent,
-            RUN_ID_TAG: state.magnus_run_id,
-            KIND_TAG: "step",
-            STATUS_TAG: "PROCESSING",
-            "magnus.step": step_name,
-        }
-        if node is not None:
-            tags["magnus.step_name"] = node.name
-            tags["magnus.step_type"] = node.node_type
-        if context is not None and context.code_identities:
-            code = context.code_identities[0]
-            if code.code_identifier_type == "git" and code.code_identifier:
-                tags[GIT_COMMIT_TAG] = code.code_identifier
-        if "." in step_name:
-            tags["magnus.branch"] = step_name.rsplit(".", 1)[0]
+        tags = step_tags(step_name, parent, state.magnus_run_id, context, node)
         assert state.experiment_id is not None
         # The experiment is given explicitly: MLflow's nested runs do not inherit the parent's.
-        run = self._call(
+        run = self._server.call(
             f"create the run of step {step_name!r}",
             "create_run",
             state.experiment_id,
             run_name=step_name,
-            tags={key: values.tag_text(value) for key, value in tags.items()},
+            tags=tags,
         )
         state.step_runs[step_name] = str(run.info.run_id)
         return state.step_runs[step_name]
-
-    def _log(self, state: _RunState, run_id: str, split: values.Split, artifact: str) -> None:
-        """Log ``split`` to ``run_id``: metrics, then params, then the JSON artifact.
-
-        Metrics go first and on their own: they are what users look for, and a param the server
-        refuses must not take them down with it. A param already logged with another value
-        (MLflow params are immutable) joins the artifact instead of failing the step.
-        """
-        from mlflow.entities import Metric, Param
-        from mlflow.exceptions import RestException
-
-        if split.metrics:
-            stamp = int(time.time() * 1000)
-            metrics = [Metric(key, value, stamp, step) for key, step, value in split.metrics]
-            for batch in values.chunks(metrics, values.MAX_METRICS_PER_BATCH):
-                self._call("log metrics", "log_batch", run_id, metrics=batch)
-
-        logged = state.params.setdefault(run_id, {})
-        leftovers = dict(split.leftovers)
-        fresh: list[tuple[str, str]] = []
-        for key, text in split.params.items():
-            if key not in logged:
-                fresh.append((key, text))
-            elif logged[key] != text:
-                leftovers[key] = text
-        for batch in values.chunks(fresh, values.MAX_PARAMS_PER_BATCH):
-            try:
-                params = [Param(key, text) for key, text in batch]
-                self._call("log params", "log_batch", run_id, params=params)
-            except RestException as exc:
-                if getattr(exc, "error_code", "") != "INVALID_PARAMETER_VALUE":
-                    raise
-                # Another process logged one of them with another value first.
-                leftovers.update(dict(batch))
-                continue
-            logged.update(dict(batch))
-
-        if leftovers:
-            document = state.artifacts.setdefault((run_id, artifact), {})
-            for key, value in leftovers.items():
-                if isinstance(value, dict) and isinstance(document.get(key), dict):
-                    document[key].update(value)  # more steps of the same tracked series
-                else:
-                    document[key] = value
-            self._call(f"write {artifact}", "log_dict", run_id, _jsonable(document), artifact)
 
     # ------------------------------------------------------------------ the tracker contract
 
@@ -573,14 +299,8 @@ class MLflowTracker(BaseExperimentTracker):
         context = self._current_run()
         run_id = self._step_run(step_internal_name, context)
         assert self._state is not None
-        artifact = self._artifact_path(step_internal_name, METRICS_ARTIFACT)
-        self._log(self._state, run_id, values.split_metrics(metrics), artifact)
-
-    def _artifact_path(self, step_name: str, name: str) -> str:
-        """A step's own artifact file: in its child run, or under ``steps/`` of the parent."""
-        if self.nested_runs:
-            return name
-        return f"steps/{values.safe_key(step_name).replace('/', '_')}/{name}"
+        artifact = artifact_path(step_internal_name, METRICS_ARTIFACT, self.nested_runs)
+        log_split(self._server, self._state, run_id, values.split_metrics(metrics), artifact)
 
     @property
     def client_context(self) -> contextlib.AbstractContextManager[Any]:
@@ -598,7 +318,7 @@ class MLflowTracker(BaseExperimentTracker):
     def _client_context(self) -> Iterator[Any]:
         import mlflow
 
-        with _environment(self._http_settings()), _fluent_tracking_uri(self.uri):
+        with environment(self._http_settings()), fluent_tracking_uri(self.uri):
             if self.autolog and not self._autolog_enabled:
                 mlflow.autolog(log_models=False, silent=True)
                 self._autolog_enabled = True
@@ -641,9 +361,9 @@ class MLflowTracker(BaseExperimentTracker):
         """Make ``run_id`` MLflow's active run (resuming it sets it RUNNING, which it is)."""
         import mlflow
 
-        if time.monotonic() < self._unreachable_until:
-            raise MLflowUnavailableError(self._unreachable_reason)
-        with self._noting_unreachable("start the run for user code"):
+        if time.monotonic() < self._server.unreachable_until:
+            raise MLflowUnavailableError(self._server.unreachable_reason)
+        with self._server.noting_unreachable("start the run for user code"):
             return mlflow.start_run(run_id=run_id, nested=nested)
 
     def _release(self, run_id: str) -> None:
@@ -658,37 +378,16 @@ class MLflowTracker(BaseExperimentTracker):
         import mlflow
 
         try:
-            with _environment(_quiet()), self._noting_unreachable("release the run of user code"):
+            with (
+                environment(quiet()),
+                self._server.noting_unreachable("release the run of user code"),
+            ):
                 while (active := mlflow.active_run()) is not None and active.info.run_id != run_id:
                     mlflow.end_run()
                 if mlflow.active_run() is not None:
                     mlflow.end_run(status="RUNNING")
         except Exception as exc:
             logger.warning("The MLflow run of user code could not be released: %s", exc)
-
-    @contextlib.contextmanager
-    def _noting_unreachable(self, what: str) -> Iterator[None]:
-        """Open the circuit (see :meth:`_call`) when the block fails to reach the server."""
-        try:
-            yield
-        except Exception as exc:
-            if _unreachable(exc):
-                self._trip(exc, what)
-            raise
-
-    def _trip(self, error: BaseException, what: str) -> None:
-        """Remember the server as unreachable for a while, and say so once."""
-        self._unreachable_until = time.monotonic() + RETRY_AFTER_SECONDS
-        root = _root_cause(error)
-        self._unreachable_reason = (
-            f"the MLflow tracking server {_hide_password(self.uri)} could not be reached "
-            f"({type(root).__name__}: {root})"
-        )
-        logger.warning(
-            "%s while trying to %s; magnus goes on and keeps every metric in the run log",
-            self._unreachable_reason,
-            what,
-        )
 
     # ------------------------------------------------------------------ observer hooks
 
@@ -716,7 +415,7 @@ class MLflowTracker(BaseExperimentTracker):
             return
         message = step_log.attempts[-1].message if step_log.attempts else str(error)
         # magnus hands observers masked messages; masked here again, as every tag is.
-        self._call(
+        self._server.call(
             "tag the step's error",
             "set_tag",
             run_id,
@@ -736,8 +435,8 @@ class MLflowTracker(BaseExperimentTracker):
         outputs = step_log.attempts[-1].output_parameters if step_log.attempts else {}
         prefix = "" if self.nested_runs else f"{step_log.internal_name}/"
         split = values.split_parameters(outputs, prefix)
-        artifact = self._artifact_path(step_log.internal_name, PARAMETERS_ARTIFACT)
-        self._log(self._state, run_id, split, artifact)
+        artifact = artifact_path(step_log.internal_name, PARAMETERS_ARTIFACT, self.nested_runs)
+        log_split(self._server, self._state, run_id, split, artifact)
         if self.nested_runs:
             from mlflow.entities import RunTag
 
@@ -745,9 +444,9 @@ class MLflowTracker(BaseExperimentTracker):
                 RunTag(STATUS_TAG, step_log.status),
                 RunTag("magnus.attempts", str(len(step_log.attempts))),
             ]
-            self._call("tag the step's status", "log_batch", run_id, tags=tags)
-            status = _FINAL_STATUS.get(step_log.status, "FAILED")
-            self._call("close the step's run", "set_terminated", run_id, status)
+            self._server.call("tag the step's status", "log_batch", run_id, tags=tags)
+            status = FINAL_STATUS.get(step_log.status, "FAILED")
+            self._server.call("close the step's run", "set_terminated", run_id, status)
             self._state.closed_step_runs.add(run_id)
 
     def _known_step_run(self, step_log: StepLog) -> str | None:
@@ -767,25 +466,18 @@ class MLflowTracker(BaseExperimentTracker):
         if self._state is not None and self.nested_runs:
             # A run stopped mid-step: the steps it was in never reached after_step.
             for run_id in set(self._state.step_runs.values()) - self._state.closed_step_runs:
-                self._call("close a stopped step's run", "set_terminated", run_id, "KILLED")
+                self._server.call("close a stopped step's run", "set_terminated", run_id, "KILLED")
                 self._state.closed_step_runs.add(run_id)
-        self._call("tag the run's status", "set_tag", parent, STATUS_TAG, run_log.status)
+        self._server.call("tag the run's status", "set_tag", parent, STATUS_TAG, run_log.status)
         status = (
-            "KILLED"
-            if interrupted(run_log.message)
-            else _FINAL_STATUS.get(run_log.status, "FAILED")
+            "KILLED" if interrupted(run_log.message) else FINAL_STATUS.get(run_log.status, "FAILED")
         )
-        self._call("close the run's parent run", "set_terminated", parent, status)
+        self._server.call("close the run's parent run", "set_terminated", parent, status)
         if self.uri.startswith(("http://", "https://")) and self._state is not None:
             logger.info(
                 "MLflow run of %s: %s/#/experiments/%s/runs/%s",
                 context.run_id,
-                _hide_password(self.uri).rstrip("/"),
+                hide_password(self.uri).rstrip("/"),
                 self._state.experiment_id,
                 parent,
             )
-
-
-def _jsonable(document: Mapping[str, Any]) -> dict[str, Any]:
-    """``document`` as JSON can hold it: what JSON cannot encode becomes its text."""
-    return dict(json.loads(json.dumps(document, default=str)))
