@@ -33,12 +33,11 @@ def package_dirs() -> list[Path]:
 
 
 def editable_requirements() -> list[str]:
-    """`-e path[extras]` for every package, with the extras its tests need."""
+    """`-e path[testing]` for every package: `testing` is what each package's tests need."""
     args: list[str] = []
     for path in package_dirs():
         meta = tomllib.loads((path / "pyproject.toml").read_text())["project"]
-        extras = sorted(set(meta.get("optional-dependencies", {})) & {"testing", "test"})
-        suffix = f"[{','.join(extras)}]" if extras else ""
+        suffix = "[testing]" if "testing" in meta.get("optional-dependencies", {}) else ""
         args += ["-e", f"{path.relative_to(ROOT)}{suffix}"]
     return args
 

@@ -7,7 +7,7 @@ Puts and gets one large file and many small files through ``S3Catalog`` and thro
 first in each round, and prints the median of each. What the catalog does on top of boto3: a
 SHA-256 pass over each file before upload, a listing and HEADs for de-duplication and hash checks,
 a hash pass after download and a rename into place. Each round uses fresh keys, so the catalog's
-de-duplication never skips an upload. Needs ``pip install -e packages/catalog-s3[test]``.
+de-duplication never skips an upload. Needs ``pip install -e 'packages/catalog-s3[testing]'``.
 """
 
 from __future__ import annotations

@@ -66,6 +66,7 @@ LAYERS: dict[str, int] = {
     "magnus.graph": MODEL,
     "magnus.composites": MODEL,
     "magnus.building": BUILDING,
+    "magnus.checks": BUILDING,
     "magnus.context": RUN,
     "magnus.observers": RUN,
     "magnus.executors": ENGINE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import subprocess
 import sys
@@ -59,6 +60,93 @@ def test_every_hook_is_documented(hook: str) -> None:
     assert re.search(rf"`{signature}`|def {signature}", guide), (
         f"docs/writing-plugins.md does not show {hook}({', '.join(arguments)})"
     )
+
+
+def _contract_classes() -> list[type]:
+    from magnus.catalog import BaseCatalog
+    from magnus.executors.base import BaseExecutor
+    from magnus.objects import BaseObjectSerializer
+    from magnus.runlog.base import BaseRunLogStore
+    from magnus.secrets import BaseSecrets
+    from magnus.tasks import BaseTaskType
+    from magnus.tracking import BaseExperimentTracker
+
+    return [
+        BaseRunLogStore,
+        BaseCatalog,
+        BaseSecrets,
+        BaseExperimentTracker,
+        BaseTaskType,
+        BaseExecutor,
+        BaseObjectSerializer,
+    ]
+
+
+def _to_implement(cls: type) -> list[str]:
+    """What a service of this kind implements: its abstract methods and those that raise
+    NotImplementedError; a base with neither (the executor) is overridden where it differs,
+    so every public method of its own is part of the contract."""
+    names = set(getattr(cls, "__abstractmethods__", ()))
+    for name, attribute in vars(cls).items():
+        function = attribute.fget if isinstance(attribute, property) else attribute
+        if inspect.isfunction(function) and "raise NotImplementedError" in inspect.getsource(
+            function
+        ):
+            names.add(name)
+    if not names:
+        names = {
+            name
+            for name, attribute in vars(cls).items()
+            if not name.startswith("_")
+            and (inspect.isfunction(attribute) or isinstance(attribute, property))
+        }
+    return sorted(names)
+
+
+def _shown(cls: type, name: str) -> str:
+    """The signature as the guide prints it: ``put_file(path: Path, ...) -> DataCatalog``."""
+
+    def annotation(value: Any) -> str:
+        return value if isinstance(value, str) else getattr(value, "__name__", str(value))
+
+    attribute = inspect.getattr_static(cls, name)
+    if isinstance(attribute, property):
+        return f"{name} -> {annotation(inspect.signature(attribute.fget).return_annotation)}"
+    signature = inspect.signature(attribute)
+    shown = []
+    for parameter in signature.parameters.values():
+        if parameter.name == "self":
+            continue
+        text = f"{parameter.name}: {annotation(parameter.annotation)}"
+        if parameter.default is not parameter.empty:
+            default = parameter.default
+            text += f' = "{default}"' if isinstance(default, str) else f" = {default!r}"
+        shown.append(text)
+    return f"{name}({', '.join(shown)}) -> {annotation(signature.return_annotation)}"
+
+
+CONTRACT_METHODS = [(cls, name) for cls in _contract_classes() for name in _to_implement(cls)]
+
+
+@pytest.mark.parametrize(
+    ("cls", "method"), CONTRACT_METHODS, ids=[f"{c.__name__}.{m}" for c, m in CONTRACT_METHODS]
+)
+def test_the_guide_shows_every_contract_method_with_its_types(cls: type, method: str) -> None:
+    guide = (REPO / "docs" / "writing-plugins.md").read_text()
+    # The section headed ``### Catalog: `magnus.catalog.BaseCatalog` ``, up to the next heading.
+    heading = re.search(rf"^### .*`magnus\.[\w.]*\b{cls.__name__}`$", guide, re.M)
+    assert heading, f"docs/writing-plugins.md has no section on {cls.__name__}"
+    section = re.split(r"^#{2,3} ", guide[heading.end() :], maxsplit=1, flags=re.M)[0]
+    shown = _shown(cls, method)
+    assert f"`{shown}`" in section, (
+        f"the {cls.__name__} section of docs/writing-plugins.md does not show `{shown}`"
+    )
+
+
+def test_the_guide_covers_every_service_family() -> None:
+    families = {cls.service_type for cls in _contract_classes()}  # type: ignore[attr-defined]
+    # Node kinds are not services: the guide shows them with their hook.
+    assert families == set(hookspecs.PROVIDERS) - {"node_type"}
 
 
 def test_every_hook_is_exercised_by_the_test_suite() -> None:
@@ -216,6 +304,62 @@ def test_a_misspelled_hook_fails_at_load_naming_its_plugin(
     assert "'misspelled_hooks' from misspelled_hooks (MAGNUS_PLUGINS)" in message
     assert "'befor_step' (did you mean 'before_step'?)" in message
     assert "after_step" not in message
+
+
+COUNTING_OBSERVER = """
+import json
+
+from magnus import hookimpl
+
+
+class StepCounter:
+    def __init__(self):
+        self.seen = []
+
+    @hookimpl
+    def after_step(self, step_log):
+        self.seen.append(step_log.internal_name)
+
+    @hookimpl
+    def after_run(self, run_log):
+        with open("counted.json", "w", encoding="utf-8") as handle:
+            json.dump({"steps": self.seen, "status": run_log.status}, handle)
+
+
+counter = StepCounter()
+"""
+
+
+def test_an_observer_object_is_registered_as_module_attr(project: Path, run_magnus: Any) -> None:
+    (project / "counting.py").write_text(COUNTING_OBSERVER)
+
+    result = run_magnus(
+        "execute",
+        "-f",
+        "examples/shell-and-catalog.yaml",
+        cwd=project,
+        env={"MAGNUS_PLUGINS": "counting:counter"},
+    )
+
+    assert result.returncode == 0, result.stderr
+    counted = json.loads((project / "counted.json").read_text())
+    assert counted == {
+        "steps": ["make data", "clean up", "count words", "success"],
+        "status": "SUCCESS",
+    }
+    listed = run_magnus("plugins", cwd=project, env={"MAGNUS_PLUGINS": "counting:counter"})
+    assert "counting:counter" in listed.stdout
+
+
+def test_a_missing_module_attr_names_the_attribute(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "counting.py").write_text(COUNTING_OBSERVER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "counting", raising=False)
+    monkeypatch.setenv("MAGNUS_PLUGINS", "counting:countr")
+    with pytest.raises(PluginError, match=r"module 'counting' has no attribute 'countr'"):
+        MagnusPlugins()
 
 
 def test_a_misspelled_hook_names_its_distribution(

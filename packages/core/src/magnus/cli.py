@@ -22,7 +22,35 @@ LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR", "FATAL", "CRITICAL"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _pypi_magnus_installed() -> str:
+    """Where PyPI's ``magnus`` (0.5 and earlier) is installed beside this one, or ``""``.
+
+    Both distributions install the ``magnus`` import package, so one overwrites the other's
+    files. Read from the folders on ``sys.path`` (a directory listing each), not through
+    ``importlib.metadata``, which costs tens of milliseconds on every command.
+    """
+    import os
+    import re
+
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        if any(re.fullmatch(r"magnus-\d[^/]*\.(dist|egg)-info", name) for name in names):
+            return entry or "."
+    return ""
+
+
 def _setup_logging(level: str) -> None:
+    where = _pypi_magnus_installed()
+    if where:
+        click.echo(
+            f"warning: magnus from PyPI is installed in {where} beside magnus-core; both "
+            "provide the `magnus` package and one overwrites the other's files: "
+            "pip uninstall magnus magnus-core, then pip install ./packages/core again",
+            err=True,
+        )
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("magnus").setLevel(level)
     from magnus.redaction import RedactingFilter
@@ -200,15 +228,32 @@ def _run(run: Any) -> None:
 @cli.command()
 @click.option("-f", "--file", "pipeline_file", default="pipeline.yaml", show_default=True)
 @config_option
+@click.option("-p", "--parameters-file", default="", help="Initial parameters (YAML).")
+@click.option(
+    "--no-import",
+    is_flag=True,
+    help="Do not import python commands (a pipeline for another image); files are still checked.",
+)
 @log_level_option
 @_friendly_errors
-def validate(pipeline_file: str, config_file: str | None, log_level: str) -> None:
-    """Check a pipeline, its configuration and their compatibility without running anything."""
+def validate(
+    pipeline_file: str,
+    config_file: str | None,
+    parameters_file: str,
+    no_import: bool,
+    log_level: str,
+) -> None:
+    """Check a pipeline, its configuration, their compatibility and the commands it runs
+    (python functions and the arguments they need, notebooks, shell scripts), running nothing.
+    """
     _setup_logging(log_level)
+    import os
+
     from magnus import config as config_mod
     from magnus import entrypoints
-    from magnus.building import reducer_problems
+    from magnus.checks import check_commands
     from magnus.exceptions import PipelineValidationError
+    from magnus.parameters import initial_parameters
 
     run = entrypoints.prepare_run(
         configuration_file=config_mod.configuration_file_for_cli(config_file),
@@ -217,10 +262,11 @@ def validate(pipeline_file: str, config_file: str | None, log_level: str) -> Non
     context = run.context
     warnings = entrypoints.check_compatibility(run)
     assert context.dag is not None
-    problems = reducer_problems(context.dag)
-    if problems:
-        raise PipelineValidationError(problems, pipeline_file)
-    for warning in [*context.dag.warnings, *(w.message for w in warnings)]:
+    parameters = initial_parameters(parameters_file or None, os.environ)
+    checks = check_commands(context.dag, parameters, imports=not no_import)
+    if checks.errors:
+        raise PipelineValidationError(checks.errors, pipeline_file)
+    for warning in [*context.dag.warnings, *(w.message for w in warnings), *checks.warnings]:
         click.echo(f"warning: {warning}", err=True)
     click.echo(
         f"{pipeline_file} is valid: {len(context.dag.nodes)} steps; executor "

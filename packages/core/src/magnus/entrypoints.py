@@ -39,11 +39,20 @@ logger = logging.getLogger(__name__)
 
 
 def build_services(configuration_file: str | None, plugins: MagnusPlugins) -> dict[str, Any]:
-    """Instantiate the five services the configuration resolves to."""
+    """Instantiate the five services the configuration resolves to.
+
+    ``$name`` placeholders in a service's configuration are filled from ``MAGNUS_VAR_name``
+    first, unless the service fills them itself (an orchestrator's executor, per step).
+    """
+    variables = config_mod.collect_variables()
     services = {}
     for key, block in config_mod.resolve_services(configuration_file).items():
         try:
-            services[key] = plugins.service_class(key, block.type).from_config(block.config)
+            cls = plugins.service_class(key, block.type)
+            config = block.config
+            if not cls.fills_variables_itself:
+                config = config_mod.substitute_variables(config, variables, f"{key}.config")
+            services[key] = cls.from_config(config)
         except ConfigurationError as exc:
             if not block.source:
                 raise

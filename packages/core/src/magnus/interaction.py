@@ -1,34 +1,42 @@
 """The interaction API: what a running task calls to talk to magnus.
 
-Every function reads the current run and step from context variables (``magnus.context``).
+Every function works on the current run and step (``magnus.context``), through the step's own
+code (``magnus.executors.step_calls``). Inside a notebook step the notebook runs in a separate
+kernel process with no run of its own: there each call is sent to the step, which answers it
+exactly as it answers a python task (``magnus.tasks.kernel_channel``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
-import logging
-import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from magnus import parameters as params_mod
-from magnus.context import current_step, require_run, require_step
-from magnus.exceptions import ParameterError
-from magnus.runlog.models import DataCatalog, RunLog
+from magnus.context import current_run, require_run
+from magnus.exceptions import ParameterError, TaskError
+from magnus.executors import step_calls
+from magnus.runlog.models import RunLog
+from magnus.tasks import kernel_channel
 
-logger = logging.getLogger(__name__)
+
+def _in_kernel() -> bool:
+    """Whether this is a notebook's kernel, whose calls the step serving it answers."""
+    return current_run.get() is None and kernel_channel.address() is not None
+
+
+def _call(local: Callable[..., Any], **args: Any) -> Any:
+    """``local(**args)`` in the step's process; sent to the step from a notebook's kernel."""
+    if _in_kernel():
+        return kernel_channel.call(local.__name__, args)
+    return local(**args)
 
 
 def _current_parameters() -> dict[str, Any]:
-    step = require_step()
-    # set_parameter writes the environment (as in 0.5), so it overlays what the step started with.
-    return {
-        **step.parameters,
-        **params_mod.from_environment(
-            {k: v for k, v in os.environ.items() if k.startswith(params_mod.PARAMETER_PREFIX)}
-        ),
-    }
+    return _call(step_calls.parameters)
 
 
 def get_parameter(key: str | None = None, cast_as: Any = None) -> Any:
@@ -51,80 +59,68 @@ def get_parameters() -> dict[str, Any]:
 
 def set_parameter(**kwargs: Any) -> None:
     """Set parameters; they reach the run log when the step succeeds."""
-    require_step()
-    os.environ.update(params_mod.to_environment(kwargs))
+    _call(step_calls.set_parameters, environment=params_mod.to_environment(kwargs))
 
 
 def get_run_id() -> str:
     """The current run's id."""
-    return require_run().run_id
+    return _call(step_calls.run_id)
 
 
 def get_tag() -> str:
     """The current run's tag."""
-    return require_run().tag
+    return _call(step_calls.tag)
 
 
 def get_run_log() -> RunLog:
     """A copy of the whole current run log, the running step's PROCESSING record included."""
-    from magnus.executors.pending import write_pending_now
-
-    run = require_run()
-    write_pending_now()
-    return run.run_log_store.get_run_log_by_id(run.run_id, full=True).model_copy(deep=True)
-
-
-def _record(entries: list[DataCatalog]) -> None:
-    step = current_step.get()
-    if step is None:
-        logger.warning("Catalog transfer outside a step: nothing is recorded in the run log")
-        return
-    step.step_log.add_data_catalogs(entries)
+    if _in_kernel():
+        return RunLog.model_validate(kernel_channel.call("run_log"))
+    return step_calls.run_log()
 
 
 def put_in_catalog(name: str) -> None:
-    """Put files matching glob ``name`` into the run's catalog, recorded in this step."""
-    run = require_run()
-    _record(run.catalog.put(name, run.run_id))
+    """Put files matching glob ``name`` into the run's catalog, recorded in this step.
+
+    From a notebook, ``name`` is read from the step's working directory.
+    """
+    _call(step_calls.put_in_catalog, name=name)
 
 
 def get_from_catalog(name: str, destination_folder: str | None = None) -> None:
     """Get files matching glob ``name`` from the run's catalog into ``destination_folder``."""
-    run = require_run()
-    _record(run.catalog.get(name, run.run_id, compute_data_folder=destination_folder or None))
+    _call(step_calls.get_from_catalog, name=name, destination_folder=destination_folder)
 
 
 def _serializer(name: str) -> Any:
     from magnus.plugins import get_plugins  # the face loads the plugin manager when used
 
-    require_run()
+    if not _in_kernel():
+        require_run()
     return get_plugins().service_class("object_serializer", name)()
 
 
 def put_object(data: Any, name: str, serializer: str = "pickle") -> None:
     """Store ``data`` in the run's catalog as ``<name>.<suffix>`` (pickle by default)."""
-    run = require_run()
     chosen = _serializer(serializer)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{name}.{chosen.suffix}"
         chosen.dump(data, path)
-        _record([run.catalog.put_file(path, path.name, run.run_id)])
+        _call(step_calls.put_file, path=str(path), name=path.name)
 
 
 def get_object(name: str, serializer: str = "pickle") -> Any:
     """The object stored by ``put_object(data, name, serializer)`` in this run."""
-    run = require_run()
     chosen = _serializer(serializer)
     file_name = f"{name}.{chosen.suffix}"
     with tempfile.TemporaryDirectory() as folder:
-        entries = run.catalog.get(glob.escape(file_name), run.run_id, compute_data_folder=folder)
-        _record(entries)
+        get_from_catalog(glob.escape(file_name), destination_folder=folder)
         return chosen.load(Path(folder) / file_name)
 
 
 def get_secret(name: str) -> str:
     """A secret's value from the configured secrets provider."""
-    return require_run().secrets.get(name)
+    return _call(step_calls.secret, name=name)
 
 
 def track_this(step: int = 0, **kwargs: Any) -> None:
@@ -136,11 +132,20 @@ def track_this(step: int = 0, **kwargs: Any) -> None:
     """
     from pydantic_core import to_jsonable_python
 
-    current = require_step()
-    for key, value in kwargs.items():
-        current.metrics.setdefault(key, {})[step] = to_jsonable_python(value)
+    _call(step_calls.track, step=step, metrics=to_jsonable_python(kwargs))
 
 
 def get_experiment_tracker_context() -> Any:
-    """The tracker's own context (e.g. an active MLflow run) for calling the tool directly."""
-    return require_run().experiment_tracker.client_context
+    """The tracker's own context (e.g. an active MLflow run) for calling the tool directly.
+
+    A tracker's context lives in the step's process: in a notebook it is an empty context when
+    the tracker has none (``do-nothing``) and an error otherwise (use ``track_this`` there).
+    """
+    if not _in_kernel():
+        return step_calls.tracker_context()
+    if kernel_channel.call("tracker_has_context"):
+        raise TaskError(
+            "get_experiment_tracker_context() is not available in a notebook: the experiment "
+            "tracker's context lives in the step's process; record metrics with track_this"
+        )
+    return contextlib.nullcontext()

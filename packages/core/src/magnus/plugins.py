@@ -1,12 +1,13 @@
 """The plugin manager: built-ins, entry points, blocking, tracing, and a typed facade.
 
 Plugins come from the ``magnus`` entry-point group, and from ``MAGNUS_PLUGINS``: a comma-separated
-list of importable modules (``my_project.timing``), handy for a project's own plugin that is not a
-distribution; child processes inherit it. ``MAGNUS_DISABLE_PLUGINS`` (comma separated)
-blocks plugins by entry-point name or distribution name; ``MAGNUS_TRACE_HOOKS=1`` logs every hook
-call at DEBUG level. magnus' own services are the plugin ``magnus.builtins``, registered through
-the same hooks as everyone else's. A plugin implementing a hook that no specification names (a
-misspelled hook) is refused when it is registered.
+list of importable modules (``my_project.timing``) or objects in them (``my_project.timing:timer``),
+handy for a project's own plugin that is not a distribution; child processes inherit it.
+``MAGNUS_DISABLE_PLUGINS`` (comma separated) blocks plugins by entry-point name or distribution
+name; ``MAGNUS_TRACE_HOOKS=1`` logs every hook call at DEBUG level. magnus' own services are the
+plugin ``magnus.builtins``, registered through the same hooks as everyone else's. A plugin
+implementing a hook that no specification names (a misspelled hook) is refused when it is
+registered.
 """
 
 from __future__ import annotations
@@ -165,13 +166,24 @@ class MagnusPlugins:
         for name in modules:
             if self.pm.get_plugin(name) is not None or name in _blocked_names():
                 continue
+            # ``module:attr`` registers an object of the module (an observer holding state)
+            # instead of the module itself, as an entry point's ``module:attr`` does.
+            module_name, _, attribute = name.partition(":")
             try:
-                module = importlib.import_module(name)
+                plugin: object = importlib.import_module(module_name)
             except Exception as exc:
                 raise PluginError(
-                    f"Plugin module {name!r} named in {MODULES_ENV} failed to import: {exc}"
+                    f"Plugin module {module_name!r} named in {MODULES_ENV} failed to import: {exc}"
                 ) from exc
-            self.register(module, name, f"{name} ({MODULES_ENV})", "")
+            for part in attribute.split(".") if attribute else []:
+                try:
+                    plugin = getattr(plugin, part)
+                except AttributeError:
+                    raise PluginError(
+                        f"Plugin {name!r} named in {MODULES_ENV}: module {module_name!r} has no "
+                        f"attribute {attribute!r}"
+                    ) from None
+            self.register(plugin, name, f"{name} ({MODULES_ENV})", "")
 
     # ---------------------------------------------------------------- service registry
 

@@ -72,6 +72,9 @@ class BaseService(BaseModel):
 
     service_name: ClassVar[str] = ""
     service_type: ClassVar[str] = ""
+    #: whether ``$name`` placeholders in the configuration are left for the service to fill
+    #: (an orchestrator's executor fills them per step); magnus fills all others at start
+    fills_variables_itself: ClassVar[bool] = False
 
     @classmethod
     def from_config(cls: type[ServiceT], config: dict[str, Any] | None) -> ServiceT:

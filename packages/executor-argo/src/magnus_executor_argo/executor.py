@@ -32,6 +32,8 @@ class ArgoExecutor(BaseExecutor, ArgoConfig):
     service_name: ClassVar[str] = EXECUTOR_NAME
     #: a transpiler: ``execute`` renders the graph, an orchestrator runs it
     traverses: ClassVar[bool] = False
+    #: placeholders are filled per step, after the step's overrides are applied
+    fills_variables_itself: ClassVar[bool] = True
 
     @property
     def runs_in_one_process(self) -> bool:

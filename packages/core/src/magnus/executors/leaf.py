@@ -21,6 +21,7 @@ from magnus import scopes
 from magnus.composites import enclosing_maps
 from magnus.context import RunContext, StepContext, current_step
 from magnus.exceptions import CatalogError, MagnusError, PluginError
+from magnus.executors import step_calls
 from magnus.executors.execution_log import ExecutionLog
 from magnus.executors.pending import store_final_step_log
 from magnus.internal_names import MAX_FILE_NAME_BYTES, branch_name_of, fit_file_name
@@ -281,6 +282,7 @@ def _run_attempt(
         iterated=_iterated_parameters(context, node),
     )
     task_input.store_file = functools.partial(_store_file, context, step_context.step_log)
+    task_input.answer_call = step_calls.answer
     produced: dict[str, Any] = {}
     error: BaseException | None = get_error
     start = datetime.now()

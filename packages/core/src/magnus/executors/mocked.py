@@ -1,12 +1,17 @@
 """The ``mocked`` executor: traverse the pipeline without running its tasks, except patched ones.
 
 Every task and stub is *mocked* -- recorded with ``mock: true`` and one SUCCESS attempt, its
-command not run, no catalog transfer, no parameter written -- unless ``patches`` names it. A
-patch replaces the step's command (``{command: "exit 0"}``, or another task type:
-``{command_type: shell, command: ...}``); the patched step runs normally. Patches name steps by
-internal name: ``train.left.fit`` (one step), ``report.map_variable_placeholder.render`` (that
-step in every element of a map), ``report.10.render`` (one element), or a bare ``fit`` (every step
-of that name). The most precise match wins.
+command not run, no parameter written -- unless ``patches`` names it. A mocked step still gets and
+puts its catalog data, as magnus 0.5 does, so a patched step after it finds the files it expects
+(made by an earlier real run, or placed by hand); a transfer that matches nothing, or fails, is
+logged as a warning and the step still succeeds.
+
+A patch replaces the step's command (``{command: "exit 0"}``, or another task type:
+``{command_type: shell, command: ...}``) and may replace its ``catalog``; the patched step runs
+normally. Patches name steps by internal name: ``train.left.fit`` (one step),
+``report.map_variable_placeholder.render`` (that step in every element of a map),
+``report.10.render`` (one element), or a bare ``fit`` (every step of that name). The most precise
+match wins.
 
 Uses: check a pipeline's shape and routing; unit-test traversal (patch a failing step to
 succeed); debug one step of a failed run with everything else mocked.
@@ -14,19 +19,23 @@ succeed); debug one step of a failed run with everything else mocked.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
 from magnus.building import step_builder
+from magnus.exceptions import CatalogError, PluginError
 from magnus.executors.leaf import execute_leaf, record_instant_success
 from magnus.executors.local import LocalExecutor
 from magnus.nodes import ExecutableNode, TaskNode
-from magnus.runlog.models import StepLog
+from magnus.runlog.models import DataCatalog, StepLog
 
 if TYPE_CHECKING:
     from magnus.context import RunContext
     from magnus.nodes import BaseNode
+
+logger = logging.getLogger(__name__)
 
 
 class MockedExecutor(LocalExecutor):
@@ -77,4 +86,36 @@ class MockedExecutor(LocalExecutor):
     @staticmethod
     def _mock(context: RunContext, node: BaseNode, step_log: StepLog) -> StepLog:
         step_log.mock = True
+        settings = node.catalog if isinstance(node, ExecutableNode) else None
+        if settings is not None:
+            synced: list[DataCatalog] = []
+            for pattern in settings.get:
+                synced += _transfer(context, step_log, "get", pattern)
+            step_log.add_data_catalogs(synced)
+            for pattern in settings.put:
+                step_log.add_data_catalogs(_transfer(context, step_log, "put", pattern, synced))
         return record_instant_success(context, node, step_log)
+
+
+def _transfer(
+    context: RunContext,
+    step_log: StepLog,
+    stage: str,
+    pattern: str,
+    synced: list[DataCatalog] | None = None,
+) -> list[DataCatalog]:
+    """One catalog get or put of a mocked step; a failure is a warning, the step runs nothing."""
+    catalog = context.catalog
+    try:
+        if stage == "get":
+            return catalog.get(pattern, context.run_id)
+        return catalog.put(pattern, context.run_id, synced_catalogs=synced)
+    except (CatalogError, PluginError) as exc:
+        logger.warning(
+            "Mocked step %s: catalog %s of %r skipped: %s",
+            step_log.internal_name,
+            stage,
+            pattern,
+            exc,
+        )
+        return []

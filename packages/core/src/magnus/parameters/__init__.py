@@ -8,10 +8,12 @@ of magnus and plugins import from ``magnus.parameters``.
 """
 
 from magnus.parameters.binding import (
+    BindingForecast,
     _cached_plan,  # noqa: F401  (tests look at the cache of inspected signatures)
     bind_arguments,
     cast_value,
     consumed_parameters,
+    forecast_binding,
 )
 from magnus.parameters.environment import (
     PARAMETER_PREFIX,
@@ -26,11 +28,13 @@ from magnus.parameters.values import PARAMETER_NAME_RULE, is_parameter_name, ret
 __all__ = [
     "PARAMETER_NAME_RULE",
     "PARAMETER_PREFIX",
+    "BindingForecast",
     "bind_arguments",
     "cast_value",
     "changed_in_environment",
     "changed_parameters",
     "consumed_parameters",
+    "forecast_binding",
     "from_environment",
     "initial_parameters",
     "is_parameter_name",

@@ -288,6 +288,60 @@ def bind_arguments(
     return bound
 
 
+@dataclass(frozen=True)
+class BindingForecast:
+    """What binding a callable's arguments will meet, told before a run (``magnus validate``)."""
+
+    #: arguments no parameter can ever bind (positional-only, without a default): messages
+    impossible: tuple[str, ...]
+    #: arguments without a default that nothing known yet provides: their names
+    missing: tuple[str, ...]
+    #: known values that do not fit their argument's annotation: messages
+    unfit: tuple[str, ...]
+
+
+def forecast_binding(
+    func: Callable[..., Any],
+    known: Mapping[str, Any],
+    runtime_names: Iterable[str] = (),
+    step_name: str = "",
+) -> BindingForecast:
+    """How :func:`bind_arguments` would fare with the parameters known before a run.
+
+    ``known`` holds the values known now (the initial parameters); ``runtime_names`` the names
+    that will have a value whose value is not known yet (map variables), which win over ``known``
+    as in :func:`bind_arguments`. ``step_name`` prefixes the messages.
+    """
+    plan = _plan(func)
+    later = set(runtime_names)
+    impossible = tuple(
+        f"{where(step_name)}function {plan.func_name} has positional-only parameter "
+        f"{slot.name!r} without a default; magnus passes parameters by name"
+        for slot in plan.positional_only
+        if not slot.has_default
+    )
+    missing: list[str] = []
+    unfit: list[str] = []
+    for slot in plan.by_name:
+        if slot.name in later:
+            continue
+        if slot.name not in known:
+            if not slot.has_default:
+                missing.append(slot.name)
+            continue
+        try:
+            cast_value(
+                known[slot.name],
+                slot.annotation,
+                slot.name,
+                step_name=step_name,
+                func_name=plan.func_name,
+            )
+        except ParameterError as exc:
+            unfit.append(str(exc))
+    return BindingForecast(impossible, tuple(missing), tuple(unfit))
+
+
 # ------------------------------------------------------------------------------ serialising
 
 

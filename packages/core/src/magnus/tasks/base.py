@@ -42,6 +42,9 @@ class TaskInput:
     #: puts a file the task made into the run's catalog, recorded on the step; returns its
     #: catalog name (``None`` outside a run)
     store_file: Callable[[Path, str], str] | None = None
+    #: answers the interaction API's calls made from a process the task starts (a notebook's
+    #: kernel): ``(operation, keyword arguments) -> JSON-ready value``; ``None`` outside a run
+    answer_call: Callable[[str, dict[str, Any]], Any] | None = None
 
 
 class BaseTaskType(BaseModel):
@@ -64,6 +67,14 @@ class BaseTaskType(BaseModel):
     def execute(self, task_input: TaskInput) -> dict[str, Any]:
         """Run the command once and return the parameters it produced; raise on failure."""
         raise NotImplementedError
+
+
+def clear_prefixed(prefix: str) -> dict[str, str]:
+    """Remove and return environment variables left behind by a task (``set_parameter``)."""
+    found = {k: os.environ[k] for k in [k for k in os.environ if k.startswith(prefix)]}
+    for key in found:
+        del os.environ[key]
+    return found
 
 
 @contextlib.contextmanager

@@ -7,10 +7,13 @@ step's output parameters. The executed notebook is written to ``notebook_output_
 into the run's catalog, also when a cell fails (papermill saves the notebook as far as it ran).
 
 The notebook runs in a separate kernel process (the ``python3`` kernel of this environment unless
-``optional_ploomber_args`` names another), so magnus' interaction API (``get_parameter``,
-``put_in_catalog``, ``track_this``, ...) has no run there. The kernel inherits the environment:
-``MAGNUS_RUN_ID``, every parameter as ``MAGNUS_PRM_<name>`` and ``MAGNUS_MAP_VARIABLE``; what the
-kernel sets in its own environment does not come back.
+``optional_ploomber_args`` names another). The kernel inherits the environment: ``MAGNUS_RUN_ID``,
+every parameter as ``MAGNUS_PRM_<name>`` and ``MAGNUS_MAP_VARIABLE``; what the kernel sets in its
+own environment does not come back. magnus' interaction API (``get_parameter``, ``set_parameter``,
+``put_in_catalog``, ``track_this``, ``get_secret``, ...) works in the kernel: while papermill
+runs, the step answers its calls (``magnus.tasks.kernel_channel``), so what they set is merged
+into the step's output as for a python task. Parameters set with ``set_parameter`` come first,
+the dicts of output cells after them (an output cell overrides).
 
 papermill is imported only when a notebook step runs, so ``import magnus`` and ``magnus validate``
 work without the extra.
@@ -35,7 +38,14 @@ from magnus import parameters as params_mod
 from magnus.exceptions import CatalogError, MagnusError, TaskError
 from magnus.internal_names import MAX_FILE_NAME_BYTES, branch_name_of, fit_file_name
 from magnus.redaction import get_redactor
-from magnus.tasks.base import MAP_VARIABLE_ENV, BaseTaskType, TaskInput, exported_environment
+from magnus.tasks import kernel_channel
+from magnus.tasks.base import (
+    MAP_VARIABLE_ENV,
+    BaseTaskType,
+    TaskInput,
+    clear_prefixed,
+    exported_environment,
+)
 from magnus.tasks.output import task_output
 
 logger = logging.getLogger(__name__)
@@ -191,12 +201,15 @@ class NotebookTaskType(BaseTaskType):
         output_path.parent.mkdir(parents=True, exist_ok=True)
         executed: Any = None
         error: BaseException | None = None
+        left: dict[str, str] = {}
         try:
             # The kernel inherits descriptors 1 and 2: what it prints there reaches the console
             # masked, and only what the cells print reaches the execution log.
             with (
                 exported_environment(exported),
-                _quiet_unknown_parameter_warnings(),
+                self._serving_calls(task_input.answer_call) as channel,
+                exported_environment(channel),
+                _quiet_expected_warnings(),
                 task_output(
                     task_input.output,
                     task_input.console_out,
@@ -204,21 +217,27 @@ class NotebookTaskType(BaseTaskType):
                     log_piped=False,
                 ) as (stdout, stderr),
             ):
-                executed = papermill.execute_notebook(
-                    _literal_path(os.path.abspath(source)),
-                    _literal_path(os.path.abspath(output_path)),
-                    parameters=injected,
-                    log_output=False,  # cell output is streamed to stdout_file/stderr_file
-                    stdout_file=stdout,
-                    stderr_file=stderr,
-                    **options,
-                )
+                try:
+                    executed = papermill.execute_notebook(
+                        _literal_path(os.path.abspath(source)),
+                        _literal_path(os.path.abspath(output_path)),
+                        parameters=injected,
+                        log_output=False,  # cell output is streamed to stdout_file/stderr_file
+                        stdout_file=stdout,
+                        stderr_file=stderr,
+                        **options,
+                    )
+                finally:
+                    # What the kernel's set_parameter calls left in this process's environment.
+                    left = clear_prefixed(params_mod.PARAMETER_PREFIX)
         except Exception as exc:
             error = exc
         stored_as = self._store_in_catalog(output_path, task_input, failed=error is not None)
         if error is not None:
             raise self._failure(error, task_input, output_path, stored_as) from error
-        return self._output_parameters(executed, task_input.step_name)
+        produced = params_mod.changed_in_environment(exported, left)
+        produced.update(self._output_parameters(executed, task_input.step_name))
+        return produced
 
     # ---------------------------------------------------------------------------- helpers
 
@@ -242,6 +261,15 @@ class NotebookTaskType(BaseTaskType):
             if key in _HONOURED:
                 options[_HONOURED[key]] = value
         return options
+
+    @contextmanager
+    def _serving_calls(self, answer: kernel_channel.Answer | None) -> Iterator[dict[str, str]]:
+        """The kernel's interaction calls answered by the step; the environment naming it."""
+        if answer is None:  # executed outside a run: nothing to answer with
+            yield {}
+            return
+        with kernel_channel.serving(answer) as environment:
+            yield environment
 
     def _store_in_catalog(self, path: Path, task_input: TaskInput, failed: bool) -> str:
         """Put the executed notebook into the run's catalog, recorded on the current step.
@@ -406,17 +434,26 @@ def _import_papermill() -> Any:
     return papermill
 
 
-class _DropUnknownParameter(logging.Filter):
-    """magnus injects every parameter in scope; papermill warns about each one not declared."""
+class _DropExpectedWarnings(logging.Filter):
+    """papermill warnings about what magnus does on purpose.
+
+    magnus injects every parameter in scope, so papermill would warn about each one the
+    notebook does not declare; and a notebook with no ``parameters`` cell (one that reads its
+    parameters with ``get_parameter``) gets them at the top, as documented.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Passed unknown parameter")
+        message = str(record.msg)
+        return not (
+            message.startswith("Passed unknown parameter")
+            or message.startswith("Input notebook does not contain a cell with tag")
+        )
 
 
 @contextmanager
-def _quiet_unknown_parameter_warnings() -> Iterator[None]:
+def _quiet_expected_warnings() -> Iterator[None]:
     papermill_logger = logging.getLogger("papermill")
-    quiet = _DropUnknownParameter()
+    quiet = _DropExpectedWarnings()
     papermill_logger.addFilter(quiet)
     try:
         yield

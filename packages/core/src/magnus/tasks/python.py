@@ -13,7 +13,13 @@ from typing import Any, ClassVar
 
 from magnus import parameters as params_mod
 from magnus.exceptions import TaskError
-from magnus.tasks.base import MAP_VARIABLE_ENV, BaseTaskType, TaskInput, exported_environment
+from magnus.tasks.base import (
+    MAP_VARIABLE_ENV,
+    BaseTaskType,
+    TaskInput,
+    clear_prefixed,
+    exported_environment,
+)
 from magnus.tasks.output import task_output
 from magnus.tracking.metrics import pop_environment_metrics
 
@@ -42,14 +48,6 @@ def import_function(dotted: str) -> Callable[..., Any]:
     if not callable(function):
         raise TaskError(f"{dotted!r} is not callable")
     return function
-
-
-def _clear_prefixed(prefix: str) -> dict[str, str]:
-    """Remove and return environment variables left behind by a task (``set_parameter``)."""
-    found = {k: os.environ[k] for k in [k for k in os.environ if k.startswith(prefix)]}
-    for key in found:
-        del os.environ[key]
-    return found
 
 
 class PythonTaskType(BaseTaskType):
@@ -91,7 +89,7 @@ class PythonTaskType(BaseTaskType):
                 task_input.output.write(traceback.format_exc())
                 raise
             finally:
-                left = _clear_prefixed(params_mod.PARAMETER_PREFIX)
+                left = clear_prefixed(params_mod.PARAMETER_PREFIX)
                 task_input.metrics = pop_environment_metrics(os.environ)
         produced = params_mod.changed_in_environment(exported, left)
         produced.update(params_mod.returned_parameters(result, task_input.step_name, self.command))
