@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from magnus_catalog_s3.catalog import S3Catalog
 from magnus_catalog_s3.runlog import ChunkedS3RunLogStore
 
-from magnus.testing import CatalogContract, RunLogStoreContract
+from magnus.testing import CatalogContract, RunLogStoreContract, count_storage_calls
 
 
 class TestS3Catalog(CatalogContract):
@@ -36,3 +37,9 @@ class TestChunkedS3RunLogStore(RunLogStoreContract):
             region="us-east-1",
             max_attempts=2,
         )
+
+    @pytest.fixture
+    def store_reads(
+        self, run_log_store: ChunkedS3RunLogStore, monkeypatch: pytest.MonkeyPatch
+    ) -> Callable[[], int]:
+        return count_storage_calls(run_log_store, monkeypatch)

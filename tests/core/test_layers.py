@@ -59,6 +59,7 @@ LAYERS: dict[str, int] = {
     "magnus.parameters": SERVICES,
     "magnus.scopes": SERVICES,
     "magnus.identity": SERVICES,
+    "magnus.fingerprints": SERVICES,
     "magnus.objects": SERVICES,
     "magnus.config": SERVICES,
     "magnus.contracts": SERVICES,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from magnus.runlog.buffered import BufferedRunLogStore
 from magnus.runlog.chunked import ChunkedFileSystemRunLogStore
 from magnus.runlog.filesystem import FileSystemRunLogStore
 from magnus.runlog.models import PROCESSING, SUCCESS, UNREADABLE, BranchLog, RunLog
-from magnus.testing.runlog_store import RunLogStoreContract
+from magnus.testing.runlog_store import RunLogStoreContract, count_storage_calls
 
 RUN_ID = "wobbly-hopper-0915"
 
@@ -28,16 +30,43 @@ class TestBufferedContract(RunLogStoreContract):
         return BufferedRunLogStore()
 
 
+def _count_file_system_calls(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+    """How many files were opened, stat'ed or listed so far."""
+    counter = [0]
+
+    def counted(function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            counter[0] += 1
+            return function(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(builtins, "open", counted(builtins.open))
+    for name in ("stat", "listdir", "scandir"):
+        monkeypatch.setattr(os, name, counted(getattr(os, name)))
+    return lambda: counter[0]
+
+
 class TestFileSystemContract(RunLogStoreContract):
     @pytest.fixture
     def run_log_store(self, tmp_path: Path) -> BaseRunLogStore:
         return FileSystemRunLogStore(log_folder=str(tmp_path / "logs"))
+
+    @pytest.fixture
+    def store_reads(self, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
+        return _count_file_system_calls(monkeypatch)
 
 
 class TestChunkedContract(RunLogStoreContract):
     @pytest.fixture
     def run_log_store(self, tmp_path: Path) -> BaseRunLogStore:
         return ChunkedFileSystemRunLogStore(log_folder=str(tmp_path / "logs"))
+
+    @pytest.fixture
+    def store_reads(
+        self, run_log_store: ChunkedFileSystemRunLogStore, monkeypatch: pytest.MonkeyPatch
+    ) -> Callable[[], int]:
+        return count_storage_calls(run_log_store, monkeypatch)
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import ClassVar
 
 from magnus.catalog.base import BaseCatalog
-from magnus.catalog.copying import PARTIAL_SUFFIX, copy_with_hash, file_hash, replacing
+from magnus.catalog.copying import PARTIAL_SUFFIX, copy_with_hash, replacing
+from magnus.catalog.hash_cache import CACHE_FILE, HashCache
 from magnus.catalog.paths import (
     check_destination,
     check_run_id,
@@ -33,6 +35,10 @@ class FileSystemCatalog(BaseCatalog):
     ``<path>`` is the file's path relative to the compute data folder, so the run folder mirrors
     the project; execution logs and ``put_file`` files sit at ``<run_id>/<catalog_name>``. Relative
     locations are taken from the working directory at the time of each call.
+
+    The hashes of files in the compute folder are remembered in
+    ``<catalog_location>/.hash-cache.json`` (:mod:`magnus.catalog.hash_cache`), so that hashing
+    an unchanged file again reads nothing.
     """
 
     service_name: ClassVar[str] = "file-system"
@@ -46,6 +52,9 @@ class FileSystemCatalog(BaseCatalog):
 
     def _catalog_root(self) -> Path:
         return Path(self.catalog_location).resolve()
+
+    def _hash_cache(self) -> HashCache:
+        return HashCache(self._catalog_root() / CACHE_FILE)
 
     def _run_folder(self, run_id: str) -> Path:
         check_run_id(run_id)
@@ -80,16 +89,20 @@ class FileSystemCatalog(BaseCatalog):
             ) from exc
         records = []
         folders: dict[Path, Path] = {}
+        cache = self._hash_cache()
         for relative, source in matches.items():
             target = destination / relative
             try:
                 check_destination(target, destination, f"getting {name!r}", run_id, folders)
                 data_hash = copy_with_hash(source, target)
+                # What a later put or check of this file would hash: known now.
+                cache.remember(target, os.stat(target), data_hash)
             except OSError as exc:
                 raise CatalogError(
                     f"Cannot get {relative!r} of run {run_id!r} into {destination}: {exc}"
                 ) from exc
             records.append(self.catalog_record(relative, run_id, data_hash, "get"))
+        cache.save()
         return records
 
     def put(
@@ -131,25 +144,30 @@ class FileSystemCatalog(BaseCatalog):
         synced_paths = {(entry_name, path) for entry_name, path, _ in synced}
         records = []
         folders: dict[Path, Path] = {}
+        cache = self._hash_cache()
         for relative, source in matches.items():
             record = self.catalog_record(relative, run_id, "", "put")
             key = (relative, record.catalog_relative_path)
             try:
                 if key in synced_paths:
-                    # Hashing first costs a read but saves the write when nothing changed.
-                    record.data_hash = file_hash(source)
+                    # Hashing first saves the write when nothing changed; the cache, the read.
+                    record.data_hash = cache.file_hash(source)
                     if (*key, record.data_hash) in synced:
                         records.append(record)
                         continue
+                # Taken before the copy: a change while copying moves mtime, so it would miss.
+                status = os.stat(source)
                 record.data_hash = self._store(
                     source, run_folder / relative, run_folder, run_id, folders
                 )
+                cache.remember(source, status, record.data_hash)
             except OSError as exc:
                 raise CatalogError(
                     f"Cannot put {relative!r} from {source_root} into the catalog of run "
                     f"{run_id!r} at {run_folder}: {exc}"
                 ) from exc
             records.append(record)
+        cache.save()
         return records
 
     @staticmethod

@@ -24,8 +24,9 @@ from magnus.exceptions import CatalogError, MagnusError, PluginError
 from magnus.executors import step_calls
 from magnus.executors.execution_log import ExecutionLog
 from magnus.executors.pending import store_final_step_log
+from magnus.fingerprints import step_fingerprint
 from magnus.internal_names import MAX_FILE_NAME_BYTES, branch_name_of, fit_file_name
-from magnus.nodes import BaseNode, ExecutableNode
+from magnus.nodes import BaseNode, ExecutableNode, TaskNode
 from magnus.orchestration import ATTEMPT_ENV
 from magnus.redaction import RedactingStream, redact_exception, redactor
 from magnus.runlog.base import parent_branch_name
@@ -33,6 +34,7 @@ from magnus.runlog.models import (
     FAIL,
     SUCCESS,
     DataCatalog,
+    Fingerprint,
     StepAttempt,
     StepLog,
     format_duration,
@@ -326,9 +328,30 @@ def _run_attempt(
         parameters=as_references(task_input.consumed, strict=False),
         output_parameters=as_references(produced, strict=False),
     )
+    attempt.fingerprint = _fingerprint(context, node, map_variables, attempt)
     if log is not None:
         _store_execution_log(context, node, map_variables, number, log)
     return attempt, produced, error
+
+
+def _fingerprint(
+    context: RunContext, node: BaseNode, map_variables: dict[str, Any], attempt: StepAttempt
+) -> Fingerprint:
+    """What decided this attempt's result: code, definition, parameters, inputs, environment."""
+    step_context = current_step.get()
+    assert step_context is not None
+    task = node.task() if isinstance(node, ExecutableNode) else None
+    return step_fingerprint(
+        command_type=node.command_type if isinstance(node, TaskNode) else None,
+        command=task.command if task is not None else None,
+        definition=node.definition(),
+        parameters=attempt.parameters,
+        map_variables=map_variables,
+        inputs=[
+            (e.name, e.data_hash) for e in step_context.step_log.data_catalog if e.stage == "get"
+        ],
+        environment=context.environment or None,
+    )
 
 
 def _store_file(context: RunContext, step_log: StepLog, path: Path, name: str) -> str:

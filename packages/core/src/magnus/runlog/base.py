@@ -14,7 +14,8 @@ Rules every store follows (``magnus.testing.RunLogStoreContract`` checks them):
   branch ``BranchLogNotFoundError``;
 * ``add_step_log``/``add_branch_log`` insert or replace; insertion order is kept;
 * ``set_parameters``/``set_run_config`` merge into what is stored;
-* ``update_run_log_status`` stamps ``end_time`` when the status becomes SUCCESS or FAIL.
+* ``update_run_log_status`` stamps ``end_time`` when the status becomes SUCCESS or FAIL;
+* ``find_fingerprint`` costs the same whatever the number of runs in the store.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from magnus.exceptions import RunLogNotFoundError
+from magnus.runlog.fingerprint_index import FingerprintHit
 from magnus.runlog.models import (
     CREATED,
     PROCESSING,
@@ -176,6 +178,25 @@ class BaseRunLogStore(BaseService):
     @abstractmethod
     def add_branch_log(self, branch_log: BranchLog | RunLog, run_id: str) -> None:
         """Insert or replace a branch log under its parent step; a RunLog overwrites the run."""
+
+    # ------------------------------------------------------------------ fingerprint index
+
+    def record_fingerprint(self, key: str, run_id: str, internal_name: str) -> None:
+        """Remember that step ``internal_name`` of run ``run_id`` succeeded with ``key``.
+
+        Written atomically; a key recorded again points to the latest writer. The run is not
+        checked (that would cost a read). The default records nothing: a store written before
+        the index existed keeps working, and :meth:`find_fingerprint` never finds anything in it.
+        """
+        return None
+
+    def find_fingerprint(self, key: str) -> FingerprintHit | None:
+        """The step that last recorded ``key`` (run id, internal name, when); ``None`` if none.
+
+        Must cost the same whatever the number of runs in the store. The default (no index)
+        gives ``None``.
+        """
+        return None
 
     @staticmethod
     def now() -> str:

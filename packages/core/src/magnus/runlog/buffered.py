@@ -9,6 +9,7 @@ from typing import ClassVar
 from pydantic import PrivateAttr
 
 from magnus.exceptions import RunLogExistsError, RunLogNotFoundError
+from magnus.runlog.fingerprint_index import FingerprintHit
 from magnus.runlog.memory import WholeRunLogStore
 from magnus.runlog.models import RunLog
 
@@ -24,6 +25,7 @@ class BufferedRunLogStore(WholeRunLogStore):
     persistent: ClassVar[bool] = False
 
     _runs: dict[str, RunLog] = PrivateAttr(default_factory=dict)
+    _fingerprints: dict[str, FingerprintHit] = PrivateAttr(default_factory=dict)
 
     def location(self, run_id: str) -> str:
         return "memory"
@@ -49,3 +51,13 @@ class BufferedRunLogStore(WholeRunLogStore):
 
     def _stored_runs(self) -> Iterable[RunLog]:
         return self._runs.values()
+
+    def record_fingerprint(self, key: str, run_id: str, internal_name: str) -> None:
+        self._fingerprints[key] = FingerprintHit(
+            key=key, run_id=run_id, internal_name=internal_name, recorded_at=self.now()
+        )
+
+    def find_fingerprint(self, key: str) -> FingerprintHit | None:
+        hit = self._fingerprints.get(key)
+        # A copy, as every log handed out is: changing it never changes the store.
+        return None if hit is None else hit.model_copy()

@@ -46,6 +46,7 @@ from magnus.runlog.chunks import (
     not_a_chunk,
 )
 from magnus.runlog.files import encode_name
+from magnus.runlog.fingerprint_index import INDEX_RUN, FingerprintHit, find_hit, record_hit
 from magnus.runlog.folders import folder_storage
 from magnus.runlog.memory import new_run_log, set_status, sort_runs, unreadable_run
 from magnus.runlog.models import PROCESSING, BranchLog, RunLog, StepLog
@@ -324,7 +325,8 @@ class ChunkedRunLogStore(BaseRunLogStore):
             except RunLogStoreError as exc:
                 return unreadable_run(run_id, exc)
 
-        return sort_runs(run for run in storage.map(head, storage.run_ids()) if run is not None)
+        run_ids = [run_id for run_id in storage.run_ids() if run_id != INDEX_RUN]
+        return sort_runs(run for run in storage.map(head, run_ids) if run is not None)
 
     # ------------------------------------------------------------------ parameters and config
 
@@ -411,6 +413,19 @@ class ChunkedRunLogStore(BaseRunLogStore):
                 branch_log.model_dump(exclude={"steps"}),
                 lambda: self._check_new_branch(storage, run_id, name),
             )
+
+    # ------------------------------------------------------------------ fingerprint index
+
+    def record_fingerprint(self, key: str, run_id: str, internal_name: str) -> None:
+        """One record per key, beside the runs (:mod:`magnus.runlog.fingerprint_index`)."""
+        hit = FingerprintHit(
+            key=key, run_id=run_id, internal_name=internal_name, recorded_at=self.now()
+        )
+        record_hit(self.storage(), hit)
+
+    def find_fingerprint(self, key: str) -> FingerprintHit | None:
+        """One read of the key's record, whatever the number of runs."""
+        return find_hit(self.storage(), key)
 
 
 class ChunkedFileSystemRunLogStore(ChunkedRunLogStore):

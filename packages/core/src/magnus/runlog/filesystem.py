@@ -17,6 +17,8 @@ from magnus.runlog.files import (
     validate,
     write_json,
 )
+from magnus.runlog.fingerprint_index import FingerprintHit, find_hit, record_hit
+from magnus.runlog.folders import folder_storage
 from magnus.runlog.memory import WholeRunLogStore, unreadable_run
 from magnus.runlog.models import RunLog
 
@@ -27,6 +29,9 @@ class FileSystemRunLogStore(WholeRunLogStore):
     Every read-modify-write holds an exclusive ``flock`` on ``<log_folder>/<run_id>.lock``, so
     processes writing the same run (parallel branches) never lose each other's updates. Each
     update rewrites the whole file: prefer ``chunked-fs`` for runs with many steps.
+
+    The fingerprint index is laid out as ``chunked-fs`` lays it out, one file per key in
+    ``<log_folder>/.fingerprints/``: a single index file would be rewritten whole on every step.
     """
 
     service_name: ClassVar[str] = "file-system"
@@ -91,3 +96,12 @@ class FileSystemRunLogStore(WholeRunLogStore):
                 continue
             except RunLogStoreError as exc:
                 yield unreadable_run(unquote(path.stem), exc)
+
+    def record_fingerprint(self, key: str, run_id: str, internal_name: str) -> None:
+        hit = FingerprintHit(
+            key=key, run_id=run_id, internal_name=internal_name, recorded_at=self.now()
+        )
+        record_hit(folder_storage(self.log_folder), hit)
+
+    def find_fingerprint(self, key: str) -> FingerprintHit | None:
+        return find_hit(folder_storage(self.log_folder), key)

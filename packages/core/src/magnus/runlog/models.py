@@ -85,6 +85,22 @@ class DataCatalog(_Record):
         return hash(self.name)
 
 
+class Fingerprint(_Record):
+    """What decides an attempt's result, as SHA-256 hex digests.
+
+    ``key`` digests the five parts together; two attempts with the same key ran the same code
+    and definition on the same parameters, inputs and environment. The parts are kept so that
+    a difference can be explained.
+    """
+
+    key: str
+    code: str
+    definition: str
+    parameters: str
+    inputs: str
+    environment: str
+
+
 class StepAttempt(_Record):
     """One execution of a leaf step.
 
@@ -99,6 +115,9 @@ class StepAttempt(_Record):
     message: str = ""
     parameters: dict[str, Any] = Field(default_factory=dict)
     output_parameters: dict[str, Any] = Field(default_factory=dict)
+    fingerprint: Fingerprint | None = _when_set(
+        "a task or stub attempt: the digests of what decides its result"
+    )
 
 
 class BranchLog(_Record):

@@ -15,7 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CatalogContract", "RunLogStoreContract", "SecretsContract", "TrackerContract"]
+__all__ = [
+    "CatalogContract",
+    "RunLogStoreContract",
+    "SecretsContract",
+    "TrackerContract",
+    "count_storage_calls",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -23,6 +29,10 @@ def __getattr__(name: str) -> Any:
         from magnus.testing.runlog_store import RunLogStoreContract
 
         return RunLogStoreContract
+    if name == "count_storage_calls":
+        from magnus.testing.runlog_store import count_storage_calls
+
+        return count_storage_calls
     if name == "CatalogContract":
         from magnus.testing.catalog import CatalogContract
 

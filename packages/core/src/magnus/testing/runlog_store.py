@@ -10,13 +10,19 @@ empty store::
 
 A store declaring ``supports_concurrent_writers`` is also written by four processes at once; it
 must then be picklable and its class importable by a fresh interpreter.
+
+That finding a fingerprint costs the same whatever the number of runs is checked when the
+subclass also provides a fixture ``store_reads``: a function giving how many reads (of any kind)
+the store has made so far. :func:`count_storage_calls` makes one for a ``ChunkedRunLogStore``.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import pickle
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any, cast
 
 import pytest
 
@@ -27,6 +33,7 @@ from magnus.exceptions import (
     StepLogNotFoundError,
 )
 from magnus.runlog.base import BaseRunLogStore
+from magnus.runlog.chunked import ChunkedRunLogStore
 from magnus.runlog.models import (
     FAIL,
     PROCESSING,
@@ -39,6 +46,7 @@ from magnus.runlog.models import (
     StepLog,
     parse_time,
 )
+from magnus.runlog.storage import RecordStorage
 
 RUN_ID = "contract-run"
 WORKERS = 4
@@ -47,6 +55,48 @@ PER_WORKER = 25
 # Names a file-based store could confuse: prefixes of each other, case variants, path
 # separators, spaces, non-ASCII, dots-only.
 ODD_NAMES = ["a", "a b", "a-1", "a/b", "ü", "Foo", "foo", "x", "xy", "..", "a b/c~d*e?f:g"]
+
+
+#: runs in the store when a lookup's cost is compared with its cost among one run
+MANY_RUNS = 12
+
+
+class _CountingStorage:
+    """Stands in for a ``RecordStorage``, counting every call and every name a listing gives."""
+
+    def __init__(self, inner: RecordStorage, counter: list[int]) -> None:
+        self._inner = inner
+        self._counter = counter
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            result = attribute(*args, **kwargs)
+            self._counter[0] += 1 + (len(result) if isinstance(result, list) else 0)
+            return result
+
+        return counted
+
+
+def count_storage_calls(
+    store: ChunkedRunLogStore, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[], int]:
+    """A ``store_reads`` fixture's value for a chunked store: its storage calls so far.
+
+    Every call counts (a read, a check that a record exists), and a listing counts one more per
+    name it gives, so a lookup that listed or read the runs would cost more in a bigger store.
+    """
+    counter = [0]
+    storage = type(store).storage
+
+    def counting(self: ChunkedRunLogStore) -> RecordStorage:
+        return cast(RecordStorage, _CountingStorage(storage(self), counter))
+
+    monkeypatch.setattr(type(store), "storage", counting)
+    return lambda: counter[0]
 
 
 def _step(store: BaseRunLogStore, internal_name: str, status: str = SUCCESS) -> StepLog:
@@ -171,6 +221,11 @@ class RunLogStoreContract:
     fields while keeping the branches or steps already stored under it (children are written by
     their own ``add_*`` calls).
     """
+
+    @pytest.fixture
+    def store_reads(self) -> Callable[[], int] | None:
+        """How many reads the store has made so far; ``None``: the store cannot tell."""
+        return None
 
     # ------------------------------------------------------------------ runs
 
@@ -674,3 +729,61 @@ class RunLogStoreContract:
         for worker in range(WORKERS):
             mine = [name for name in run_log.steps if name.startswith(f"w{worker} ")]
             assert mine == [f"w{worker} s{i}" for i in range(PER_WORKER)]
+
+    # ------------------------------------------------------------------ fingerprint index
+
+    def test_a_recorded_fingerprint_is_found(self, run_log_store: BaseRunLogStore) -> None:
+        run_log_store.create_run_log(RUN_ID)
+        keys = ["0f" * 32, "sha256:Ab/c d"]
+        for number, key in enumerate(keys):
+            run_log_store.record_fingerprint(key, RUN_ID, f"fan.{number}.train")
+        for number, key in enumerate(keys):
+            hit = run_log_store.find_fingerprint(key)
+            assert hit is not None
+            assert (hit.key, hit.run_id, hit.internal_name) == (key, RUN_ID, f"fan.{number}.train")
+            assert parse_time(hit.recorded_at) <= datetime.now()
+        # Recording is not a run: the store's runs are as they were.
+        assert [run.run_id for run in run_log_store.list_runs()] == [RUN_ID]
+
+    def test_an_unknown_fingerprint_is_not_found(self, run_log_store: BaseRunLogStore) -> None:
+        assert run_log_store.find_fingerprint("0f" * 32) is None
+        run_log_store.record_fingerprint("0f" * 32, RUN_ID, "train")
+        assert run_log_store.find_fingerprint("0e" * 32) is None
+        # Keys differing only in case are different keys.
+        run_log_store.record_fingerprint("Key", RUN_ID, "train")
+        assert run_log_store.find_fingerprint("key") is None
+
+    def test_the_latest_run_recording_a_fingerprint_wins(
+        self, run_log_store: BaseRunLogStore
+    ) -> None:
+        run_log_store.record_fingerprint("k", "first-run", "train")
+        run_log_store.record_fingerprint("k", "second-run", "fit")
+        hit = run_log_store.find_fingerprint("k")
+        assert hit is not None
+        assert (hit.run_id, hit.internal_name) == ("second-run", "fit")
+
+    def test_finding_a_fingerprint_costs_the_same_whatever_the_number_of_runs(
+        self, run_log_store: BaseRunLogStore, store_reads: Callable[[], int] | None
+    ) -> None:
+        if store_reads is None:
+            pytest.skip("the suite provides no store_reads fixture for this store")
+        counter = store_reads
+
+        def add_run(number: int) -> None:
+            run_id = f"run-{number}"
+            run_log_store.create_run_log(run_id)
+            run_log_store.add_step_log(_step(run_log_store, "train"), run_id)
+            run_log_store.record_fingerprint(f"key-{number}", run_id, "train")
+
+        def cost(key: str) -> tuple[int, str | None]:
+            before = counter()
+            hit = run_log_store.find_fingerprint(key)
+            return counter() - before, None if hit is None else hit.run_id
+
+        add_run(0)
+        among_one = [cost("key-0"), cost("missing")]
+        for number in range(1, MANY_RUNS):
+            add_run(number)
+        among_many = [cost("key-0"), cost("missing")]
+        assert among_one[0] == (among_one[0][0], "run-0") and among_one[0][0] >= 1
+        assert among_many == among_one

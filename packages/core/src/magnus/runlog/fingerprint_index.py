@@ -1,0 +1,80 @@
+"""The fingerprint index of a run-log store: which step of which run last succeeded with a key.
+
+A step's fingerprint says everything that decides its result; a store keeps, per fingerprint, the
+run and step that last recorded it (:meth:`magnus.runlog.base.BaseRunLogStore.record_fingerprint`),
+so that finding an earlier result costs one read however many runs the store holds.
+
+Stores over a :class:`magnus.runlog.storage.RecordStorage` (and the ``file-system`` store, over the
+same folders) keep one record per key under the reserved run id :data:`INDEX_RUN`, which no run
+id can take (run ids start with a letter or digit): ``<log_folder>/.fingerprints/<key>.json`` on
+disk, ``<prefix>/.fingerprints/<key>.json`` in a bucket. Each record is written whole and
+atomically; the latest writer wins.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import BaseModel, ValidationError
+
+from magnus.exceptions import RunLogStoreError
+from magnus.internal_names import fit_file_name
+from magnus.runlog.files import encode_name
+from magnus.runlog.storage import RecordStorage
+
+logger = logging.getLogger(__name__)
+
+#: the pseudo run holding the index records; not a valid run id, so never a run's folder
+INDEX_RUN = ".fingerprints"
+_SUFFIX = ".json"
+
+
+class FingerprintHit(BaseModel):
+    """A step attempt that recorded a fingerprint: where an earlier result may be found.
+
+    A hit is a pointer, not a promise: the run may since have been deleted, or its data removed
+    from the catalog; whoever reuses it checks.
+    """
+
+    key: str
+    run_id: str
+    internal_name: str
+    #: when the fingerprint was recorded, in the run log's time format
+    recorded_at: str
+
+
+def index_record(key: str, limit: int | None = None) -> str:
+    """The name of the index record of ``key`` (shortened to fit ``limit`` bytes, if given)."""
+    if not key:
+        raise ValueError("A fingerprint key cannot be empty")
+    encoded = encode_name(key)
+    if limit is not None:
+        encoded = fit_file_name(encoded, limit - len(_SUFFIX))
+    return f"{encoded}{_SUFFIX}"
+
+
+def record_hit(storage: RecordStorage, hit: FingerprintHit) -> None:
+    """Write ``hit`` as the index record of its key, replacing any earlier one."""
+    storage.make_run(INDEX_RUN, [""])
+    storage.write(INDEX_RUN, index_record(hit.key, storage.name_limit), hit)
+
+
+def find_hit(storage: RecordStorage, key: str) -> FingerprintHit | None:
+    """The hit recorded for ``key``: one read; ``None`` when there is none.
+
+    A record that cannot be read or is not a hit is a miss, logged: the index only saves work,
+    and running a step again is always correct.
+    """
+    record = index_record(key, storage.name_limit)
+    try:
+        data = storage.read(INDEX_RUN, record)
+        if data is None:
+            return None
+        hit = FingerprintHit.model_validate(data)
+    except (RunLogStoreError, ValidationError) as exc:
+        logger.warning(
+            "Ignoring the fingerprint index record %s: %s", storage.where(INDEX_RUN, record), exc
+        )
+        return None
+    # A shortened record name could in principle be shared: the record names its key in full.
+    return hit if hit.key == key else None
