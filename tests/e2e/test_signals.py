@@ -151,6 +151,20 @@ def _wait_for(condition: Any, process: subprocess.Popen[str], what: str) -> None
         time.sleep(0.02)
 
 
+def _blocked(project: Path, *args: str) -> subprocess.Popen[str]:
+    """Start ``magnus *args`` on the BLOCKING pipeline; return once its step is blocked."""
+    _project(project, pipeline=BLOCKING)
+    (project / "block").write_text("")
+    process = _start(project, *args)
+    pids = project / "pids"
+    try:
+        _wait_for(lambda: pids.is_dir() and any(pids.iterdir()), process, "the step")
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    return process
+
+
 def _records(log: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     for name, step in log["steps"].items():
         yield name, step
@@ -262,12 +276,8 @@ def test_a_second_ctrl_c_aborts_at_once(project: Path) -> None:
 
 
 def test_kill_9_leaves_a_run_shown_abandoned_without_writing_to_it(project: Path) -> None:
-    _project(project, pipeline=BLOCKING)
-    (project / "block").write_text("")
-    process = _start(project, "execute", "-f", "p.yaml", "--run-id", "killed")
-    pids = project / "pids"
+    process = _blocked(project, "execute", "-f", "p.yaml", "--run-id", "killed")
     try:
-        _wait_for(lambda: pids.is_dir() and any(pids.iterdir()), process, "the step")
         time.sleep(0.7)  # past the delay after which a running step's record is written
         os.kill(process.pid, signal.SIGKILL)
         process.communicate(timeout=30)
@@ -298,12 +308,8 @@ def test_kill_9_leaves_a_run_shown_abandoned_without_writing_to_it(project: Path
 
 
 def test_a_running_run_is_not_called_abandoned(project: Path) -> None:
-    _project(project, pipeline=BLOCKING)
-    (project / "block").write_text("")
-    process = _start(project, "execute", "-f", "p.yaml", "--run-id", "alive")
-    pids = project / "pids"
+    process = _blocked(project, "execute", "-f", "p.yaml", "--run-id", "alive")
     try:
-        _wait_for(lambda: pids.is_dir() and any(pids.iterdir()), process, "the step")
         listed = run_magnus("runs", "list", cwd=project)
         assert "alive" in listed.stdout and "PROCESSING" in listed.stdout
         assert "ABANDONED" not in listed.stdout
@@ -314,12 +320,8 @@ def test_a_running_run_is_not_called_abandoned(project: Path) -> None:
 
 
 def test_sigterm_to_an_orchestrated_step_ends_that_step_fail(project: Path) -> None:
-    _project(project, pipeline=BLOCKING)
-    (project / "block").write_text("")
-    process = _start(project, "execute_single_node", "pod-stopped", "wait", "-f", "p.yaml")
-    pids = project / "pids"
+    process = _blocked(project, "execute_single_node", "pod-stopped", "wait", "-f", "p.yaml")
     try:
-        _wait_for(lambda: pids.is_dir() and any(pids.iterdir()), process, "the step")
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     finally:
