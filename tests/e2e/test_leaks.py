@@ -423,41 +423,50 @@ def test_a_reference_the_provider_cannot_resolve_fails_the_step_naming_it(
     assert "'token'" in message and "'GONE'" in message, message
 
 
+def _one_step_output(
+    project: Path, run_magnus: Callable[..., Any], name: str, source: str
+) -> tuple[str, str]:
+    """Run function ``name`` of module ``name`` (``source``) as a one-step pipeline.
+
+    Returns what the console showed and the step's execution log.
+    """
+    (project / f"{name}.py").write_text(source)
+    (project / "p.yaml").write_text(
+        f"dag:\n  start_at: {name}\n  steps:\n"
+        f"    {name}: {{type: task, command: {name}.{name}, next: success}}\n"
+        "    success: {type: success}\n    fail: {type: fail}\n"
+    )
+    result = run_magnus("execute", "-f", "p.yaml", "--run-id", name, cwd=project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = (project / ".catalog" / name / f"{name}.execution.log").read_text()
+    return result.stdout, log
+
+
 def test_python_tasks_can_write_bytes_to_stdout(
     project: Path, run_magnus: Callable[..., Any]
 ) -> None:
-    (project / "raw.py").write_text(
+    stdout, log = _one_step_output(
+        project,
+        run_magnus,
+        "raw",
         "import sys\n\n\ndef raw():\n"
         "    sys.stdout.buffer.write(b'raw bytes\\n')\n    sys.stdout.buffer.flush()\n"
-        "    print('then text')\n"
+        "    print('then text')\n",
     )
-    (project / "p.yaml").write_text(
-        "dag:\n  start_at: raw\n  steps:\n"
-        "    raw: {type: task, command: raw.raw, next: success}\n"
-        "    success: {type: success}\n    fail: {type: fail}\n"
-    )
-    result = run_magnus("execute", "-f", "p.yaml", "--run-id", "raw", cwd=project)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "raw bytes\nthen text\n" in result.stdout
-    log = (project / ".catalog" / "raw" / "raw.execution.log").read_text()
+    assert "raw bytes\nthen text\n" in stdout
     assert log == "raw bytes\nthen text\n"
 
 
 def test_a_child_process_prints_in_order_and_into_the_execution_log(
     project: Path, run_magnus: Callable[..., Any]
 ) -> None:
-    (project / "kids.py").write_text(
+    stdout, log = _one_step_output(
+        project,
+        run_magnus,
+        "kids",
         "import os, subprocess\n\n\ndef kids():\n"
         "    print('one')\n    os.system('echo two')\n    print('three')\n"
-        "    subprocess.run(['echo', 'four'], check=True)\n    print('five')\n"
+        "    subprocess.run(['echo', 'four'], check=True)\n    print('five')\n",
     )
-    (project / "p.yaml").write_text(
-        "dag:\n  start_at: kids\n  steps:\n"
-        "    kids: {type: task, command: kids.kids, next: success}\n"
-        "    success: {type: success}\n    fail: {type: fail}\n"
-    )
-    result = run_magnus("execute", "-f", "p.yaml", "--run-id", "kids", cwd=project)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "one\ntwo\nthree\nfour\nfive\n" in result.stdout
-    log = (project / ".catalog" / "kids" / "kids.execution.log").read_text()
+    assert "one\ntwo\nthree\nfour\nfive\n" in stdout
     assert log == "one\ntwo\nthree\nfour\nfive\n"
