@@ -102,6 +102,14 @@ config_option = click.option(
 )
 
 
+reuse_option = click.option(
+    "--reuse/--no-reuse",
+    default=None,
+    help="Reuse the result of any earlier run of a step with the same fingerprint (default: "
+    "the configuration's 'reuse'); a step's own 'cache' decides for it.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="magnus")
 def cli() -> None:
@@ -131,8 +139,9 @@ def cli() -> None:
 @click.option(
     "--strict",
     is_flag=True,
-    help="With --use-cached: run again steps whose definition or code changed.",
+    help="With --use-cached: run again steps whose fingerprint changed.",
 )
+@reuse_option
 @_friendly_errors
 def execute(
     pipeline_file: str,
@@ -143,6 +152,7 @@ def execute(
     run_id: str,
     use_cached: str,
     strict: bool,
+    reuse: bool | None,
 ) -> None:
     """Run a pipeline; exit status 0 when it succeeds, 1 when it fails."""
     _setup_logging(log_level)
@@ -157,6 +167,7 @@ def execute(
         tag=tag,
         use_cached=use_cached,
         strict_cache=strict,
+        reuse=reuse,
     )
     _run(run)
 
@@ -180,7 +191,13 @@ def execute(
 @log_level_option
 @click.option("--tag", default="", help="Tag of the new run (default: the original's).")
 @click.option("--run-id", default="", help="Run id of the new run (default: generated).")
-@click.option("--strict", is_flag=True, help="Run again steps whose definition or code changed.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Run again steps whose fingerprint (code, definition, parameters, data, environment) "
+    "changed since the original.",
+)
+@reuse_option
 @_friendly_errors
 def retry(
     original_run_id: str,
@@ -191,6 +208,7 @@ def retry(
     tag: str,
     run_id: str,
     strict: bool,
+    reuse: bool | None,
 ) -> None:
     """Re-run ORIGINAL_RUN_ID under a new run id, reusing the steps that succeeded there."""
     _setup_logging(log_level)
@@ -205,6 +223,7 @@ def retry(
         tag=tag,
         use_cached=original_run_id,
         strict_cache=strict,
+        reuse=reuse,
     )
     _run(run)
 

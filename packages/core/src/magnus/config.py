@@ -42,11 +42,14 @@ class ServiceBlock(BaseModel):
         return self._source
 
 
-#: A configuration file: up to five service blocks, one per service role.
+#: A configuration file: up to five service blocks, one per service role, and ``reuse``.
 ConfigurationFile = create_model(
     "ConfigurationFile",
     __config__=ConfigDict(extra="forbid"),
-    __doc__="A configuration file: up to five service blocks.",
+    __doc__="A configuration file: up to five service blocks, and whether steps are reused.",
+    # reuse: a step whose fingerprint matches an earlier success is not run again (a step's
+    # own ``cache`` decides for it).
+    reuse=(bool | None, None),
     **{key: (ServiceBlock | None, None) for key in SERVICE_TYPES},  # type: ignore[call-overload]
 )
 
@@ -111,6 +114,15 @@ def resolve_services(
                 block = ServiceBlock(type=role.default)
         resolved[key] = block
     return resolved
+
+
+def resolve_reuse(configuration_file: str | None, workdir: str | Path = ".") -> bool:
+    """``reuse`` of the run's configuration file, else of ``magnus-config.yaml``'s defaults."""
+    chosen = load_configuration_file(configuration_file) if configuration_file else None
+    given = getattr(chosen, "reuse", None)
+    if given is not None:
+        return bool(given)
+    return bool(getattr(_project_defaults(Path(workdir)), "reuse", None))
 
 
 def configuration_file_for_cli(explicit: str | None) -> str | None:

@@ -66,6 +66,9 @@ class RunContext:
     strict_cache: bool = False
     #: what this process loaded of the original run (``magnus.executors.rerun``)
     original: Any = None
+    #: a step whose fingerprint matches an earlier success is reused, unless its ``cache`` is
+    #: false (``--reuse``, the configuration's ``reuse``); recorded so every process agrees
+    reuse: bool = False
     #: the process that traverses the run (``magnus.owner``); empty when an orchestrator does
     owner: dict[str, Any] = field(default_factory=dict)
 
@@ -93,6 +96,7 @@ class RunContext:
             "environment": self.environment,
             "initial_parameters": self.initial_parameters,
             "strict_cache": self.strict_cache,
+            "reuse": self.reuse,
             **({"owner": self.owner} if self.owner else {}),
         }
 
@@ -108,6 +112,8 @@ class StepContext:
     map_variables: dict[str, Any] = field(default_factory=dict)
     #: ``track_this`` values by key, then by step index
     metrics: dict[str, dict[int, Any]] = field(default_factory=dict)
+    #: names of the parameters the task read through the interaction API (``*``: all)
+    parameters_read: set[str] = field(default_factory=set)
 
 
 current_run: ContextVar[RunContext | None] = ContextVar("magnus_run", default=None)

@@ -106,10 +106,12 @@ def prepare_run(
     execution_plan: str = "chained",
     use_cached: str = "",
     strict_cache: bool = False,
+    reuse: bool | None = None,
 ) -> PreparedRun:
     """Everything a run needs, checked: services, graph, run id. Nothing is written yet.
 
-    ``use_cached`` names a run to re-run: steps that succeeded there are reused.
+    ``use_cached`` names a run to re-run: steps that succeeded there are reused. ``reuse``
+    turns on reuse by fingerprint (``None``: as the configuration says).
     """
     plugins = get_plugins()
     services = build_services(configuration_file, plugins)
@@ -144,6 +146,7 @@ def prepare_run(
         original_run_id=original.run_id if original else "",
         original=original,
         strict_cache=strict_cache,
+        reuse=config_mod.resolve_reuse(configuration_file) if reuse is None else reuse,
     )
 
 

@@ -53,8 +53,13 @@ IMAGE_ENV = "MAGNUS_IMAGE"
 #: lock files whose hash identifies the project's dependencies, first found wins
 LOCK_FILES = ("uv.lock", "poetry.lock", "pdm.lock", "Pipfile.lock", "pixi.lock")
 
-#: definition fields that do not change what a step computes
-ROUTING_FIELDS = frozenset({"next", "on_failure", "max_attempts"})
+#: definition fields that do not change what a step computes: where it leads, how often it is
+#: tried, whether its result may be reused, and what an orchestrator gives its container (an
+#: image that changes the code is seen in the environment part)
+ROUTING_FIELDS = frozenset({"next", "on_failure", "max_attempts", "cache", "overrides"})
+
+#: the part of a module outside its top-level functions and classes, in code details
+MODULE_LEVEL = "<module>"
 
 _INSTALLED_FOLDERS = frozenset({"site-packages", "dist-packages"})
 
@@ -117,6 +122,40 @@ def code_digest(
     return digest(dict(definition))
 
 
+def code_details(command_type: str | None, command: str | None) -> dict[str, Any]:
+    """What :func:`code_digest` digested, in parts an explanation can compare.
+
+    ``modules``: per project module, its file (relative to the working directory), its digest
+    and the digest of each top-level function and class (:data:`MODULE_LEVEL` for the rest);
+    ``cells``: a notebook's code cells, digested one by one. Digests here are shortened to 16
+    hex characters: they name what changed, the fingerprint's key decides.
+    """
+    if command is None or command_type not in ("python", "notebook"):
+        return {}
+    if command_type == "python":
+        module, _, _ = command.rpartition(".")
+        return {"modules": _closure_details(command, _with_parents(module))}
+    cells, imported = _notebook(Path(command))
+    return {
+        "cells": [_short(hashlib.sha256(c.encode("utf-8")).hexdigest()) for c in cells],
+        "modules": _closure_details("", imported),
+    }
+
+
+def changed_parts(before: Fingerprint, after: Fingerprint) -> list[str]:
+    """The parts (``code``, ``definition``, ``parameters``, ``inputs``, ``environment``) that
+    differ between two fingerprints, in that order."""
+    return [p for p in FINGERPRINT_PARTS if getattr(before, p) != getattr(after, p)]
+
+
+#: the parts of a fingerprint, in the order explanations give them
+FINGERPRINT_PARTS = ("code", "definition", "parameters", "inputs", "environment")
+
+
+def _short(value: str) -> str:
+    return value[:16]
+
+
 # ------------------------------------------------------------------------------ python modules
 
 
@@ -127,6 +166,9 @@ class _Module:
     stat: _Stat
     digest: str
     imports: tuple[str, ...]
+    #: the digest of each top-level function and class, and of the rest (MODULE_LEVEL)
+    definitions: tuple[tuple[str, str], ...] = ()
+    path: Path | None = None
 
 
 _modules: dict[tuple[Path, str], _Module] = {}
@@ -203,9 +245,32 @@ def _project_code(label: str, start: Iterable[str]) -> str:
     cached = _closures.get(key)
     if cached is not None and all(_stat(p) == s for p, s in cached[1].items()):
         return cached[0]
-    found: dict[str, str] = {}
-    files: dict[Path, _Stat] = {}
-    pending = list(key[1])
+    modules = _closure(key[1], roots)
+    files = {m.path: m.stat for m in modules.values() if m.path is not None}
+    value = digest({"label": label, "modules": {n: m.digest for n, m in modules.items()}})
+    _closures[key] = (value, files)
+    return value
+
+
+def _closure_details(label: str, start: Iterable[str]) -> dict[str, Any]:
+    """Per module of the closure: its file, digest and top-level definitions' digests."""
+    cwd = Path.cwd()
+    details: dict[str, Any] = {}
+    for name, module in sorted(_closure(tuple(start), _project_roots()).items()):
+        path = module.path
+        shown = path.relative_to(cwd).as_posix() if path and path.is_relative_to(cwd) else ""
+        details[name] = {
+            "path": shown or str(path or ""),
+            "digest": _short(module.digest),
+            "definitions": dict(module.definitions),
+        }
+    return details
+
+
+def _closure(start: tuple[str, ...], roots: tuple[Path, ...]) -> dict[str, _Module]:
+    """The project modules ``start`` names and everything they import, transitively."""
+    found: dict[str, _Module] = {}
+    pending = list(start)
     seen: set[str] = set()
     while pending:
         name = pending.pop()
@@ -218,12 +283,9 @@ def _project_code(label: str, start: Iterable[str]) -> str:
         module = _parsed(located[0], name, located[1])
         if module is None:
             continue
-        found[name] = module.digest
-        files[located[0]] = module.stat
+        found[name] = module
         pending.extend(module.imports)
-    value = digest({"label": label, "modules": found})
-    _closures[key] = (value, files)
-    return value
+    return found
 
 
 def _parsed(path: Path, name: str, is_package: bool) -> _Module | None:
@@ -242,10 +304,11 @@ def _parsed(path: Path, name: str, is_package: bool) -> _Module | None:
         tree = ast.parse(source, filename=str(path))
     except (SyntaxError, ValueError):
         # It cannot run either; its bytes still identify it.
-        module = _Module(stat, hashlib.sha256(source).hexdigest(), ())
+        module = _Module(stat, hashlib.sha256(source).hexdigest(), (), path=path)
     else:
         package = name if is_package else name.rpartition(".")[0]
-        module = _Module(stat, _tree_digest(tree), tuple(_imports(tree, package)))
+        whole = _tree_digest(tree)
+        module = _Module(stat, whole, tuple(_imports(tree, package)), _definitions(tree), path=path)
     _modules[(path, name)] = module
     return module
 
@@ -260,6 +323,21 @@ def _tree_digest(tree: ast.Module) -> str:
                 # A body of only a docstring still needs a statement to be valid.
                 node.body = body[1:] or [ast.Pass()]
     return hashlib.sha256(ast.dump(tree).encode("utf-8")).hexdigest()
+
+
+def _definitions(tree: ast.Module) -> tuple[tuple[str, str], ...]:
+    """Short digests of each top-level function and class of a normalised tree, and of the
+    module's other statements together (:data:`MODULE_LEVEL`)."""
+    named: dict[str, str] = {}
+    rest: list[str] = []
+    for statement in tree.body:
+        dumped = ast.dump(statement)
+        if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            named[statement.name] = _short(hashlib.sha256(dumped.encode("utf-8")).hexdigest())
+        else:
+            rest.append(dumped)
+    named[MODULE_LEVEL] = _short(hashlib.sha256("\n".join(rest).encode("utf-8")).hexdigest())
+    return tuple(sorted(named.items()))
 
 
 def _imports(tree: ast.AST, package: str) -> list[str]:

@@ -35,13 +35,13 @@ def _call(local: Callable[..., Any], **args: Any) -> Any:
     return local(**args)
 
 
-def _current_parameters() -> dict[str, Any]:
-    return _call(step_calls.parameters)
+def _current_parameters(key: str | None = None) -> dict[str, Any]:
+    return _call(step_calls.parameters, key=key)
 
 
 def get_parameter(key: str | None = None, cast_as: Any = None) -> Any:
     """A parameter's current value (all of them without ``key``), cast to ``cast_as`` if given."""
-    parameters = _current_parameters()
+    parameters = _current_parameters(key)
     if key is None:
         if cast_as is None:
             return parameters

@@ -141,12 +141,18 @@ class ExecutableNode(RoutedNode):
 
     catalog: CatalogSettings | None = None
     max_attempts: int = Field(default=1, ge=1)
+    #: reuse an earlier result with the same fingerprint: ``true``, ``false`` (never, e.g. a step
+    #: with side effects), or unset (the run decides: ``--reuse``, the configuration's ``reuse``)
+    cache: bool | None = None
 
     def definition(self) -> dict[str, Any]:
         return {
             **super().definition(),
             "catalog": self.catalog.model_dump() if self.catalog else None,
             "max_attempts": self.max_attempts,
+            # Written only when set, so the recorded graph (and dag_hash) of a pipeline that
+            # does not use it is what it was.
+            **({"cache": self.cache} if self.cache is not None else {}),
         }
 
     def task(self) -> BaseTaskType | None:

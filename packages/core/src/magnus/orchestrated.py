@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from magnus import config as config_mod
 from magnus.building import graph_from_dump, load_pipeline_file
 from magnus.composites import CompositeNode, enclosing_maps
 from magnus.context import RunContext, current_run
@@ -60,8 +61,12 @@ def prepare_orchestrated_run(
     pipeline_file: str = "",
     parameters_file: str = "",
     tag: str = "",
+    reuse: bool | None = None,
 ) -> PreparedRun:
     """A run joined by one process; the graph from ``pipeline_file`` or ``run_config.dag``.
+
+    ``reuse`` applies to a run this process starts (``None``: as the configuration says); a
+    process joining a run shares the run's recorded setting.
 
     Without a pipeline file the run must exist: its recorded graph is the one that runs (so SDK
     pipelines work in other processes). With one, a run that does not exist yet is started.
@@ -76,7 +81,9 @@ def prepare_orchestrated_run(
         if not run_config.get("dag"):
             raise RunLogNotFoundError(run_id, store.location(run_id))
         graph = graph_from_dump(run_config["dag"], plugins)
-    state: dict[str, Any] = {}
+    state: dict[str, Any] = {
+        "reuse": config_mod.resolve_reuse(configuration_file) if reuse is None else reuse
+    }
     if store.run_exists(run_id):
         # A process joining a run (a branch, an orchestrated step) shares its re-run setting.
         head = store.get_run_log_by_id(run_id, full=False)
@@ -84,6 +91,7 @@ def prepare_orchestrated_run(
             "use_cached": head.use_cached,
             "original_run_id": head.original_run_id,
             "strict_cache": bool(head.run_config.get("strict_cache", False)),
+            "reuse": bool(head.run_config.get("reuse", False)),
         }
         if head.use_cached:
             state["original"] = rerun.load_original(store, head.original_run_id, plugins.kinds())

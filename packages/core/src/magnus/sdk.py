@@ -100,9 +100,13 @@ class _Executable(_Step):
     catalog: Catalog | None = None
     overrides: dict[str, str] = Field(default_factory=dict)
     max_attempts: int = Field(default=1, ge=1)
+    #: reuse an earlier result with the same fingerprint (``None``: as the run says)
+    cache: bool | None = None
 
     def _fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {}
+        if self.cache is not None:
+            fields["cache"] = self.cache
         if self.catalog is not None:
             fields["catalog"] = self.catalog.model_dump()
         if self.overrides:
@@ -390,8 +394,13 @@ class Pipeline(BaseModel):
         use_cached: str = "",
         log_level: str = "WARNING",
         output_pipeline_definition: str = "magnus-pipeline.yaml",
+        reuse: bool | None = None,
     ) -> RunLog | None:
-        """Run the pipeline; returns the run log (it does not raise when the run fails)."""
+        """Run the pipeline; returns the run log (it does not raise when the run fails).
+
+        ``reuse``: reuse the result of an earlier run of a step with the same fingerprint
+        (``None``: as the configuration says; a step's own ``cache`` decides for it).
+        """
         from magnus import config as config_mod
         from magnus import entrypoints
         from magnus.building import build_graph
@@ -408,6 +417,7 @@ class Pipeline(BaseModel):
             run_id=run_id,
             tag=tag,
             use_cached=use_cached,
+            reuse=reuse,
         )
         if not run.executor.traverses:
             # An orchestrator's containers load the pipeline from a file: write it, then render.

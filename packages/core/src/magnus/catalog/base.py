@@ -81,6 +81,22 @@ class BaseCatalog(BaseService):
             with contextlib.suppress(OSError):
                 os.unlink(name)
 
+    def copy_from_run(self, name: str, from_run_id: str, run_id: str) -> DataCatalog:
+        """Copy the catalog file ``name`` of run ``from_run_id`` to ``name`` in run ``run_id``.
+
+        Used to reuse an earlier result: the record (stage ``put``) holds the hash of what was
+        copied, which the caller compares with what the earlier run recorded. A file that is no
+        longer there raises ``CatalogError``. This default gets the file into a temporary folder
+        and puts it from there, so every catalog has it; override it when the backend can copy
+        within itself.
+        """
+        import glob
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="magnus-") as folder:
+            self.get(glob.escape(name), from_run_id, compute_data_folder=folder)
+            return self.put_file(Path(folder) / name, name, run_id)
+
     @abstractmethod
     def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:
         """Copy what a re-run needs from the original run's catalog (not its execution logs).

@@ -223,6 +223,24 @@ class FileSystemCatalog(BaseCatalog):
             ) from exc
         return self.catalog_record(relative, run_id, hashlib.sha256(data).hexdigest(), "put")
 
+    def copy_from_run(self, name: str, from_run_id: str, run_id: str) -> DataCatalog:
+        """Copy ``<from_run_id>/<name>`` to ``<run_id>/<name>`` within the catalog."""
+        relative = safe_relative(name, "catalog name", from_run_id)
+        source = self._run_folder(from_run_id) / relative
+        if not source.is_file():
+            raise CatalogError(
+                f"{relative!r} is no longer in the catalog of run {from_run_id!r} "
+                f"({self._run_folder(from_run_id)})"
+            )
+        current = self._run_folder(run_id)
+        try:
+            data_hash = self._store(source, current / relative, current, run_id)
+        except OSError as exc:
+            raise CatalogError(
+                f"Cannot copy {relative!r} of run {from_run_id!r} to run {run_id!r}: {exc}"
+            ) from exc
+        return self.catalog_record(relative, run_id, data_hash, "put")
+
     def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:
         """Copy the previous run's catalog folder (without execution logs) into this run's."""
         previous = self._run_folder(previous_run_id)

@@ -18,15 +18,13 @@ from pathlib import Path
 from typing import IO, Any, TextIO, cast
 
 from magnus import scopes
-from magnus.composites import enclosing_maps
 from magnus.context import RunContext, StepContext, current_step
 from magnus.exceptions import CatalogError, MagnusError, PluginError
-from magnus.executors import step_calls
+from magnus.executors import reuse, step_calls
 from magnus.executors.execution_log import ExecutionLog
 from magnus.executors.pending import store_final_step_log
-from magnus.fingerprints import step_fingerprint
 from magnus.internal_names import MAX_FILE_NAME_BYTES, branch_name_of, fit_file_name
-from magnus.nodes import BaseNode, ExecutableNode, TaskNode
+from magnus.nodes import BaseNode, ExecutableNode
 from magnus.orchestration import ATTEMPT_ENV
 from magnus.redaction import RedactingStream, redact_exception, redactor
 from magnus.runlog.base import parent_branch_name
@@ -139,6 +137,17 @@ def execute_leaf(
     parameters, secret_error = _resolve_secrets(context, parameters)
     catalog_settings = node.catalog if isinstance(node, ExecutableNode) else None
 
+    fetched: tuple[list[DataCatalog], MagnusError | None] | None = None
+    expected: Fingerprint | None = None
+    if secret_error is None and reuse.reuse_wanted(context, node):
+        fetched = _get_data(context, catalog_settings, step_log)
+        if fetched[1] is None:
+            expected = reuse.expected_fingerprint(
+                context, node, parameters, map_variables, step_log.data_catalog
+            )
+        if expected is not None and _reused(context, node, step_log, expected):
+            return step_log
+
     context.observers.before_step(step_log=step_log, node=node, context=context)
     step_context = StepContext(context, node, step_log, parameters, map_variables)
     token = current_step.set(step_context)
@@ -148,7 +157,9 @@ def execute_leaf(
         for number in attempt_numbers(node):
             # Each attempt gets its data again, as an orchestrator's fresh container must: the
             # record is the same wherever the step ran, and data that arrives late is found.
-            synced, get_error = _get_data(context, catalog_settings, step_log)
+            # (The first has it already when it was got to look for an earlier result.)
+            synced, get_error = fetched or _get_data(context, catalog_settings, step_log)
+            fetched = None
             attempt, produced, error = _run_attempt(
                 context, node, map_variables, number, secret_error or get_error
             )
@@ -195,10 +206,39 @@ def execute_leaf(
         current_step.reset(token)
 
     _redact_step_log(step_log)
+    if (
+        expected is not None
+        and step_log.status == SUCCESS
+        and step_log.attempts[-1].fingerprint != expected
+    ):
+        step_log.not_reused = (
+            "it read parameters or catalog data through the interaction API while it ran: what "
+            "it depends on is only known afterwards, so its result is never reused"
+        )
     context.observers.after_step(step_log=step_log, node=node, context=context)
     store_final_step_log(context, step_log)
+    reuse.record_success(context, step_log)
     logger.debug("%s: record stored, %s", step_log.internal_name, step_log.status)
     return step_log
+
+
+def _reused(context: RunContext, node: BaseNode, step_log: StepLog, expected: Fingerprint) -> bool:
+    """Take an earlier success with the ``expected`` fingerprint, if there is one that holds;
+    otherwise note on the step log why none could be taken."""
+    found = reuse.find_result(context, expected)
+    if isinstance(found, str):
+        reason = found
+    else:
+        hit, earlier = found
+        reason = reuse.take_result(context, node, step_log, hit, earlier, expected) or ""
+        if not reason:
+            record_instant_success(context, node, step_log, attempt=False)
+            reuse.record_success(context, step_log)
+            return True
+    if reason:
+        logger.warning("%s: running it: %s", step_log.internal_name, reason)
+        step_log.not_reused = redactor.redact_text(reason)
+    return False
 
 
 def _get_data(
@@ -281,7 +321,7 @@ def _run_attempt(
         step_name=node.internal_name,
         parameters=dict(step_context.parameters),
         map_variables=map_variables,
-        iterated=_iterated_parameters(context, node),
+        iterated=reuse.iterated_parameters(context, node),
     )
     task_input.store_file = functools.partial(_store_file, context, step_context.step_log)
     task_input.answer_call = step_calls.answer
@@ -313,6 +353,7 @@ def _run_attempt(
                 console.release()
         for key, points in task_input.metrics.items():
             step_context.metrics.setdefault(key, {}).update(points)
+        _count_parameters_read(task_input, step_context)
     end = datetime.now()
     if log is not None:
         outcome = f"failed: {describe_error(error)}" if error is not None else "succeeded"
@@ -328,30 +369,24 @@ def _run_attempt(
         parameters=as_references(task_input.consumed, strict=False),
         output_parameters=as_references(produced, strict=False),
     )
-    attempt.fingerprint = _fingerprint(context, node, map_variables, attempt)
+    attempt.fingerprint = reuse.fingerprint_of(
+        context, node, map_variables, attempt.parameters, step_context.step_log.data_catalog
+    )
     if log is not None:
         _store_execution_log(context, node, map_variables, number, log)
     return attempt, produced, error
 
 
-def _fingerprint(
-    context: RunContext, node: BaseNode, map_variables: dict[str, Any], attempt: StepAttempt
-) -> Fingerprint:
-    """What decided this attempt's result: code, definition, parameters, inputs, environment."""
-    step_context = current_step.get()
-    assert step_context is not None
-    task = node.task() if isinstance(node, ExecutableNode) else None
-    return step_fingerprint(
-        command_type=node.command_type if isinstance(node, TaskNode) else None,
-        command=task.command if task is not None else None,
-        definition=node.definition(),
-        parameters=attempt.parameters,
-        map_variables=map_variables,
-        inputs=[
-            (e.name, e.data_hash) for e in step_context.step_log.data_catalog if e.stage == "get"
-        ],
-        environment=context.environment or None,
-    )
+def _count_parameters_read(task_input: TaskInput, step_context: StepContext) -> None:
+    """Parameters the task read through the interaction API were consumed too."""
+    read = step_context.parameters_read
+    if not read:
+        return
+    scope = {k: v for k, v in step_context.parameters.items() if k not in task_input.iterated}
+    names = list(scope) if step_calls.ALL_PARAMETERS in read else [k for k in read if k in scope]
+    for name in names:
+        task_input.consumed.setdefault(name, scope[name])
+    read.clear()
 
 
 def _store_file(context: RunContext, step_log: StepLog, path: Path, name: str) -> str:
@@ -359,13 +394,6 @@ def _store_file(context: RunContext, step_log: StepLog, path: Path, name: str) -
     entry = context.catalog.put_file(path, name, context.run_id)
     step_log.add_data_catalogs([entry])
     return entry.name
-
-
-def _iterated_parameters(context: RunContext, node: BaseNode) -> set[str]:
-    """The lists enclosing maps iterate on: recorded once on the map, not in every attempt."""
-    if context.dag is None or "." not in node.internal_name:
-        return set()
-    return {m.iterate_on for m in enclosing_maps(context.dag, node.internal_name)}
 
 
 def _store_execution_log(

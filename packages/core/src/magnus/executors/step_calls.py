@@ -24,10 +24,18 @@ from magnus.runlog.models import DataCatalog, RunLog
 
 logger = logging.getLogger(__name__)
 
+#: what :attr:`StepContext.parameters_read` holds when a task asked for every parameter
+ALL_PARAMETERS = "*"
 
-def parameters() -> dict[str, Any]:
-    """Every parameter as the running step sees it now."""
+
+def parameters(key: str | None = None) -> dict[str, Any]:
+    """Every parameter as the running step sees it now.
+
+    The step records what it asked for (``key``, else all of them): what it read counts as
+    consumed, in its attempt's parameters and fingerprint.
+    """
     step = require_step()
+    step.parameters_read.add(ALL_PARAMETERS if key is None else key)
     # set_parameter writes the environment (as in 0.5), so it overlays what the step started with.
     return {
         **step.parameters,

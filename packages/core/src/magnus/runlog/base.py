@@ -25,7 +25,13 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from magnus.exceptions import RunLogNotFoundError
-from magnus.runlog.fingerprint_index import FingerprintHit
+from magnus.runlog.fingerprint_index import (
+    FingerprintHit,
+    find_details,
+    find_hit,
+    record_details,
+    record_hit,
+)
 from magnus.runlog.models import (
     CREATED,
     PROCESSING,
@@ -37,6 +43,7 @@ from magnus.runlog.models import (
     StepLog,
     format_time,
 )
+from magnus.runlog.storage import RecordStorage
 from magnus.services import BaseService
 
 
@@ -181,22 +188,45 @@ class BaseRunLogStore(BaseService):
 
     # ------------------------------------------------------------------ fingerprint index
 
+    def index_storage(self) -> RecordStorage | None:
+        """Where the fingerprint index is kept (:mod:`magnus.runlog.fingerprint_index`).
+
+        The default, ``None``, keeps no index: a store written before the index existed keeps
+        working, :meth:`find_fingerprint` finds nothing in it and every step runs.
+        """
+        return None
+
     def record_fingerprint(self, key: str, run_id: str, internal_name: str) -> None:
         """Remember that step ``internal_name`` of run ``run_id`` succeeded with ``key``.
 
         Written atomically; a key recorded again points to the latest writer. The run is not
-        checked (that would cost a read). The default records nothing: a store written before
-        the index existed keeps working, and :meth:`find_fingerprint` never finds anything in it.
+        checked (that would cost a read).
         """
-        return None
+        storage = self.index_storage()
+        if storage is not None:
+            hit = FingerprintHit(
+                key=key, run_id=run_id, internal_name=internal_name, recorded_at=self.now()
+            )
+            record_hit(storage, hit)
 
     def find_fingerprint(self, key: str) -> FingerprintHit | None:
         """The step that last recorded ``key`` (run id, internal name, when); ``None`` if none.
 
-        Must cost the same whatever the number of runs in the store. The default (no index)
-        gives ``None``.
+        Costs one read whatever the number of runs in the store.
         """
-        return None
+        storage = self.index_storage()
+        return None if storage is None else find_hit(storage, key)
+
+    def record_fingerprint_details(self, digest: str, details: dict[str, Any]) -> None:
+        """Keep what a fingerprint part ``digest`` was computed from (its modules, ...)."""
+        storage = self.index_storage()
+        if storage is not None:
+            record_details(storage, digest, details)
+
+    def find_fingerprint_details(self, digest: str) -> dict[str, Any] | None:
+        """What :meth:`record_fingerprint_details` kept for ``digest``; ``None`` if nothing."""
+        storage = self.index_storage()
+        return None if storage is None else find_details(storage, digest)
 
     @staticmethod
     def now() -> str:

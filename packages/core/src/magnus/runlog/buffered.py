@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import PrivateAttr
 
@@ -26,6 +27,7 @@ class BufferedRunLogStore(WholeRunLogStore):
 
     _runs: dict[str, RunLog] = PrivateAttr(default_factory=dict)
     _fingerprints: dict[str, FingerprintHit] = PrivateAttr(default_factory=dict)
+    _details: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
 
     def location(self, run_id: str) -> str:
         return "memory"
@@ -61,3 +63,10 @@ class BufferedRunLogStore(WholeRunLogStore):
         hit = self._fingerprints.get(key)
         # A copy, as every log handed out is: changing it never changes the store.
         return None if hit is None else hit.model_copy()
+
+    def record_fingerprint_details(self, digest: str, details: dict[str, Any]) -> None:
+        self._details[digest] = copy.deepcopy(details)
+
+    def find_fingerprint_details(self, digest: str) -> dict[str, Any] | None:
+        found = self._details.get(digest)
+        return None if found is None else copy.deepcopy(found)

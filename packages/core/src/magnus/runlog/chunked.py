@@ -46,7 +46,7 @@ from magnus.runlog.chunks import (
     not_a_chunk,
 )
 from magnus.runlog.files import encode_name
-from magnus.runlog.fingerprint_index import INDEX_RUN, FingerprintHit, find_hit, record_hit
+from magnus.runlog.fingerprint_index import INDEX_RUN
 from magnus.runlog.folders import folder_storage
 from magnus.runlog.memory import new_run_log, set_status, sort_runs, unreadable_run
 from magnus.runlog.models import PROCESSING, BranchLog, RunLog, StepLog
@@ -416,16 +416,9 @@ class ChunkedRunLogStore(BaseRunLogStore):
 
     # ------------------------------------------------------------------ fingerprint index
 
-    def record_fingerprint(self, key: str, run_id: str, internal_name: str) -> None:
+    def index_storage(self) -> RecordStorage:
         """One record per key, beside the runs (:mod:`magnus.runlog.fingerprint_index`)."""
-        hit = FingerprintHit(
-            key=key, run_id=run_id, internal_name=internal_name, recorded_at=self.now()
-        )
-        record_hit(self.storage(), hit)
-
-    def find_fingerprint(self, key: str) -> FingerprintHit | None:
-        """One read of the key's record, whatever the number of runs."""
-        return find_hit(self.storage(), key)
+        return self.storage()
 
 
 class ChunkedFileSystemRunLogStore(ChunkedRunLogStore):

@@ -17,10 +17,10 @@ from magnus.runlog.files import (
     validate,
     write_json,
 )
-from magnus.runlog.fingerprint_index import FingerprintHit, find_hit, record_hit
 from magnus.runlog.folders import folder_storage
 from magnus.runlog.memory import WholeRunLogStore, unreadable_run
 from magnus.runlog.models import RunLog
+from magnus.runlog.storage import RecordStorage
 
 
 class FileSystemRunLogStore(WholeRunLogStore):
@@ -97,11 +97,5 @@ class FileSystemRunLogStore(WholeRunLogStore):
             except RunLogStoreError as exc:
                 yield unreadable_run(unquote(path.stem), exc)
 
-    def record_fingerprint(self, key: str, run_id: str, internal_name: str) -> None:
-        hit = FingerprintHit(
-            key=key, run_id=run_id, internal_name=internal_name, recorded_at=self.now()
-        )
-        record_hit(folder_storage(self.log_folder), hit)
-
-    def find_fingerprint(self, key: str) -> FingerprintHit | None:
-        return find_hit(folder_storage(self.log_folder), key)
+    def index_storage(self) -> RecordStorage:
+        return folder_storage(self.log_folder)

@@ -9,11 +9,16 @@ same folders) keep one record per key under the reserved run id :data:`INDEX_RUN
 id can take (run ids start with a letter or digit): ``<log_folder>/.fingerprints/<key>.json`` on
 disk, ``<prefix>/.fingerprints/<key>.json`` in a bucket. Each record is written whole and
 atomically; the latest writer wins.
+
+Beside the hits, the same folder keeps *details* records (``details-<digest>.json``): what a
+fingerprint part was computed from (a code digest's modules and their functions' digests), so
+that ``magnus explain`` can say what changed. Content-addressed, they are written once per digest.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -27,6 +32,7 @@ logger = logging.getLogger(__name__)
 #: the pseudo run holding the index records; not a valid run id, so never a run's folder
 INDEX_RUN = ".fingerprints"
 _SUFFIX = ".json"
+_DETAILS = "details-"
 
 
 class FingerprintHit(BaseModel):
@@ -78,3 +84,26 @@ def find_hit(storage: RecordStorage, key: str) -> FingerprintHit | None:
         return None
     # A shortened record name could in principle be shared: the record names its key in full.
     return hit if hit.key == key else None
+
+
+def details_record(digest: str, limit: int | None = None) -> str:
+    """The name of the details record of ``digest`` (never the name of a hit record)."""
+    return _DETAILS + index_record(digest, None if limit is None else limit - len(_DETAILS))
+
+
+def record_details(storage: RecordStorage, digest: str, details: dict[str, Any]) -> None:
+    """Write what ``digest`` was computed from; the same digest always has the same details."""
+    storage.make_run(INDEX_RUN, [""])
+    storage.write(INDEX_RUN, details_record(digest, storage.name_limit), {digest: details})
+
+
+def find_details(storage: RecordStorage, digest: str) -> dict[str, Any] | None:
+    """The details recorded for ``digest``; ``None`` when none (or unreadable: logged)."""
+    record = details_record(digest, storage.name_limit)
+    try:
+        data = storage.read(INDEX_RUN, record)
+    except RunLogStoreError as exc:
+        logger.warning("Ignoring %s: %s", storage.where(INDEX_RUN, record), exc)
+        return None
+    found = data.get(digest) if isinstance(data, dict) else None
+    return found if isinstance(found, dict) else None

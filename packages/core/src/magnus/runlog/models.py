@@ -153,7 +153,13 @@ class StepLog(_Record):
     output_parameters: dict[str, Any] | None = _when_set(
         "a composite or reused step: what it passed on to the enclosing scope"
     )
-    reused_from: str | None = _when_set("a re-run's reused step: the run it was reused from")
+    reused_from: str | None = _when_set("a reused step: the run it was reused from")
+    reused_from_step: str | None = _when_set(
+        "a step reused by fingerprint: its internal name in the run it was reused from"
+    )
+    not_reused: str | None = _when_set(
+        "a step that ran although reuse was on: why an earlier result could not be used"
+    )
     changed_since_original: list[str] | None = _when_set(
         "a reused step: what changed since the original run (definition, code)"
     )

@@ -68,6 +68,18 @@ class BaseTaskType(BaseModel):
         """Run the command once and return the parameters it produced; raise on failure."""
         raise NotImplementedError
 
+    def consumes(self, task_input: TaskInput) -> dict[str, Any]:
+        """What an attempt given ``task_input`` will record as consumed, known before it runs.
+
+        A step's fingerprint is looked up with this, so it must equal what ``execute`` records.
+        The default: every parameter in scope (not the lists enclosing maps iterate on) and the
+        map variables, which is what a command that is handed all of them consumes.
+        """
+        return {
+            **{k: v for k, v in task_input.parameters.items() if k not in task_input.iterated},
+            **task_input.map_variables,
+        }
+
 
 def clear_prefixed(prefix: str) -> dict[str, str]:
     """Remove and return environment variables left behind by a task (``set_parameter``)."""

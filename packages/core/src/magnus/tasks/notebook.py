@@ -170,10 +170,7 @@ class NotebookTaskType(BaseTaskType):
 
     def execute(self, task_input: TaskInput) -> dict[str, Any]:
         # As for shell: the whole scope goes in, so all of it counts as consumed.
-        task_input.consumed = {
-            **{k: v for k, v in task_input.parameters.items() if k not in task_input.iterated},
-            **task_input.map_variables,
-        }
+        task_input.consumed = self.consumes(task_input)
         papermill = _import_papermill()
         options = self._papermill_options()
         if (

@@ -59,11 +59,19 @@ class PythonTaskType(BaseTaskType):
 
     service_name: ClassVar[str] = "python"
 
-    def execute(self, task_input: TaskInput) -> dict[str, Any]:
+    def consumes(self, task_input: TaskInput) -> dict[str, Any]:
+        """The arguments the function binds (importing it: a step that cannot import fails)."""
+        return params_mod.consumed_parameters(self._bind(task_input)[1])
+
+    def _bind(self, task_input: TaskInput) -> tuple[Callable[..., Any], dict[str, Any]]:
         function = import_function(self.command)
         bound = params_mod.bind_arguments(
             function, task_input.parameters, task_input.map_variables, task_input.step_name
         )
+        return function, bound
+
+    def execute(self, task_input: TaskInput) -> dict[str, Any]:
+        function, bound = self._bind(task_input)
         task_input.consumed = params_mod.consumed_parameters(bound)
         exported = params_mod.to_environment(task_input.parameters)
         if task_input.map_variables:

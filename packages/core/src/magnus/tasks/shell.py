@@ -28,10 +28,7 @@ class ShellTaskType(BaseTaskType):
     service_name: ClassVar[str] = "shell"
 
     def execute(self, task_input: TaskInput) -> dict[str, Any]:
-        task_input.consumed = {
-            **{k: v for k, v in task_input.parameters.items() if k not in task_input.iterated},
-            **task_input.map_variables,
-        }
+        task_input.consumed = self.consumes(task_input)
         inputs = params_mod.to_environment(task_input.parameters)
         env = {**os.environ, **inputs}
         if task_input.map_variables:
