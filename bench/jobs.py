@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import catalog_data
+import reuse_data
 import workloads
 from report import Cell
 from tools import FLOOR, OLD, OURS, Tool
@@ -65,6 +66,53 @@ def catalog_job(cell: Cell, tool: str, tools: dict[str, Tool], repetition: int) 
     return Job(command, runner.env(), reports_json=True, clean=_remove_catalog)
 
 
+#: reuse workload -> how many earlier runs its store holds (none: it starts empty)
+REUSE_RUNS = {"reuse-miss": 0, "reuse-hit-1": 1, "reuse-hit-1000": 1000}
+#: lookup workload -> how many earlier runs its store holds
+LOOKUP_RUNS = {"lookup-1": 1, "lookup-1000": 1000}
+#: stat-cache workload -> (our driver's mode, the floor's)
+STAT_CACHE_MODES = {
+    "stat-first": ("first", "floor-first"),
+    "stat-check": ("check", "floor-check"),
+    "stat-check-put": ("check-put", "floor-check"),
+}
+
+
+def reuse_job(cell: Cell, tool: str, tools: dict[str, Tool]) -> Job | None:
+    """A ``--reuse`` run of the reuse pipeline, from a fresh copy of its store (ours only)."""
+    ours = tools[OURS]
+    if tool == FLOOR:
+        command = [str(ours.python), str(BENCH / "floor.py"), "params", str(cell.n)]
+        return Job(command, ours.env())
+    if tool != OURS:
+        return None
+    earlier = REUSE_RUNS[cell.workload]
+
+    def fresh_store(folder: Path) -> None:
+        reuse_data.restore(folder.parent, cell.n, earlier)
+
+    return Job(reuse_data.run_command(ours, reuse=True), ours.env(), clean=fresh_store)
+
+
+def lookup_job(cell: Cell, tool: str, tools: dict[str, Tool], folder: Path) -> Job | None:
+    if tool != OURS:
+        return None
+    store = reuse_data.stores(folder.parent, cell.n, LOOKUP_RUNS[cell.workload])
+    driver = [str(tools[OURS].python), str(BENCH / "reuse_driver.py"), "lookup"]
+    return Job([*driver, str(store / ".run_log_store")], tools[OURS].env(), reports_json=True)
+
+
+def stat_cache_job(cell: Cell, tool: str, tools: dict[str, Tool]) -> Job | None:
+    if tool == OLD:
+        return None
+    ours_mode, floor_mode = STAT_CACHE_MODES[cell.workload]
+    mode = ours_mode if tool == OURS else floor_mode
+    command = [str(tools[OURS].python), str(BENCH / "stat_cache_driver.py"), mode]
+    # The first hash starts from an empty cache; a check fills it first (untimed) if missing.
+    clean = _remove_catalog if mode == "first" else _nothing
+    return Job(command, tools[OURS].env(), reports_json=True, clean=clean)
+
+
 def job_for(
     cell: Cell, tool: str, tools: dict[str, Tool], folder: Path, repetition: int
 ) -> Job | None:
@@ -73,6 +121,12 @@ def job_for(
         return pipeline_job(cell, tool, tools, folder)
     if catalog_data.data_set(cell.workload) in catalog_data.PATTERNS:
         return catalog_job(cell, tool, tools, repetition)
+    if cell.workload in REUSE_RUNS:
+        return reuse_job(cell, tool, tools)
+    if cell.workload in LOOKUP_RUNS:
+        return lookup_job(cell, tool, tools, folder)
+    if cell.workload in STAT_CACHE_MODES:
+        return stat_cache_job(cell, tool, tools)
     if cell.workload == "help":
         if tool == FLOOR:
             # The floor of a command line: an interpreter that starts and stops.

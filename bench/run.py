@@ -25,6 +25,8 @@ from pathlib import Path
 
 import catalog_data
 import jobs
+import reuse_data
+import stat_cache_data
 import workloads
 from measure import FAILED, OK, TIMEOUT, Measurement, run
 from report import Cell, table
@@ -35,8 +37,8 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 DEFAULT_SIZES = (10, 100, 1000)
 FULL_SIZES = (10, 100, 1000, 10000)
-#: --only names: every pipeline workload, plus the catalog and start-up groups
-GROUPS = (*workloads.WORKLOADS, "catalog", "startup")
+#: --only names: every pipeline workload, plus the catalog, start-up, reuse and stat-cache groups
+GROUPS = (*workloads.WORKLOADS, "catalog", "startup", "reuse", "stat-cache")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,11 +76,14 @@ def log(message: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-def check_tools(ours: Tool, old: Tool) -> dict[str, dict[str, str]]:
+def check_tools(ours: Tool, old: Tool, selected: list[str]) -> dict[str, dict[str, str]]:
     """Make sure each interpreter runs the magnus it should, before spending time on runs."""
-    described = {OURS: ours.describe(), OLD: old.describe()}
+    described = {OURS: ours.describe()}
     if not Path(described[OURS]["location"]).is_relative_to(ROOT / "packages" / "core"):
         raise SystemExit(f"ours is not this repository's core: {described[OURS]}")
+    if OLD not in selected:
+        return described
+    described[OLD] = old.describe()
     if described[OLD]["version"] != "0.5.1":
         raise SystemExit(f"--old-python does not run magnus 0.5.1: {described[OLD]}")
     return described
@@ -108,6 +113,20 @@ def plan(args: argparse.Namespace) -> Iterator[Cell]:
         yield Cell("catalog-1g-absent", "(e) catalog 1 GB file, original removed", 1, "")
         yield Cell("catalog-10k", "(e) catalog 10,000 files", small, "")
         yield Cell("catalog-10k-absent", "(e) catalog 10,000 files, originals removed", small, "")
+    if "reuse" in selected:
+        # One pipeline size: the largest selected up to 1,000 (``--sizes 10`` makes it quick).
+        steps = max((n for n in sizes if n <= reuse_data.MAX_STEPS), default=reuse_data.MAX_STEPS)
+        store = reuse_data.STORE
+        yield Cell("lookup-1", "(g) find_fingerprint x N, 1 earlier run", steps, store)
+        yield Cell("lookup-1000", "(g) find_fingerprint x N, 1,000 earlier runs", steps, store)
+        yield Cell("reuse-miss", "(g) --reuse, empty store (all run)", steps, store)
+        yield Cell("reuse-hit-1", "(g) --reuse, all hit, 1 earlier run", steps, store)
+        yield Cell("reuse-hit-1000", "(g) --reuse, all hit, 1,000 earlier runs", steps, store)
+    if "stat-cache" in selected:
+        count = stat_cache_data.COUNT
+        yield Cell("stat-first", "(h) stat cache: first hash", count, "")
+        yield Cell("stat-check", "(h) stat cache: no-change check", count, "")
+        yield Cell("stat-check-put", "(h) catalog put, all unchanged", count, "")
 
 
 @dataclass
@@ -143,6 +162,13 @@ class Harness:
             return folder
         if cell.workload.startswith("catalog"):
             return catalog_data.prepare(work, cell.workload)
+        if cell.workload.startswith(("reuse", "lookup")):
+            if ("reuse", cell.n) not in self.prepared:
+                reuse_data.prepare(work, cell.n, self.tools[OURS])
+                self.prepared.add(("reuse", cell.n))
+            return reuse_data.folder(work, cell.n)
+        if cell.workload.startswith("stat-"):
+            return stat_cache_data.prepare(work)
         return work
 
     def measure(self, cell: Cell) -> None:
@@ -267,8 +293,8 @@ def write_results(
             f"Command: `{command}` — {args.repeat} repetitions, cap {args.timeout:.0f} s per run, "
             f"took {seconds / 60:.1f} min. Load average (5 min) at start "
             f"{args.load_at_start:.1f}, at end {os.getloadavg()[1]:.1f}.",
-            f"ours: magnus-core {described[OURS]['version']} at {code_state()}; 0.5.1: magnus "
-            f"{described[OLD]['version']} from PyPI.",
+            f"ours: magnus-core {described[OURS]['version']} at {code_state()}; 0.5.1: "
+            + (f"magnus {described[OLD]['version']} from PyPI." if OLD in described else "not run"),
             "",
             table(cells),
             "",
@@ -297,8 +323,8 @@ def main(argv: list[str] | None = None) -> None:
     args.work = args.work.resolve()
     ours = Tool(OURS, Path(sys.executable))
     old = Tool(OLD, args.old_python)
-    described = check_tools(ours, old)
-    log(f"ours: {described[OURS]}; 0.5.1: {described[OLD]}")
+    described = check_tools(ours, old, args.tools)
+    log(f"ours: {described[OURS]}; 0.5.1: {described.get(OLD, 'not run')}")
     harness = Harness(args, ours, old)
     cells = list(plan(args))
     # Other work on the machine shows in every number: say how busy it was.

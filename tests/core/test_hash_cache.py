@@ -125,3 +125,39 @@ def test_a_file_got_unchanged_is_known_to_the_cache(
     target = (work / "data" / "f0.csv").resolve()
     assert HashCache(tmp_path / "catalog" / CACHE_FILE).file_hash(target) == got[0].data_hash
     assert hashed == []
+
+
+def test_the_catalog_reads_its_cache_again_only_when_another_process_replaced_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    catalog = FileSystemCatalog(
+        catalog_location=str(tmp_path / "catalog"), compute_data_folder=str(work)
+    )
+    for name in ("a.txt", "b.txt"):
+        (work / name).write_text(name)
+        _age(work / name)
+    catalog.put("*.txt", RUN)
+    cache_file = tmp_path / "catalog" / CACHE_FILE
+    reads: list[str] = []
+    real_open = open
+
+    def counting_open(file: object, *args: object, **kwargs: object) -> object:
+        if str(file) == str(cache_file):
+            reads.append(str(file))
+        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    for _ in range(3):
+        assert catalog.compute_data_hash("a.txt") == hashlib.sha256(b"a.txt").hexdigest()
+        assert catalog.compute_data_hash("b.txt") == hashlib.sha256(b"b.txt").hexdigest()
+    assert reads == []  # what the put wrote is what this catalog holds: nothing to read
+
+    other = HashCache(cache_file)  # another process adds an entry and replaces the file
+    (work / "c.txt").write_text("c")
+    _age(work / "c.txt")
+    other.file_hash((work / "c.txt").resolve())
+    other.save()
+    assert catalog.compute_data_hash("c.txt") == hashlib.sha256(b"c").hexdigest()
+    assert reads == [str(cache_file)] * 2  # the other process read it once, this catalog once

@@ -84,6 +84,7 @@ LAYERS: dict[str, int] = {
     "magnus.interaction": FACE,
     "magnus.console": FACE,
     "magnus.reports": FACE,
+    "magnus.explaining": FACE,
     "magnus.testing": FACE,
 }
 

@@ -54,6 +54,7 @@ def test_a_full_callback_command_parses_as_written() -> None:
         configuration_file="argo.yaml",
         parameters_file="parameters.yaml",
         tag="nightly",
+        reuse=True,
     )
     assert line[0] == "magnus"
     assert _parse(line[1:]) == {
@@ -66,6 +67,7 @@ def test_a_full_callback_command_parses_as_written() -> None:
         "parameters_file": "parameters.yaml",
         "log_level": "INFO",
         "tag": "nightly",
+        "reuse": True,
     }
 
 

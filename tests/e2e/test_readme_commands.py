@@ -40,7 +40,8 @@ _SYNOPSIS = "a synopsis: options in brackets, placeholders in capitals"
 SKIPPED: dict[str, str] = {
     "pip install nox && nox -s tests": "the whole test suite, of which this test is a part",
     "magnus execute -f pipeline.yaml [-c config.yaml] [-p parameters.yaml] [--run-id ID] "
-    "[--tag T]": _SYNOPSIS,
+    "[--tag T] [--reuse]": _SYNOPSIS,
+    "magnus explain RUN_ID [--step NAME] [--json]": _SYNOPSIS,
     "magnus validate -f pipeline.yaml [-c config.yaml] [-p parameters.yaml] [--no-import]": (
         _SYNOPSIS
     ),

@@ -133,7 +133,11 @@ def test_use_cached_with_a_changed_pipeline_says_so(rerun_project: Path, run_mag
         == 1
     )
     (rerun_project / "fixed").write_text("")
-    changed = LINEAR.replace("next: second}", "next: second, max_attempts: 2}")
+    # A new put pattern changes what the step does; more attempts do not.
+    changed = LINEAR.replace(
+        "put: [data/first.txt]}, next: second}",
+        "put: [data/*.txt]}, next: second, max_attempts: 2}",
+    )
     (rerun_project / "changed.yaml").write_text(changed)
     result = run_magnus(
         "execute", "-f", "changed.yaml", "--use-cached", "o2", "--run-id", "c2", cwd=rerun_project
@@ -142,7 +146,9 @@ def test_use_cached_with_a_changed_pipeline_says_so(rerun_project: Path, run_mag
     assert "definition" in result.stdout + result.stderr
     step = show_run("c2", rerun_project)["steps"]["first"]
     assert step["mock"] is True
-    assert step["changed_since_original"] == ["definition", "code"]  # changed.yaml is untracked
+    # Compared by fingerprint: the untracked changed.yaml makes the tree dirty, but it is not
+    # code the step runs.
+    assert step["changed_since_original"] == ["definition"]
 
     strict = run_magnus(
         "execute",
@@ -158,6 +164,60 @@ def test_use_cached_with_a_changed_pipeline_says_so(rerun_project: Path, run_mag
     assert strict.returncode == 0, strict.stdout + strict.stderr
     step = show_run("s2", rerun_project)["steps"]["first"]
     assert step["mock"] is False and len(step["attempts"]) == 1
+
+
+def test_strict_flags_only_the_steps_whose_code_changed(
+    rerun_project: Path, run_magnus: Any
+) -> None:
+    (rerun_project / "other.py").write_text("def unrelated():\n    return 1\n")
+    assert (
+        run_magnus("execute", "-f", "linear.yaml", "--run-id", "k1", cwd=rerun_project).returncode
+        == 1
+    )
+    (rerun_project / "fixed").write_text("")
+    # An edit to a module no step imports: the repository changed, no step's code did.
+    (rerun_project / "other.py").write_text("def unrelated():\n    return 2\n")
+    kept = run_magnus("retry", "k1", "--run-id", "k2", "--strict", cwd=rerun_project)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    first = show_run("k2", rerun_project)["steps"]["first"]
+    assert first["mock"] is True and "changed_since_original" not in first
+
+    # An edit to the module of the step's function: that step runs again under --strict.
+    steps = (rerun_project / "steps.py").read_text()
+    (rerun_project / "steps.py").write_text(
+        steps.replace('return {"carried": 42}', 'return {"carried": 43}')
+    )
+    redone = run_magnus("retry", "k1", "--run-id", "k3", "--strict", cwd=rerun_project)
+    assert redone.returncode == 0, redone.stdout + redone.stderr
+    log = show_run("k3", rerun_project)
+    assert log["steps"]["first"]["mock"] is False
+    assert log["parameters"]["doubled"] == 86
+
+
+def test_strict_sees_code_changes_outside_git(rerun_project: Path, run_magnus: Any) -> None:
+    import shutil
+
+    shutil.rmtree(rerun_project / ".git")
+    assert (
+        run_magnus("execute", "-f", "linear.yaml", "--run-id", "g1", cwd=rerun_project).returncode
+        == 1
+    )
+    (rerun_project / "fixed").write_text("")
+    steps = (rerun_project / "steps.py").read_text()
+    (rerun_project / "steps.py").write_text(
+        steps.replace('return {"carried": 42}', 'return {"carried": 7}')
+    )
+    plain = run_magnus("retry", "g1", "--run-id", "g2", cwd=rerun_project)
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    reused = show_run("g2", rerun_project)["steps"]["first"]
+    assert reused["mock"] is True and reused["changed_since_original"] == ["code"]
+    strict = run_magnus("retry", "g1", "--run-id", "g3", "--strict", cwd=rerun_project)
+    assert strict.returncode == 0, strict.stdout + strict.stderr
+    assert show_run("g3", rerun_project)["parameters"]["doubled"] == 14
+    # A retry of the retry compares with what the step last ran with (g1's), through g2.
+    again = run_magnus("retry", "g2", "--run-id", "g4", "--strict", cwd=rerun_project)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert show_run("g4", rerun_project)["parameters"]["doubled"] == 14
 
 
 def test_a_map_is_resumed_element_by_element(rerun_project: Path, run_magnus: Any) -> None:

@@ -80,9 +80,13 @@ def hera_round_trip(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def prepare_run(
-    pipeline: str | Path, config: str | Path, parameters_file: str = "", tag: str = ""
+    pipeline: str | Path,
+    config: str | Path,
+    parameters_file: str = "",
+    tag: str = "",
+    reuse: bool | None = None,
 ) -> Any:
-    """The run ``magnus execute -f pipeline -c config`` prepares (nothing is written)."""
+    """The run ``magnus execute -f pipeline -c config [--reuse]`` prepares (nothing is written)."""
     from magnus import entrypoints
 
     return entrypoints.prepare_run(
@@ -90,6 +94,7 @@ def prepare_run(
         pipeline_file=str(pipeline),
         parameters_file=parameters_file,
         tag=tag,
+        reuse=reuse,
     )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import helpers
+import pytest
 import yaml
 
 PIPELINE = {
@@ -19,7 +21,8 @@ PIPELINE = {
 }
 
 
-def test_execute_writes_the_workflow_and_creates_no_run_log(tmp_path: Path) -> None:
+def _project(tmp_path: Path, **top_level: Any) -> None:
+    """``pipeline.yaml`` and an ``argo.yaml`` whose stores are on a (pretended) volume."""
     (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(PIPELINE))
     config = {
         "executor": {
@@ -31,8 +34,13 @@ def test_execute_writes_the_workflow_and_creates_no_run_log(tmp_path: Path) -> N
         },
         "run_log_store": {"type": "chunked-fs", "config": {"log_folder": str(tmp_path / "logs")}},
         "catalog": {"type": "file-system", "config": {"catalog_location": str(tmp_path / "cat")}},
+        **top_level,
     }
     (tmp_path / "argo.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_execute_writes_the_workflow_and_creates_no_run_log(tmp_path: Path) -> None:
+    _project(tmp_path)
     result = helpers.run_magnus("execute", "-f", "pipeline.yaml", "-c", "argo.yaml", cwd=tmp_path)
     assert "argo-pipeline.yaml" in result.stdout
     assert yaml.safe_load((tmp_path / "argo-pipeline.yaml").read_text())["kind"] == "Workflow"
@@ -65,3 +73,30 @@ def test_magnus_plugins_lists_the_argo_executor(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "magnus-executor-argo" in result.stdout
     assert "argo" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("options", "configured", "flag"),
+    [
+        (["--reuse"], {}, "--reuse"),
+        ([], {"reuse": True}, "--reuse"),
+        (["--no-reuse"], {"reuse": True}, "--no-reuse"),
+    ],
+)
+def test_the_run_level_reuse_reaches_the_container_that_starts_the_run(
+    tmp_path: Path, options: list[str], configured: dict[str, Any], flag: str
+) -> None:
+    _project(tmp_path, **configured)
+    result = helpers.run_magnus(
+        "execute", *options, "-f", "pipeline.yaml", "-c", "argo.yaml", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    workflow = yaml.safe_load((tmp_path / "argo-pipeline.yaml").read_text())
+    commands = {
+        t["name"]: t["container"]["command"]
+        for t in workflow["spec"]["templates"]
+        if "container" in t
+    }
+    # The first container creates the run log, recording run_config.reuse; the others read it.
+    assert commands["a"][-1] == flag
+    assert not {"--reuse", "--no-reuse"} & set(commands["success"])

@@ -123,6 +123,8 @@ def test_container_level_keys_reach_every_container(every_key: dict[str, Any]) -
         assert env_of(template)["DB_PASSWORD"] == {
             "secretKeyRef": {"key": "password", "name": "db"}
         }
+        # The image is part of the fingerprint of every step run in it.
+        assert env_of(template)["MAGNUS_IMAGE"] == "registry.example.com/app:2.1"
         assert template["timeout"] == "4200s"
         # Equal to the workflow's: not repeated on the template.
         for key in ("activeDeadlineSeconds", "tolerations", "nodeSelector"):
@@ -254,7 +256,7 @@ def _overridden(render: Renderer) -> dict[str, dict[str, Any]]:
 def test_an_override_changes_its_step_only(render: Renderer) -> None:
     templates = _overridden(render)
     train = templates["train"]
-    assert train["container"]["image"] == "img:gpu"
+    assert train["container"]["image"] == env_of(train)["MAGNUS_IMAGE"] == "img:gpu"
     assert train["container"]["imagePullPolicy"] == "Always"
     # Shallow merge (0.5): the override's resources replace the executor's whole block.
     assert train["container"]["resources"]["limits"] == {
@@ -268,7 +270,7 @@ def test_an_override_changes_its_step_only(render: Renderer) -> None:
     assert train["timeout"] == "3660s"
     for name in ("plain", "each-fan-out", "each-map-work", "success"):
         template = templates[name]
-        assert template["container"]["image"] == "img:1"
+        assert template["container"]["image"] == env_of(template)["MAGNUS_IMAGE"] == "img:1"
         for key in ("tolerations", "nodeSelector", "activeDeadlineSeconds", "retryStrategy"):
             assert key not in template, (name, key)
 

@@ -40,6 +40,8 @@ from executor_argo.argo_helpers import prepare_run
 from fixtures.s3_server import REGION, s3_client
 from helpers import run_hooks_seen, run_magnus, write_run_hooks
 
+from magnus.fingerprints import FINGERPRINT_PARTS, IMAGE_ENV
+
 # ============================================================================ the harness itself
 
 
@@ -274,6 +276,8 @@ def test_an_unresolved_reference_is_an_error(tmp_path: Path) -> None:
 #: what differs between any two runs: set aside when comparing run logs
 VOLATILE_KEYS = {"start_time", "end_time", "duration", "code_identities"}
 MASK = "<run-id>"
+#: the image of ``argo.yaml``; local runs are runs in it (``MAGNUS_IMAGE``), so fingerprints match
+IMAGE = "registry.example.com/magnus:harness"
 
 
 @dataclass
@@ -288,13 +292,19 @@ class Stage:
     endpoint: str
     check_workflow: Callable[[dict[str, Any]], None]
 
-    def render(self, pipeline: str, parameters_file: str = "") -> dict[str, Any]:
-        """The workflow ``magnus execute -f pipeline -c argo.yaml`` writes, checked."""
+    def render(
+        self,
+        pipeline: str,
+        parameters_file: str = "",
+        reuse: bool | None = None,
+        config: str = "argo.yaml",
+    ) -> dict[str, Any]:
+        """The workflow ``magnus execute -f pipeline -c config [--reuse]`` writes, checked."""
         from magnus_executor_argo.render import render_document
 
         from magnus.entrypoints import check_compatibility
 
-        prepared = prepare_run(pipeline, "argo.yaml", parameters_file)
+        prepared = prepare_run(pipeline, config, parameters_file, reuse=reuse)
         check_compatibility(prepared)  # as `magnus execute` does: S3 needs no volume
         document = render_document(prepared.executor, prepared.context)
         self.check_workflow(document)
@@ -311,7 +321,8 @@ class Stage:
         parameters_file: str = "",
         env: dict[str, str] | None = None,
     ) -> int:
-        """``magnus execute`` with the local executor; returns the exit status."""
+        """``magnus execute`` with the local executor, in the workflow's image (as far as
+        fingerprints tell); returns the exit status."""
         extra = ["-p", parameters_file] if parameters_file else []
         done = run_magnus(
             "execute",
@@ -323,7 +334,7 @@ class Stage:
             "--run-id",
             run_id,
             cwd=self.root,
-            env=env,
+            env={IMAGE_ENV: IMAGE, **(env or {})},
         )
         assert done.returncode in (0, 1), done.stdout + done.stderr
         return done.returncode
@@ -416,7 +427,7 @@ def stage(
     check_workflow: Callable[[dict[str, Any]], None],
 ) -> Stage:
     """The project with ``argo.yaml`` and ``local.yaml`` on the moto server's bucket."""
-    argo = {"type": "argo", "config": {"image": "registry.example.com/magnus:harness"}}
+    argo = {"type": "argo", "config": {"image": IMAGE}}
     for name, executor in (("argo.yaml", argo), ("local.yaml", {"type": "local"})):
         config = _config(executor, s3_bucket, s3_server)
         (project / name).write_text(yaml.safe_dump(config, sort_keys=False))
@@ -859,3 +870,41 @@ def test_a_failed_catalog_get_is_attempted_as_often_as_locally(stage: Stage) -> 
     log = assert_same_run(stage, "argo-missing", "local-missing")
     assert log["status"] == "FAIL"
     assert list(log["steps"]) == ["needs data", "fail"]
+
+
+# ---------------------------------------------------------------------------- reuse by fingerprint
+
+
+def _fingerprint(step: dict[str, Any]) -> dict[str, str]:
+    return step["attempts"][-1]["fingerprint"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.e2e
+def test_reuse_finds_a_local_runs_steps_in_the_same_image_only(stage: Stage) -> None:
+    pipeline, parameters = "examples/python-tasks.yaml", "examples/parameters.yaml"
+    assert stage.run_locally(pipeline, "local-reuse", parameters) == 0
+    # Reuse is asked where the workflow is rendered; every container looks up the store.
+    document = stage.render(pipeline, parameters, reuse=True)
+    _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-reuse"})
+    log = stage.show("argo-reuse")
+    assert log["run_config"]["reuse"] is True
+    tasks = ["prepare", "train", "report"]
+    reused = {name: log["steps"][name].get("reused_from") for name in tasks}
+    assert reused == dict.fromkeys(tasks, "local-reuse")
+    assert log["parameters"]["score"] == 1.5
+
+    # train in another image: it runs (its fingerprint differs by the image alone); the steps
+    # around it are still taken from runs in their own image.
+    definition = yaml.safe_load((stage.root / pipeline).read_text())
+    definition["dag"]["steps"]["train"]["overrides"] = {"argo": "other"}
+    _write(stage, "other.yaml", yaml.safe_dump(definition))
+    config = yaml.safe_load((stage.root / "argo.yaml").read_text())
+    config["executor"]["config"]["overrides"] = {"other": {"image": f"{IMAGE}-other"}}
+    _write(stage, "argo-other.yaml", yaml.safe_dump(config))
+    document = stage.render("other.yaml", parameters, reuse=True, config="argo-other.yaml")
+    _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-other"})
+    steps = stage.show("argo-other")["steps"]
+    assert "reused_from" not in steps["train"] and steps["train"]["status"] == "SUCCESS"
+    before, after = _fingerprint(log["steps"]["train"]), _fingerprint(steps["train"])
+    assert [part for part in FINGERPRINT_PARTS if before[part] != after[part]] == ["environment"]
+    assert steps["prepare"].get("reused_from") and steps["report"].get("reused_from")

@@ -237,6 +237,7 @@ def test_nested_maps_pass_every_enclosing_index_down(render: Renderer) -> None:
         '{"chunk": {{inputs.parameters.chunk}}}'
     )
     assert env_of(inner_fan_out) == {
+        "MAGNUS_IMAGE": "img:1",
         "MAGNUS_MAP_INDICES": "1",
         "MAGNUS_MAP_INDICES_FILE": "/tmp/output.txt",
     }
@@ -251,7 +252,7 @@ def test_nested_maps_pass_every_enclosing_index_down(render: Renderer) -> None:
         {"name": "chunk", "value": "{{inputs.parameters.chunk}}"}
     ]
     # Outside every map, nothing about indices.
-    assert "env" not in templates["make-lists"]["container"]
+    assert env_of(templates["make-lists"]) == {"MAGNUS_IMAGE": "img:1"}
 
 
 def test_a_parallel_runs_one_task_per_branch_and_fans_in_after_all(render: Renderer) -> None:
@@ -329,10 +330,13 @@ def test_scalar_parameters_become_workflow_arguments(
     # Only the first container starts the run: it alone carries the submit-time values.
     templates = templates_by_name(document)
     assert env_of(templates["first"]) == {
-        f"MAGNUS_PRM_{key}": f"{{{{workflow.parameters.{key}}}}}"
-        for key in ("code", "flag", "name", "ratio", "rows")
+        "MAGNUS_IMAGE": "img:1",
+        **{
+            f"MAGNUS_PRM_{key}": f"{{{{workflow.parameters.{key}}}}}"
+            for key in ("code", "flag", "name", "ratio", "rows")
+        },
     }
-    assert "env" not in templates["second"]["container"]
+    assert env_of(templates["second"]) == {"MAGNUS_IMAGE": "img:1"}
 
 
 def test_argument_values_read_back_as_the_parameters(render: Renderer, write_yaml: Any) -> None:
@@ -385,7 +389,7 @@ def test_parameters_stay_unexposed_when_asked(render: Renderer, write_yaml: Any)
     assert document["spec"]["arguments"]["parameters"] == [
         {"name": "run_id", "value": "{{workflow.uid}}"}
     ]
-    assert "env" not in templates_by_name(document)["a"]["container"]
+    assert env_of(templates_by_name(document)["a"]) == {"MAGNUS_IMAGE": "img:1"}
 
 
 def test_a_parameter_called_run_id_is_not_exposed(

@@ -366,7 +366,8 @@ def test_a_renewable_token_is_renewed_before_it_expires(
     assert 2 <= renewals <= 4  # when less than a third (1 s) was left, not on every read
     assert request_log.count("GET", "/v1/auth/token/lookup-self") == 1
     assert all(e.status == 200 for e in request_log.exchanges)
-    assert root.auth.token.lookup(token)["data"]["ttl"] > 0  # still alive
+    # Still alive: the lookup succeeds (its whole-second ttl may read 0 on a loaded machine).
+    assert root.auth.token.lookup(token)["data"]["ttl"] >= 0
     with pytest.raises(hvac.exceptions.Forbidden):  # the same token, not renewed, expired
         root.auth.token.lookup(unused_twin)
 

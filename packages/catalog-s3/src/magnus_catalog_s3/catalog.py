@@ -26,7 +26,7 @@ from magnus.exceptions import CatalogError
 from magnus.runlog.models import DataCatalog
 from magnus_catalog_s3.connection import HASH_METADATA, remote_errors
 from magnus_catalog_s3.patterns import glob_matches, pattern_segments
-from magnus_catalog_s3.transfers import S3Transfers, Upload, holds
+from magnus_catalog_s3.transfers import S3Transfers, Stored, Upload, holds
 
 
 class S3Catalog(S3Transfers, BaseCatalog):
@@ -204,6 +204,25 @@ class S3Catalog(S3Transfers, BaseCatalog):
         return [records[relative] for relative in matches]
 
     # ------------------------------------------------------------------ re-runs
+
+    def copy_from_run(self, name: str, from_run_id: str, run_id: str) -> DataCatalog:
+        """Copy one object server-side into this run; its record holds the stored SHA-256.
+
+        The hash is the one stored with the object when it was put (hashed as it was uploaded),
+        so nothing is downloaded; an object without one is gone as far as reuse is concerned.
+        """
+        relative = safe_relative(name, "catalog name", from_run_id)
+        doing = f"Cannot copy {relative!r} of run {from_run_id!r} into run {run_id!r}"
+        check_run_id(run_id)
+        key = self._run_key(from_run_id, relative)
+        size, stored_hash = self._head(key, doing) or (0, None)
+        if stored_hash is None:
+            raise CatalogError(
+                f"{relative!r} is no longer in the catalog of run {from_run_id!r} "
+                f"({self.url(key)}), or has no stored sha256"
+            )
+        self._copy([(relative, Stored(key, size))], run_id, doing)
+        return self.catalog_record(relative, run_id, stored_hash, "put")
 
     def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:
         """Copy the previous run's objects (not its execution logs) server-side into this run.

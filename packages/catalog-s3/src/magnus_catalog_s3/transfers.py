@@ -133,6 +133,11 @@ class S3Transfers(S3Connection):
 
     def _stored_hash(self, key: str, doing: str) -> str | None:
         """The SHA-256 recorded with an object; ``None`` when it is missing or has none."""
+        found = self._head(key, doing)
+        return None if found is None else found[1]
+
+    def _head(self, key: str, doing: str) -> tuple[int, str | None] | None:
+        """An object's size and recorded SHA-256; ``None`` when it is missing."""
         try:
             head = self.client().head_object(Bucket=self.bucket, Key=key)
         except remote_errors() as exc:
@@ -142,7 +147,7 @@ class S3Transfers(S3Connection):
                 return None
             self._fail(doing, key, exc)
         stored = head.get("Metadata", {}).get(HASH_METADATA)
-        return stored if isinstance(stored, str) else None
+        return int(head.get("ContentLength", 0)), stored if isinstance(stored, str) else None
 
     def _metadata(self, item: Stored) -> dict[str, str]:
         try:

@@ -328,6 +328,8 @@ def _orchestrated(function: F) -> F:
         click.option("-p", "--parameters-file", default=""),
         log_level_option,
         click.option("--tag", default=""),
+        # Read by the process that starts the run only: the others share what it recorded.
+        reuse_option,
     ]
     for option in reversed(options):
         function = option(function)
@@ -335,7 +337,12 @@ def _orchestrated(function: F) -> F:
 
 
 def _orchestrated_run(
-    run_id: str, config_file: str | None, pipeline_file: str, parameters_file: str, tag: str
+    run_id: str,
+    config_file: str | None,
+    pipeline_file: str,
+    parameters_file: str,
+    tag: str,
+    reuse: bool | None,
 ) -> Any:
     from magnus import config as config_mod
     from magnus import orchestrated
@@ -347,6 +354,7 @@ def _orchestrated_run(
         pipeline_file=pipeline_file,
         parameters_file=parameters_file,
         tag=tag,
+        reuse=reuse,
     )
     # This process ends with the command: the reporter needs no unregistering.
     run.plugins.register(ConsoleReporter(), REPORTER_NAME)
@@ -367,13 +375,14 @@ def execute_single_node(
     parameters_file: str,
     log_level: str,
     tag: str,
+    reuse: bool | None,
 ) -> None:
     """Run one step of a run (STEP_NAME: internal name, spaces as %). Exit 1 if it fails."""
     _setup_logging(log_level)
     from magnus import orchestrated
     from magnus.runlog.models import SUCCESS
 
-    run = _orchestrated_run(run_id, config_file, pipeline_file, parameters_file, tag)
+    run = _orchestrated_run(run_id, config_file, pipeline_file, parameters_file, tag, reuse)
     step_log = orchestrated.execute_single_node(run, step_name, _map_variable(map_variable))
     if step_log.status != SUCCESS:
         sys.exit(1)
@@ -393,13 +402,14 @@ def execute_single_branch(
     parameters_file: str,
     log_level: str,
     tag: str,
+    reuse: bool | None,
 ) -> None:
     """Run one branch of a composite step to its end. Exit 1 if the branch fails."""
     _setup_logging(log_level)
     from magnus import orchestrated
     from magnus.runlog.models import SUCCESS
 
-    run = _orchestrated_run(run_id, config_file, pipeline_file, parameters_file, tag)
+    run = _orchestrated_run(run_id, config_file, pipeline_file, parameters_file, tag, reuse)
     status = orchestrated.execute_single_branch(run, branch_name, _map_variable(map_variable))
     if status != SUCCESS:
         sys.exit(1)
@@ -421,13 +431,14 @@ def fan(
     parameters_file: str,
     log_level: str,
     tag: str,
+    reuse: bool | None,
 ) -> None:
     """Fan a composite step out (create its branch logs) or in (decide its status)."""
     _setup_logging(log_level)
     from magnus import orchestrated
     from magnus.runlog.models import FAIL
 
-    run = _orchestrated_run(run_id, config_file, pipeline_file, parameters_file, tag)
+    run = _orchestrated_run(run_id, config_file, pipeline_file, parameters_file, tag, reuse)
     step_log = orchestrated.fan(run, step_name, mode, _map_variable(map_variable))
     if step_log.status == FAIL:
         sys.exit(1)
@@ -515,6 +526,64 @@ def runs_list(
 
     runs = filter_runs(_store(config_file).list_runs(), status=status, tag=tag, since=since)
     render_run_list(runs)
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option(
+    "--step",
+    "step_name",
+    default="",
+    help="Only this step and the steps inside it (internal name, e.g. train or train.left.fit).",
+)
+@click.option(
+    "--against",
+    default=None,
+    metavar="RUN_ID",
+    help="Compare with this run (default: the original run of a re-run, else the latest "
+    "earlier run of each step).",
+)
+@click.option("--json", "as_json", is_flag=True, help="A list of objects, one per step.")
+@config_option
+@_friendly_errors
+def explain(
+    run_id: str, step_name: str, against: str | None, as_json: bool, config_file: str | None
+) -> None:
+    """Say why each step of RUN_ID ran or was reused.
+
+    \b
+    A step was reused from an earlier run, or it ran: then what changed since the run it is
+    compared with is named (a function, a notebook cell, the command, a definition key, a
+    parameter, an input's hash, a distribution's version).
+
+    \b
+    --json prints a list of objects, one per step:
+      step            internal name
+      decision        "ran" | "reused" | "failed" | "unknown" (no fingerprint recorded)
+      fingerprint     the key of its last attempt, or null
+      reasons         the lines the text shows
+      baseline        {"run_id", "step"} compared with, or null
+      reused_from     {"run_id", "step"}, or null
+      not_reused      why an earlier result was refused, or null
+      changed_parts   fingerprint parts that differ: code, definition, parameters, inputs,
+                      environment
+      changes         {"code": [text], "definition", "parameters", "map_variables", "inputs",
+                      "environment": [{"name", "change": "changed"|"added"|"removed",
+                      "before", "after"}]}
+    """
+    import json
+
+    from magnus.explaining import explain_run, render_text
+
+    explanations = explain_run(_store(config_file), run_id, step=step_name, against=against)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [e.to_json() for e in explanations], indent=2, ensure_ascii=False, default=str
+            )
+        )
+    else:
+        click.echo(render_text(explanations))
 
 
 @cli.command()

@@ -113,7 +113,7 @@ def code_digest(
         return digest(None)
     if command_type == "python":
         module, _, _ = command.rpartition(".")
-        return _project_code(command, _with_parents(module))
+        return _project_code(command, _with_parents(module), in_process=True)
     if command_type == "shell":
         return digest({"shell": command})
     if command_type == "notebook":
@@ -172,8 +172,11 @@ class _Module:
 
 
 _modules: dict[tuple[Path, str], _Module] = {}
-# (label, module names, roots) -> (the closure's digest, its files and their stats)
-_closures: dict[tuple[str, tuple[str, ...], tuple[Path, ...]], tuple[str, dict[Path, _Stat]]]
+# (label, module names, roots) -> (the closure's digest, its files and their stats, the digest
+# of each of its modules)
+_closures: dict[
+    tuple[str, tuple[str, ...], tuple[Path, ...]], tuple[str, dict[Path, _Stat], dict[str, str]]
+]
 _closures = {}
 
 
@@ -234,22 +237,46 @@ def _find(module: str, roots: tuple[Path, ...]) -> tuple[Path, bool] | None:
     return None
 
 
-def _project_code(label: str, start: Iterable[str]) -> str:
+def _project_code(label: str, start: Iterable[str], in_process: bool = False) -> str:
     """The digest of ``label`` and the project modules ``start`` names and imports, transitively.
 
     Kept until one of those files changes: a step whose code was fingerprinted before costs a
-    ``stat`` per module.
+    ``stat`` per module. ``in_process``: the code runs in this process, where a module already
+    imported runs as it was imported (:func:`_as_imported`), not as its file reads now.
     """
     roots = _project_roots()
     key = (label, tuple(start), roots)
     cached = _closures.get(key)
-    if cached is not None and all(_stat(p) == s for p, s in cached[1].items()):
-        return cached[0]
-    modules = _closure(key[1], roots)
-    files = {m.path: m.stat for m in modules.values() if m.path is not None}
-    value = digest({"label": label, "modules": {n: m.digest for n, m in modules.items()}})
-    _closures[key] = (value, files)
+    if cached is None or any(_stat(p) != s for p, s in cached[1].items()):
+        modules = _closure(key[1], roots)
+        files = {m.path: m.stat for m in modules.values() if m.path is not None}
+        on_disk = {n: m.digest for n, m in modules.items()}
+        cached = (digest({"label": label, "modules": on_disk}), files, on_disk)
+        _closures[key] = cached
+    value, _, on_disk = cached
+    if in_process:
+        running = {n: _as_imported(n, d) for n, d in on_disk.items()}
+        if running != on_disk:
+            return digest({"label": label, "modules": running})
     return value
+
+
+# module name -> the digest of the module as this process imported it
+_imported: dict[str, str] = {}
+
+
+def _as_imported(name: str, on_disk: str) -> str:
+    """The digest of module ``name`` as it runs in this process.
+
+    A module is imported once per process: edited afterwards (between two runs of a pipeline in
+    one SDK or notebook session), it still runs as it was. Its digest is the one it had when this
+    process first saw it imported -- at the latest when the step that imported it was
+    fingerprinted -- so the fingerprint names the code that ran, and a result of the old code
+    is never recorded under the new code's fingerprint.
+    """
+    if name not in sys.modules:
+        return on_disk
+    return _imported.setdefault(name, on_disk)
 
 
 def _closure_details(label: str, start: Iterable[str]) -> dict[str, Any]:
@@ -396,7 +423,8 @@ def _notebook(path: Path) -> tuple[list[str], list[str]]:
 # ------------------------------------------------------------------------------ environment
 
 _environments: dict[int, tuple[Mapping[str, Any], str]] = {}
-_lock_digests: dict[Path, str | None] = {}
+# folder -> (the stats of its lock files, the digest of the first there)
+_lock_digests: dict[Path, tuple[tuple[_Stat | None, ...], str | None]] = {}
 
 
 def environment_digest(environment: Mapping[str, Any] | None = None) -> str:
@@ -433,13 +461,20 @@ def _process_environment() -> Mapping[str, Any]:
 
 
 def _lock_digest(folder: Path) -> str | None:
-    """SHA-256 of the first lock file in ``folder``; read once per process."""
-    if folder not in _lock_digests:
-        _lock_digests[folder] = None
-        for name in LOCK_FILES:
-            try:
-                _lock_digests[folder] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
-                break
-            except OSError:
-                continue
-    return _lock_digests[folder]
+    """SHA-256 of the first lock file in ``folder``; read again only when a lock file changed
+    (a process that runs several pipelines, a notebook's, sees an edit between them)."""
+    stats = tuple(_stat(folder / name) for name in LOCK_FILES)
+    cached = _lock_digests.get(folder)
+    if cached is not None and cached[0] == stats:
+        return cached[1]
+    value = None
+    for name, stat in zip(LOCK_FILES, stats, strict=True):
+        if stat is None:
+            continue
+        try:
+            value = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+            break
+        except OSError:
+            continue
+    _lock_digests[folder] = (stats, value)
+    return value

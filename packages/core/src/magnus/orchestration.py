@@ -58,6 +58,7 @@ def callback_command(
     configuration_file: str = "",
     parameters_file: str = "",
     tag: str = "",
+    reuse: bool | None = None,
 ) -> list[str]:
     """The command line of one call back into magnus; empty options are left out.
 
@@ -73,6 +74,8 @@ def callback_command(
         configuration_file: the configuration file.
         parameters_file: the parameters file of the run.
         tag: the run's tag.
+        reuse: ``--reuse`` or ``--no-reuse`` for the process that starts the run (``None``:
+            neither; a process joining a run shares the run's recorded setting).
     """
     line = [*program, command, run_id, name]
     if mode:
@@ -88,4 +91,6 @@ def callback_command(
     for option, value in options:
         if value:
             line += [option, value]
+    if reuse is not None:
+        line.append("--reuse" if reuse else "--no-reuse")
     return line

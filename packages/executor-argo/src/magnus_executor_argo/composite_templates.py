@@ -123,7 +123,9 @@ def composite_templates(
             containers.container(
                 name=names[(f"fan-{mode}", node.internal_name)],
                 settings=settings,
-                command=containers.command(FAN, node.internal_name, scope, mode=mode),
+                command=containers.command(
+                    FAN, node.internal_name, scope, mode=mode, first=first and mode == FAN_OUT
+                ),
                 scope=scope,
                 env=env,
                 retry=kubernetes.retry_strategy(settings.retry_strategy)

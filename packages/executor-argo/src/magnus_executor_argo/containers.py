@@ -14,6 +14,7 @@ from collections.abc import Hashable
 from hera.workflows import models as m
 
 from magnus.context import RunContext
+from magnus.fingerprints import IMAGE_ENV
 from magnus.internal_names import to_command_line
 from magnus.nodes import BaseNode, ExecutableNode
 from magnus.orchestration import (
@@ -119,7 +120,7 @@ class ContainerTemplates:
         return self.container(
             name=self.template_names[("leaf", node.internal_name)],
             settings=settings,
-            command=self.command(EXECUTE_SINGLE_NODE, node.internal_name, scope),
+            command=self.command(EXECUTE_SINGLE_NODE, node.internal_name, scope, first=first),
             scope=scope,
             env=env,
             retry=retry,
@@ -136,10 +137,18 @@ class ContainerTemplates:
         retry: m.RetryStrategy | None,
         outputs: m.Outputs | None = None,
     ) -> m.Template:
-        """A container template; template-level settings only where they differ from the spec's."""
+        """A container template; template-level settings only where they differ from the spec's.
+
+        ``MAGNUS_IMAGE`` names the container's image: it is part of the fingerprint of every
+        step run there, so a step is reused only from a run in the same image.
+        """
         defaults = self.defaults
-        env = ([m.EnvVar(name=MAP_INDICES_ENV, value="1")] if scope else []) + env
-        env += self.secret_env
+        env = [
+            m.EnvVar(name=IMAGE_ENV, value=settings.image),
+            *([m.EnvVar(name=MAP_INDICES_ENV, value="1")] if scope else []),
+            *env,
+            *self.secret_env,
+        ]
         duration = settings.max_step_duration_in_seconds
         return m.Template(
             name=name,
@@ -148,7 +157,7 @@ class ContainerTemplates:
             container=m.Container(
                 image=settings.image,
                 command=command,
-                env=env or None,
+                env=env,
                 image_pull_policy=settings.image_pull_policy or None,
                 resources=kubernetes.resources(settings.resources),
                 volume_mounts=list(self.volume_mounts) or None,
@@ -169,9 +178,19 @@ class ContainerTemplates:
         )
 
     def command(
-        self, verb: str, internal_name: str, scope: tuple[str, ...], mode: str = ""
+        self,
+        verb: str,
+        internal_name: str,
+        scope: tuple[str, ...],
+        mode: str = "",
+        first: bool = False,
     ) -> list[str]:
-        """The callback a container runs: ``magnus <verb> <run id> <step> ...``."""
+        """The callback a container runs: ``magnus <verb> <run id> <step> ...``.
+
+        The ``first`` container starts the run: it says whether the run reuses steps by
+        fingerprint (``--reuse``/``--no-reuse``, as decided where the workflow is rendered),
+        and every other container shares the setting the run recorded.
+        """
         context = self.context
         return callback_command(
             [MAGNUS_COMMAND],
@@ -185,4 +204,5 @@ class ContainerTemplates:
             configuration_file=context.configuration_file,
             parameters_file=context.parameters_file,
             tag=context.tag,
+            reuse=context.reuse if first else None,
         )

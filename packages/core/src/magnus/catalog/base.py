@@ -14,6 +14,7 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
+from magnus.catalog.copying import file_hash
 from magnus.runlog.models import DataCatalog
 from magnus.services import BaseService
 
@@ -96,6 +97,17 @@ class BaseCatalog(BaseService):
         with tempfile.TemporaryDirectory(prefix="magnus-") as folder:
             self.get(glob.escape(name), from_run_id, compute_data_folder=folder)
             return self.put_file(Path(folder) / name, name, run_id)
+
+    def compute_data_hash(self, name: str) -> str | None:
+        """The SHA-256 of ``name`` in the compute data folder; ``None`` when it is not there.
+
+        Reuse compares it with what an earlier step put. This default reads the file; a catalog
+        that keeps a stat cache answers from it. Raises ``OSError`` when it cannot be read.
+        """
+        try:
+            return file_hash(Path(self.compute_data_folder) / name)
+        except FileNotFoundError:
+            return None
 
     @abstractmethod
     def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:

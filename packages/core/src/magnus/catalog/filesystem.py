@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
+from pydantic import PrivateAttr
+
 from magnus.catalog.base import BaseCatalog
 from magnus.catalog.copying import PARTIAL_SUFFIX, copy_with_hash, replacing
 from magnus.catalog.hash_cache import CACHE_FILE, HashCache
@@ -45,6 +47,8 @@ class FileSystemCatalog(BaseCatalog):
 
     catalog_location: str = ".catalog"
 
+    _cache: HashCache | None = PrivateAttr(default=None)
+
     @property
     def location(self) -> str:
         """The configured ``catalog_location``, as written in the configuration."""
@@ -54,7 +58,13 @@ class FileSystemCatalog(BaseCatalog):
         return Path(self.catalog_location).resolve()
 
     def _hash_cache(self) -> HashCache:
-        return HashCache(self._catalog_root() / CACHE_FILE)
+        # One cache per catalog, read again only when another process replaced its file: a
+        # reuse check asks it per file, and a large cache takes long to read.
+        path = self._catalog_root() / CACHE_FILE
+        cache = self._cache
+        if cache is None or cache.path != path or not cache.is_current():
+            cache = self._cache = HashCache(path)
+        return cache
 
     def _run_folder(self, run_id: str) -> Path:
         check_run_id(run_id)
@@ -240,6 +250,17 @@ class FileSystemCatalog(BaseCatalog):
                 f"Cannot copy {relative!r} of run {from_run_id!r} to run {run_id!r}: {exc}"
             ) from exc
         return self.catalog_record(relative, run_id, data_hash, "put")
+
+    def compute_data_hash(self, name: str) -> str | None:
+        """The SHA-256 of ``name`` in the compute data folder, from the stat cache when the file
+        has not changed since it was hashed (by a put or get, say)."""
+        cache = self._hash_cache()
+        try:
+            digest = cache.file_hash(Path(self.compute_data_folder).resolve() / name)
+        except FileNotFoundError:
+            return None
+        cache.save()
+        return digest
 
     def sync_between_runs(self, previous_run_id: str, run_id: str) -> None:
         """Copy the previous run's catalog folder (without execution logs) into this run's."""

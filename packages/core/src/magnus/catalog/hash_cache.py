@@ -46,11 +46,24 @@ class HashCache:
         self.path = path
         self._entries: dict[str, _Entry] | None = None
         self._changed = False
+        # the cache file's stat when it was read or written here: another writer changes it
+        self._file: tuple[int, int, int, int] | None = None
+
+    def is_current(self) -> bool:
+        """Whether what is loaded is what the file holds (no other process replaced it since),
+        so that one instance can serve many transfers without reading the file again."""
+        if self._entries is None:
+            return True
+        try:
+            return _signature(os.stat(self.path)) == self._file
+        except OSError:
+            return self._file is None
 
     def _load(self) -> dict[str, _Entry]:
         if self._entries is None:
             self._entries = {}
             try:
+                self._file = _signature(os.stat(self.path))
                 with open(self.path, encoding="utf-8") as handle:
                     data = json.load(handle)
                 self._entries = {
@@ -97,6 +110,7 @@ class HashCache:
         try:
             with replacing(self.path, 0o666) as writer:
                 writer.write(json.dumps(self._entries, separators=(",", ":")).encode("utf-8"))
+            self._file = _signature(os.stat(self.path))
         except OSError as exc:
             logger.debug("Cannot write the hash cache %s: %s", self.path, exc)
             return

@@ -87,7 +87,9 @@ class BaseExecutor(BaseService):
         map_variables = map_variables or {}
         step_log = self.create_step_log(context, node, map_variables)
         if context.use_cached and not node.is_terminal:
-            original_step = rerun.reusable_step(context, node, step_log.internal_name)
+            original_step = rerun.reusable_step(
+                context, node, step_log.internal_name, map_variables
+            )
             if original_step is not None:
                 return rerun.reuse(context, node, step_log, original_step)
         if isinstance(node, CompositeNode):

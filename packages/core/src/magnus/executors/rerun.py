@@ -8,9 +8,14 @@ resolved internal name, so element by element inside maps) is *reused*: its log 
 Everything else runs: the step that failed, the steps after it, and steps the original never
 reached.
 
-Before reusing a step, its definition (the hash of its node in the recorded graph) and the code
-identity are compared with the original's; a difference is recorded on the step log
-(``changed_since_original``) and shown, and with ``strict`` such a step runs again instead.
+Before reusing a step, what decides its result is compared with the original's, and the parts
+that differ are recorded on the step log (``changed_since_original``) and shown; with ``strict``
+such a step runs again instead. A task or stub step is compared by fingerprint
+(:mod:`magnus.fingerprints`), computed now as its attempt would compute it: ``code`` (its function
+and the project modules it imports, not the rest of the repository), ``definition``,
+``parameters``, ``inputs`` and ``environment``. A composite step is compared by its definition
+and the code of the tasks inside it; a step recorded without a fingerprint (by magnus 0.5) by its
+definition and the repository's code identity.
 """
 
 from __future__ import annotations
@@ -23,14 +28,17 @@ from typing import Any
 
 from magnus import scopes
 from magnus.building import NodeKinds, graph_from_dump
+from magnus.composites import CompositeNode
 from magnus.context import RunContext
 from magnus.exceptions import MagnusError, RunLogNotFoundError, StepLogNotFoundError
 from magnus.executors.leaf import record_instant_success
+from magnus.executors.reuse import expected_fingerprint, fingerprint_of, produced_by
+from magnus.fingerprints import changed_parts, code_digest
 from magnus.graph import Graph, find_node
 from magnus.internal_names import resolve
-from magnus.nodes import BaseNode
+from magnus.nodes import BaseNode, ExecutableNode, TaskNode
 from magnus.runlog.base import BaseRunLogStore
-from magnus.runlog.models import SUCCESS, RunLog, StepLog
+from magnus.runlog.models import SUCCESS, Fingerprint, RunLog, StepLog
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +95,17 @@ def _original(context: RunContext) -> Original:
 
 
 def changes_since_original(
-    context: RunContext, node: BaseNode, original_step: StepLog
+    context: RunContext,
+    node: BaseNode,
+    original_step: StepLog,
+    map_variables: dict[str, Any] | None = None,
 ) -> list[str]:
-    """What differs from the original for this step: its definition, the code."""
+    """What differs from the original for this step (see the module's documentation)."""
+    recorded = _recorded_fingerprint(context, original_step)
+    if recorded is not None:
+        now = _fingerprint_now(context, node, original_step, map_variables or {})
+        if now is not None:
+            return changed_parts(recorded, now)
     original = _original(context)
     changes = []
     if original.graph is not None:
@@ -101,9 +117,89 @@ def changes_since_original(
                 original.node_hashes[key] = ""
         if original.node_hashes[key] != node_hash(node):
             changes.append("definition")
-    if _identity(original_step.code_identities) != _identity(context.code_identities):
+    if isinstance(node, CompositeNode):
+        if _task_code(context, node) != _recorded_code(context, original_step):
+            changes.append("code")
+    elif _identity(original_step.code_identities) != _identity(context.code_identities):
         changes.append("code")
     return changes
+
+
+def last_fingerprint(step_log: StepLog) -> Fingerprint | None:
+    """The fingerprint of a step's last attempt (``None``: none recorded, or not a leaf)."""
+    return step_log.attempts[-1].fingerprint if step_log.attempts else None
+
+
+def _recorded_fingerprint(context: RunContext, step_log: StepLog) -> Fingerprint | None:
+    """The fingerprint a step last ran with: a step an earlier re-run reused records none, so
+    the run it was reused from is asked (a few hops at most: each retry adds one)."""
+    for _ in range(_MAX_HOPS):
+        fingerprint = last_fingerprint(step_log)
+        if fingerprint is not None or not step_log.reused_from:
+            return fingerprint
+        try:
+            step_log = context.run_log_store.get_step_log(
+                step_log.reused_from_step or step_log.internal_name,
+                step_log.reused_from,
+                full=False,
+            )
+        except (RunLogNotFoundError, StepLogNotFoundError):
+            return None
+    return None
+
+
+#: how many earlier re-runs are followed back to find the fingerprint a step ran with
+_MAX_HOPS = 20
+
+
+def _fingerprint_now(
+    context: RunContext, node: BaseNode, original_step: StepLog, map_variables: dict[str, Any]
+) -> Fingerprint | None:
+    """The fingerprint the step would record if it ran now, on the data the original got (the
+    re-run's catalog starts as the original's)."""
+    if not isinstance(node, ExecutableNode):
+        return None
+    if node.task() is None:
+        return fingerprint_of(context, node, map_variables, {}, original_step.data_catalog)
+    parameters = scopes.read_parameters(
+        context.run_log_store, context.run_id, resolve(node.internal_name, map_variables)
+    )
+    return expected_fingerprint(
+        context, node, parameters, map_variables, original_step.data_catalog
+    )
+
+
+def _task_code(context: RunContext, node: CompositeNode) -> set[str]:
+    """The code digests of every task inside a composite step, as they are now."""
+    digests = set()
+    for graph in node.branch_graphs():
+        for inner in graph.nodes.values():
+            if isinstance(inner, CompositeNode):
+                digests |= _task_code(context, inner)
+            elif isinstance(inner, TaskNode):
+                task = inner.task()
+                digests.add(code_digest(inner.command_type, task.command, inner.definition()))
+    return digests
+
+
+def _recorded_code(context: RunContext, original_step: StepLog) -> set[str]:
+    """The code digests the original's attempts inside a composite step recorded."""
+    try:
+        full = context.run_log_store.get_step_log(
+            original_step.internal_name, context.original_run_id, full=True
+        )
+    except StepLogNotFoundError:
+        return set()
+    digests: set[str] = set()
+    pending = [full]
+    while pending:
+        step = pending.pop()
+        fingerprint = last_fingerprint(step)
+        if fingerprint is not None and step.step_type == "task":
+            digests.add(fingerprint.code)
+        for branch in step.branches.values():
+            pending.extend(branch.steps.values())
+    return digests
 
 
 def _identity(identities: list[Any]) -> tuple[Any, ...]:
@@ -114,7 +210,12 @@ def _identity(identities: list[Any]) -> tuple[Any, ...]:
     return (code.code_identifier, code.code_identifier_dependable, code.code_identifier_message)
 
 
-def reusable_step(context: RunContext, node: BaseNode, resolved_name: str) -> StepLog | None:
+def reusable_step(
+    context: RunContext,
+    node: BaseNode,
+    resolved_name: str,
+    map_variables: dict[str, Any] | None = None,
+) -> StepLog | None:
     """The original's log of this step when the step may be reused, else ``None``."""
     try:
         original_step = context.run_log_store.get_step_log(
@@ -124,7 +225,7 @@ def reusable_step(context: RunContext, node: BaseNode, resolved_name: str) -> St
         return None  # the original never reached it (0.5 crashed here)
     if original_step.status != SUCCESS:
         return None
-    changes = changes_since_original(context, node, original_step)
+    changes = changes_since_original(context, node, original_step, map_variables)
     original_step.changed_since_original = changes
     if changes and context.strict_cache:
         logger.warning(
@@ -145,7 +246,8 @@ def reusable_branch(context: RunContext, graph: Graph, map_variables: dict[str, 
     """
     node = graph.start_node
     while not node.is_terminal:
-        if reusable_step(context, node, resolve(node.internal_name, map_variables)) is None:
+        resolved = resolve(node.internal_name, map_variables)
+        if reusable_step(context, node, resolved, map_variables) is None:
             return False
         node = graph.next_after(node, failed=False)
     return node.node_type == "success"
@@ -169,14 +271,3 @@ def reuse(
         step_log.output_parameters = produced
     scopes.write_parameters(context.run_log_store, context.run_id, step_log.internal_name, produced)
     return record_instant_success(context, node, step_log, attempt=False)
-
-
-def produced_by(step_log: StepLog) -> dict[str, Any]:
-    """What a step wrote to its scope: a leaf's successful attempt, a composite's fan-in."""
-    recorded = step_log.output_parameters
-    if isinstance(recorded, dict):
-        return dict(recorded)
-    for attempt in reversed(step_log.attempts):
-        if attempt.status == SUCCESS:
-            return dict(attempt.output_parameters)
-    return {}

@@ -92,7 +92,8 @@ def fingerprint_of(
     return fingerprint
 
 
-_details_recorded: set[tuple[int, str]] = set()
+# store id -> (the store, held so that its id is not reused; the code digests recorded in it)
+_details_recorded: dict[int, tuple[object, set[str]]] = {}
 
 
 def _record_code_details(
@@ -100,10 +101,11 @@ def _record_code_details(
 ) -> None:
     """Keep what a code digest was made of, once per store and digest in this process, so that
     ``magnus explain`` can name the function that changed."""
-    key = (id(context.run_log_store), code)
-    if key in _details_recorded:
+    store = context.run_log_store
+    recorded = _details_recorded.setdefault(id(store), (store, set()))[1]
+    if code in recorded:
         return
-    _details_recorded.add(key)
+    recorded.add(code)
     details = code_details(command_type, command)
     if not details:
         return
@@ -185,9 +187,13 @@ def take_result(
 
     Every file the earlier step put in the catalog is copied into this run's catalog and its
     hash checked against the earlier record: a file gone or changed refuses the whole result,
-    and ``step_log`` is left as it was.
+    and ``step_log`` is left as it was. So does a file the step puts that is in the compute data
+    folder already with other content (a source file the step hands to the catalog, edited).
     """
     where = f"run {hit.run_id} step {hit.internal_name}"
+    problem = _compute_data_changed(context, node, earlier, hit)
+    if problem:
+        return problem
     copied: list[DataCatalog] = []
     for entry in earlier.data_catalog:
         if entry.stage != "put" or is_execution_log(entry.name):
@@ -234,12 +240,45 @@ def take_result(
     return None
 
 
+def _put_patterns(node: BaseNode) -> list[str]:
+    return node.catalog.put if isinstance(node, ExecutableNode) and node.catalog else []
+
+
+def _compute_data_changed(
+    context: RunContext, node: BaseNode, earlier: StepLog, hit: FingerprintHit
+) -> str | None:
+    """Why a file the step puts, already in the compute data folder, refuses the earlier result.
+
+    A step may put a file it did not write -- a source file it hands to the catalog -- so a file
+    there with other content than the earlier step put is something the step may read: its
+    result may differ. (Taking it would also overwrite that file with the earlier content.)
+    """
+    where = f"run {hit.run_id} step {hit.internal_name}"
+    patterns = _put_patterns(node)
+    for entry in earlier.data_catalog:
+        if entry.stage != "put" or is_execution_log(entry.name):
+            continue
+        if not any(fnmatch.fnmatchcase(entry.name, pattern) for pattern in patterns):
+            continue
+        try:
+            current = context.catalog.compute_data_hash(entry.name)
+        except OSError as exc:
+            return f"{entry.name} in the compute data folder cannot be read ({exc})"
+        # a file not there is restored from the catalog: what the step would have left there
+        if current is not None and current != entry.data_hash:
+            return (
+                f"{entry.name} in the compute data folder is not what {where} put "
+                f"(sha256 {entry.data_hash[:8]}… → {current[:8]}…): the step may read it"
+            )
+    return None
+
+
 def _restore_compute_data(
     context: RunContext, node: BaseNode, copied: list[DataCatalog]
 ) -> str | None:
     """Put the files the step's ``put`` patterns name back where the step would have left
     them, the compute data folder: later steps may read them from there."""
-    patterns = node.catalog.put if isinstance(node, ExecutableNode) and node.catalog else []
+    patterns = _put_patterns(node)
     for record in copied:
         if not any(fnmatch.fnmatchcase(record.name, pattern) for pattern in patterns):
             continue

@@ -388,6 +388,33 @@ class CatalogContract:
         with pytest.raises(CatalogError):
             catalog.get("*.execution.log*", OTHER_RUN)
 
+    def test_copy_from_run_copies_one_file_with_its_hash(
+        self, catalog: BaseCatalog, tmp_path_factory: pytest.TempPathFactory
+    ) -> None:
+        # What reusing an earlier step's result does: its files, one by one, into this run.
+        work = _work(catalog)
+        _write(work, "model/weights [v1].bin", b"weights")
+        _write(work, "model/other.bin", b"other")
+        catalog.put("model/*", RUN)
+
+        record = catalog.copy_from_run("model/weights [v1].bin", RUN, OTHER_RUN)
+
+        assert (record.name, record.stage) == ("model/weights [v1].bin", "put")
+        assert record.data_hash == _sha256(b"weights")
+        assert record.catalog_relative_path == f"{OTHER_RUN}/model/weights [v1].bin"
+        fetched = tmp_path_factory.mktemp("fetched")
+        records = catalog.get("**/*", OTHER_RUN, compute_data_folder=str(fetched))
+        assert _names(records) == ["model/weights [v1].bin"]  # only the file asked for
+        assert (fetched / "model/weights [v1].bin").read_bytes() == b"weights"
+
+    def test_copy_from_run_of_a_missing_file_fails(self, catalog: BaseCatalog) -> None:
+        _write(_work(catalog), "present.txt", b"here")
+        catalog.put("present.txt", RUN)
+        with pytest.raises(CatalogError):
+            catalog.copy_from_run("gone.txt", RUN, OTHER_RUN)
+        with pytest.raises(CatalogError):
+            catalog.copy_from_run("present.txt", "never-put", OTHER_RUN)
+
     def test_sync_from_a_run_with_nothing_syncs_nothing(self, catalog: BaseCatalog) -> None:
         # An original whose steps put nothing can still be re-run.
         catalog.sync_between_runs("never-put", RUN)

@@ -762,6 +762,16 @@ class RunLogStoreContract:
         assert hit is not None
         assert (hit.run_id, hit.internal_name) == ("second-run", "fit")
 
+    def test_fingerprint_details_are_kept_by_digest(self, run_log_store: BaseRunLogStore) -> None:
+        details = {"modules": {"src.features": {"path": "src/features.py", "digest": "ab" * 8}}}
+        run_log_store.record_fingerprint_details("0f" * 32, details)
+        assert run_log_store.find_fingerprint_details("0f" * 32) == details
+        assert run_log_store.find_fingerprint_details("0e" * 32) is None
+        # Details are not hits: the index does not mistake one for the other.
+        assert run_log_store.find_fingerprint("0f" * 32) is None
+        run_log_store.record_fingerprint("0f" * 32, RUN_ID, "train")
+        assert run_log_store.find_fingerprint_details("0f" * 32) == details
+
     def test_finding_a_fingerprint_costs_the_same_whatever_the_number_of_runs(
         self, run_log_store: BaseRunLogStore, store_reads: Callable[[], int] | None
     ) -> None:
