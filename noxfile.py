@@ -42,10 +42,30 @@ def editable_requirements() -> list[str]:
     return args
 
 
+def _ensure_chromium(session: nox.Session) -> None:
+    """The HTML report tests open pages in a real browser: Debian's chromium, installed here
+    when missing (as root, with apt-get); otherwise the session stops saying so."""
+    import os
+    import shutil
+
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run("apt-get", "update", "-q", external=True, env=env)
+        session.run("apt-get", "install", "-y", "-q", "chromium", external=True, env=env)
+        return
+    session.error(
+        "chromium is missing and cannot be installed here (needs root and apt-get): the HTML "
+        "report tests need it; install Debian's chromium package (apt-get install -y chromium)"
+    )
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
     """Install every package editable in one environment and run the whole suite."""
     session.install(*editable_requirements(), *TEST_REQUIREMENTS)
+    _ensure_chromium(session)
     args = session.posargs or ["-n", "2", "tests"]
     session.run("pytest", *args)
 

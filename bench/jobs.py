@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import catalog_data
+import html_report_data
 import reuse_data
 import workloads
 from report import Cell
@@ -113,6 +114,17 @@ def stat_cache_job(cell: Cell, tool: str, tools: dict[str, Tool]) -> Job | None:
     return Job(command, tools[OURS].env(), reports_json=True, clean=clean)
 
 
+def report_job(cell: Cell, tool: str, tools: dict[str, Tool]) -> Job | None:
+    """Ours only: write the kept run's report, or paint the report written (it is kept)."""
+    if tool != OURS:
+        return None
+    ours = tools[OURS]
+    if cell.workload == "report-write":
+        return Job(html_report_data.report_command(ours), ours.env())
+    driver = [str(ours.python), str(BENCH / "html_report_driver.py"), html_report_data.REPORT]
+    return Job(driver, ours.env(), reports_json=True)
+
+
 def job_for(
     cell: Cell, tool: str, tools: dict[str, Tool], folder: Path, repetition: int
 ) -> Job | None:
@@ -127,6 +139,8 @@ def job_for(
         return lookup_job(cell, tool, tools, folder)
     if cell.workload in STAT_CACHE_MODES:
         return stat_cache_job(cell, tool, tools)
+    if cell.workload.startswith("report-"):
+        return report_job(cell, tool, tools)
     if cell.workload == "help":
         if tool == FLOOR:
             # The floor of a command line: an interpreter that starts and stops.

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 OK = "ok"
@@ -46,6 +46,8 @@ class Measurement:
     seconds: float
     rss_mb: float
     error: str = ""
+    #: other figures a child reported beside its time (the report's size in bytes, say)
+    figures: dict[str, float] = field(default_factory=dict)
 
 
 def first_error_line(text: str, limit: int = 160) -> str:

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 import catalog_data
+import html_report_data
 import jobs
 import reuse_data
 import stat_cache_data
@@ -37,8 +38,9 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 DEFAULT_SIZES = (10, 100, 1000)
 FULL_SIZES = (10, 100, 1000, 10000)
-#: --only names: every pipeline workload, plus the catalog, start-up, reuse and stat-cache groups
-GROUPS = (*workloads.WORKLOADS, "catalog", "startup", "reuse", "stat-cache")
+#: --only names: every pipeline workload, plus the catalog, start-up, reuse, stat-cache and
+#: report groups
+GROUPS = (*workloads.WORKLOADS, "catalog", "startup", "reuse", "stat-cache", "report")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -127,6 +129,11 @@ def plan(args: argparse.Namespace) -> Iterator[Cell]:
         yield Cell("stat-first", "(h) stat cache: first hash", count, "")
         yield Cell("stat-check", "(h) stat cache: no-change check", count, "")
         yield Cell("stat-check-put", "(h) catalog put, all unchanged", count, "")
+    if "report" in selected:
+        # One size, whatever --sizes says: the targets speak of a map over 10,000 elements.
+        elements, store = html_report_data.ELEMENTS, html_report_data.STORE
+        yield Cell("report-write", "(i) magnus report, map of 10,000", elements, store)
+        yield Cell("report-paint", "(i) report painted in chromium", elements, store)
 
 
 @dataclass
@@ -169,6 +176,11 @@ class Harness:
             return reuse_data.folder(work, cell.n)
         if cell.workload.startswith("stat-"):
             return stat_cache_data.prepare(work)
+        if cell.workload.startswith("report-"):
+            if ("report", cell.n) not in self.prepared:
+                html_report_data.prepare(work, self.tools[OURS])
+                self.prepared.add(("report", cell.n))
+            return html_report_data.folder(work)
         return work
 
     def measure(self, cell: Cell) -> None:
@@ -247,6 +259,11 @@ class Harness:
             # The child timed the interesting part itself (no interpreter start-up).
             reported = json.loads(log_path.read_text().strip().splitlines()[-1])
             result.seconds = reported["seconds"]
+            result.figures = {
+                key: value
+                for key, value in reported.items()
+                if key != "seconds" and isinstance(value, (int, float))
+            }
             if "heavy" in reported:
                 self.heavy[tool] = reported["heavy"]
         job.clean(folder)

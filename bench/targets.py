@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 from measure import OK
@@ -17,6 +18,8 @@ GROWTH_LIMIT = 12.0
 #: lookups with 1,000 earlier runs in the store may take this much longer than with 1 (noise)
 LOOKUP_NOISE = 1.2
 NO_CHANGE_LIMIT_S = 2.0
+REPORT_SIZE_LIMIT_MB = 5.0
+REPORT_PAINT_LIMIT_S = 3.0
 
 
 @dataclass
@@ -198,6 +201,49 @@ def no_change_check(cells: list[Cell]) -> Verdict:
     return Verdict(target, outcome, "; ".join(parts))
 
 
+def _figure(cell: Cell | None, name: str) -> float | None:
+    """The median of a figure our runs in ``cell`` reported beside their time."""
+    runs = cell.runs.get(OURS, []) if cell else []
+    values = [run.figures[name] for run in runs if run.status == OK and name in run.figures]
+    return statistics.median(values) if values else None
+
+
+def report_size(cells: list[Cell]) -> Verdict:
+    """The report of a map over 10,000 elements is under 5 MB (10^6 bytes a MB)."""
+    target = f"report of a map over 10,000 elements under {REPORT_SIZE_LIMIT_MB:.0f} MB"
+    paint = next((cell for cell in cells if cell.workload == "report-paint"), None)
+    size = _figure(paint, "bytes")
+    if size is None:
+        return Verdict(target, "N/A", "not measured (or failed)")
+    megabytes = size / 1e6
+    detail = f"{size:,.0f} bytes ({megabytes:.2f} MB)"
+    written = _seconds(next((c for c in cells if c.workload == "report-write"), None), OURS)
+    if written is not None:
+        detail += f", written by `magnus report` in {written:.2f} s"
+    if megabytes < REPORT_SIZE_LIMIT_MB:
+        return Verdict(target, "PASS", detail)
+    return Verdict(target, "MISS", f"{detail} ({megabytes - REPORT_SIZE_LIMIT_MB:.2f} MB over)")
+
+
+def report_paint(cells: list[Cell]) -> Verdict:
+    """The page's script has drawn everything within 3 s of the navigation's start."""
+    target = (
+        "report of a map over 10,000 elements paints in headless chromium under "
+        f"{REPORT_PAINT_LIMIT_S:.0f} s"
+    )
+    paint = next((cell for cell in cells if cell.workload == "report-paint"), None)
+    seconds = _seconds(paint, OURS)
+    if seconds is None:
+        return Verdict(target, "N/A", "not measured (or failed)")
+    detail = f"{seconds:.2f} s from navigation start to the end of drawing"
+    browser = _figure(paint, "browser_seconds")
+    if browser is not None:
+        detail += f" (the whole chromium run: {browser:.2f} s)"
+    if seconds < REPORT_PAINT_LIMIT_S:
+        return Verdict(target, "PASS", detail)
+    return Verdict(target, "MISS", f"{detail} ({seconds - REPORT_PAINT_LIMIT_S:.2f} s over)")
+
+
 def check_all(cells: list[Cell], heavy: dict[str, list[str]]) -> list[Verdict]:
     return [
         per_step_overhead(cells, "noop"),
@@ -212,4 +258,6 @@ def check_all(cells: list[Cell], heavy: dict[str, list[str]]) -> list[Verdict]:
         lookup_flat(cells),
         reuse_cost(cells),
         no_change_check(cells),
+        report_size(cells),
+        report_paint(cells),
     ]

@@ -415,7 +415,7 @@ def test_a_failing_step_shows_its_frames_in_user_code_and_where_to_read_more(
     result = run_magnus("execute", "-f", "deep.yaml", "--run-id", "deep", cwd=unruly)
     assert result.returncode == 1
     lines = result.stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("✘ divide"))
+    start = next(i for i, line in enumerate(lines) if line.startswith("[1/1] ✘ divide"))
     assert "ZeroDivisionError: division by zero" in lines[start]
     deep = str(unruly / "deep.py")
     assert lines[start + 1 : start + 5] == [

@@ -47,6 +47,7 @@ LAYERS: dict[str, int] = {
     "magnus.interrupts": GROUND,
     "magnus.services": GROUND,
     "magnus.yaml_reader": GROUND,
+    "magnus.time_text": GROUND,
     "magnus.redaction": SERVICES,
     "magnus.runlog": SERVICES,
     "magnus.catalog": SERVICES,
@@ -83,8 +84,13 @@ LAYERS: dict[str, int] = {
     "magnus.sdk": FACE,
     "magnus.interaction": FACE,
     "magnus.console": FACE,
+    "magnus.progress": FACE,
     "magnus.reports": FACE,
     "magnus.explaining": FACE,
+    "magnus.pictures": FACE,
+    "magnus.report_data": FACE,
+    "magnus.report_html": FACE,
+    "magnus.run_diff": FACE,
     "magnus.testing": FACE,
 }
 

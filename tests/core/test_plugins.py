@@ -402,6 +402,9 @@ def test_the_families_give_the_lists_the_rest_of_magnus_uses() -> None:
         "before_step",
         "after_step",
         "on_step_error",
+        "before_composite",
+        "after_branch",
+        "after_composite",
     )
     assert hookspecs.INTEGRATION_HOOKS == (
         "check_compatibility",

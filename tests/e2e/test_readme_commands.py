@@ -46,8 +46,11 @@ SKIPPED: dict[str, str] = {
         _SYNOPSIS
     ),
     "magnus retry RUN_ID [-f fixed.yaml] [--strict]": _SYNOPSIS,
-    "magnus runs list [--status FAIL] [--tag T] [--since 2d]": _SYNOPSIS,
+    "magnus runs list [--status FAIL] [--tag T] [--since 2d] [--limit N] [--json]": _SYNOPSIS,
+    "magnus runs diff RUN_A RUN_B [--json]": _SYNOPSIS,
     "magnus runs show RUN_ID [--json] [--step NAME]": _SYNOPSIS,
+    "magnus report RUN_ID [-o report.html] [-c config.yaml]": _SYNOPSIS,
+    "magnus dag -f pipeline.yaml [--format mermaid|dot|html] [-o FILE]": _SYNOPSIS,
     "magnus execute -f pipeline.yaml -c argo.yaml [-p parameters.yaml] [--tag T]": _SYNOPSIS,
     "argo submit argo-pipeline.yaml -p rows=10": (
         "needs the argo command line and a Kubernetes cluster running Argo Workflows; what "

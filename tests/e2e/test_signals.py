@@ -73,6 +73,7 @@ def forked():
 def blocking():
     # Sleeps while the file "block" exists, so a re-run after the test removes it goes through.
     _mark("blocking")
+    print("blocked until the file 'block' is removed", flush=True)
     while Path("block").exists():
         time.sleep(0.05)
     return {"unblocked": True}
@@ -275,6 +276,33 @@ def test_a_second_ctrl_c_aborts_at_once(project: Path) -> None:
     assert "aborted" in listed.stdout
 
 
+def _assert_stopped_attempt(project: Path, run_id: str, step: dict[str, Any], reason: str) -> None:
+    """The stopped step recorded the attempt it was making, and kept what it printed."""
+    [attempt] = step["attempts"]
+    assert (attempt["status"], attempt["message"]) == ("FAIL", reason)
+    assert attempt["start_time"] <= attempt["end_time"]
+    [log] = [e for e in step["data_catalog"] if ".execution.log" in e["name"]]
+    printed = (project / ".catalog" / run_id / log["name"]).read_text()
+    assert "blocked until the file 'block' is removed" in printed
+
+
+def test_ctrl_c_records_the_attempt_it_stopped_with_its_output(project: Path) -> None:
+    process = _blocked(project, "execute", "-f", "p.yaml", "--run-id", "stopped-step")
+    try:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    log = show_run("stopped-step", project)
+    assert (log["status"], log["message"]) == ("FAIL", "interrupted by SIGINT")
+    step = log["steps"]["wait"]
+    assert (step["status"], step["message"]) == ("FAIL", "interrupted by SIGINT")
+    _assert_stopped_attempt(project, "stopped-step", step, "interrupted by SIGINT")
+    assert len(log["steps"]["first"]["attempts"]) == 1  # the step before ended as it did
+
+
 def test_kill_9_leaves_a_run_shown_abandoned_without_writing_to_it(project: Path) -> None:
     process = _blocked(project, "execute", "-f", "p.yaml", "--run-id", "killed")
     try:
@@ -332,6 +360,7 @@ def test_sigterm_to_an_orchestrated_step_ends_that_step_fail(project: Path) -> N
     log = show_run("pod-stopped", project)
     step = log["steps"]["wait"]
     assert (step["status"], step["message"]) == ("FAIL", "interrupted by SIGTERM")
+    _assert_stopped_attempt(project, "pod-stopped", step, "interrupted by SIGTERM")
     # The run goes on in the orchestrator's hands: its own end is not this container's to write.
     assert log["status"] == "PROCESSING"
     assert "owner" not in log["run_config"]

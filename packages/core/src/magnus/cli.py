@@ -517,15 +517,103 @@ def runs_show(run_id: str, config_file: str | None, as_json: bool, step_name: st
     metavar="WHEN",
     help="Only runs started since WHEN: a date (2026-11-26), a time, or 3h / 2d / 30m ago.",
 )
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME",
+    help="A column with this parameter's final value (else its initial one); repeatable.",
+)
+@click.option(
+    "--metric",
+    "metrics",
+    multiple=True,
+    metavar="NAME",
+    help="A column with the last value recorded for this metric; repeatable (reads steps).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Only the newest N (after the other filters).",
+)
+@click.option("--json", "as_json", is_flag=True, help="A list of objects, one per run.")
 @_friendly_errors
 def runs_list(
-    config_file: str | None, status: str | None, tag: str | None, since: str | None
+    config_file: str | None,
+    status: str | None,
+    tag: str | None,
+    since: str | None,
+    params: tuple[str, ...],
+    metrics: tuple[str, ...],
+    limit: int | None,
+    as_json: bool,
 ) -> None:
-    """List the runs of the run log store: id, status, start, duration, tag."""
-    from magnus.reports import filter_runs, render_run_list
+    """List the runs of the run log store, newest first: id, status, start, duration, tag, and
+    a column per --param and --metric.
 
-    runs = filter_runs(_store(config_file).list_runs(), status=status, tag=tag, since=since)
-    render_run_list(runs)
+    \b
+    A --metric column holds the last value recorded for it: of the steps that record it, the
+    last in run order (inside a map, the last element); of a metric tracked at several indices
+    (epochs), the value at the highest index.
+
+    \b
+    --json prints a list of objects, one per run:
+      run_id, status, start_time, end_time, tag, message (why the run ended so, or why it
+      cannot be read), duration_seconds (a number, null if it has not started),
+      params         {NAME: value or null} for each --param
+      metrics        {NAME: value or null} for each --metric
+    """
+    import json
+
+    from magnus.reports import filter_runs, newest_first, render_run_list, run_rows
+
+    store = _store(config_file)
+    runs = newest_first(filter_runs(store.list_runs(), status=status, tag=tag, since=since))
+    rows = run_rows(store, runs[:limit], params, metrics)
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2, default=str))
+    else:
+        render_run_list(rows, params, metrics)
+
+
+@runs.command("diff")
+@click.argument("run_a")
+@click.argument("run_b")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="The differences as one object (above).")
+@_friendly_errors
+def runs_diff(run_a: str, run_b: str, config_file: str | None, as_json: bool) -> None:
+    """Show only what differs between RUN_A (before) and RUN_B (after).
+
+    \b
+    The run: status, tag, pipeline (dag_hash), initial and final parameters, code identity
+    (commit, clean or dirty), python and distributions. Each step, by internal name: status,
+    parameters consumed and produced, metrics, catalog data hashes, reuse, map elements, the
+    fingerprint parts that differ; and the steps present in one run only. Times, durations,
+    run ids and execution logs always differ and are never shown. Exit 0 whether or not
+    anything differs.
+
+    \b
+    --json prints one object:
+      before, after    the run ids; identical: true when nothing differs
+      run              {"status", "tag", "dag_hash", "code": CHANGE or null,
+                        "initial_parameters", "parameters", "environment": [CHANGE]}
+      steps            [{"step", "only_in": null|"before"|"after", "status",
+                        "reused_from", "map_values": CHANGE or null, "consumed",
+                        "produced", "metrics", "catalog": [CHANGE], "fingerprint": [part]}]
+    where CHANGE is {"name", "change": "changed"|"added"|"removed", "before", "after"}.
+    """
+    import json
+
+    from magnus.run_diff import diff_runs, render_text
+
+    diff = diff_runs(_store(config_file), run_a, run_b)
+    if as_json:
+        click.echo(json.dumps(diff.to_json(), indent=2, ensure_ascii=False, default=str))
+    else:
+        click.echo(render_text(diff))
 
 
 @cli.command()
@@ -584,6 +672,74 @@ def explain(
         )
     else:
         click.echo(render_text(explanations))
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option(
+    "-o", "--output", default="", help="The HTML file to write (default: report-RUN_ID.html)."
+)
+@config_option
+@_friendly_errors
+def report(run_id: str, output: str, config_file: str | None) -> None:
+    """Write the report of RUN_ID: one self-contained HTML file (no network needed).
+
+    \b
+    The pipeline drawn by status (click parallel, map and dag steps to open them), a map's
+    elements summed up, a timeline of every attempt, and per step its attempts, parameters,
+    catalog data, metrics, errors and reuse; the run's code, environment and configuration.
+    Prints the file's path.
+    """
+    from pathlib import Path
+
+    from magnus.report_data import retry_chain
+    from magnus.report_html import render_report
+
+    store = _store(config_file)
+    run_log = store.get_run_log_by_id(run_id, full=True)
+    path = Path(output or f"report-{run_id}.html")
+    path.write_text(render_report(run_log, retry_chain(store, run_log)), encoding="utf-8")
+    click.echo(str(path))
+
+
+@cli.command()
+@click.option(
+    "-f",
+    "--file",
+    "pipeline_file",
+    default="pipeline.yaml",
+    show_default=True,
+    help="A pipeline YAML file, or an SDK script (.py): the script runs with "
+    "MAGNUS_DAG_DEFINITION_FILE set, which makes its Pipeline.execute() write the definition "
+    "and end the script before any step runs.",
+)
+@click.option(
+    "--format",
+    "picture_format",
+    type=click.Choice(["mermaid", "dot", "html"]),
+    default="mermaid",
+    show_default=True,
+    help="mermaid or graphviz dot text, or a self-contained HTML page.",
+)
+@click.option("-o", "--output", default="", help="Write to this file (default: the terminal).")
+@_friendly_errors
+def dag(pipeline_file: str, picture_format: str, output: str) -> None:
+    """Draw a pipeline before running it: its steps, next and on_failure edges, branches."""
+    from pathlib import Path
+
+    from magnus.pictures import dump_of_file, picture_of, to_dot, to_mermaid
+    from magnus.report_html import render_picture
+
+    dump = dump_of_file(pipeline_file)
+    if picture_format == "html":
+        text = render_picture(dump, f"pipeline {pipeline_file}")
+    else:
+        text = (to_dot if picture_format == "dot" else to_mermaid)(picture_of(dump))
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(output)
+    else:
+        click.echo(text, nl=False)
 
 
 @cli.command()

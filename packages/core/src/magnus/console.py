@@ -1,22 +1,29 @@
 """What a run shows on the terminal: one line as each step starts and ends, then a summary.
 
 The reporter is an observer plugin like any other: registered for the run, it sees every step
-through ``before_step``/``after_step``. rich is imported only for the summary and run listings.
+through ``before_step``/``after_step`` and every composite step's branches through
+``before_composite``/``after_branch``/``after_composite``. rich is imported only for the summary.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from magnus import entrypoints
 from magnus.markers import hookimpl
+from magnus.progress import Progress
+from magnus.runlog.base import parent_branch_name, parent_step_name
 from magnus.runlog.models import SUCCESS, parse_time
+from magnus.time_text import duration_text
 
 if TYPE_CHECKING:
     from magnus.context import RunContext
     from magnus.entrypoints import PreparedRun
+    from magnus.graph import Graph
     from magnus.nodes import BaseNode
     from magnus.runlog.models import RunLog, StepLog
 
@@ -26,7 +33,11 @@ REPORTER_NAME = "magnus.console"
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    # rich drops colours for NO_COLOR but keeps bold: without colour, no escape codes at all.
+    plain = not _wants_colour(sys.stderr if stderr else sys.stdout)
+    return Console(
+        stderr=stderr, highlight=False, soft_wrap=True, color_system=None if plain else "auto"
+    )
 
 
 #: ANSI codes of the few styles a step line uses.
@@ -49,34 +60,103 @@ def _wants_colour(stream: Any) -> bool:
     return bool(isatty and isatty())
 
 
+def planned_steps(graph: Graph, node: BaseNode) -> int:
+    """How many steps a traversal of ``graph`` runs from ``node`` if none of them fails.
+
+    Leaf and composite steps count one each (a composite's branches are its progress, not
+    steps of the count); the success and fail steps do not count.
+    """
+    count = 0
+    seen: set[str] = set()
+    while not node.is_terminal and node.name not in seen:
+        seen.add(node.name)
+        count += 1
+        node = graph.next_after(node, failed=False)
+    return count
+
+
+def _live(stream: Any) -> bool:
+    """Whether a line can be redrawn in place: a terminal, and not one that says it is dumb."""
+    import os
+
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+
+
 class ConsoleReporter:
-    """Prints each step's start and end.
+    """Prints each step's start and end, numbered, and the progress of composite steps.
 
     A line per step is written straight to standard output rather than through rich: rich's
     rendering costs more than a short step, and names and messages are shown as they are (a
     step called ``train[v2]`` is not taken for markup).
+
+    Given the pipeline's ``graph``, the steps of the top-level pipeline are numbered ``[k/N]``:
+    N is how many steps the traversal runs if none fails (``planned_steps``); k counts the
+    steps as they start, reused ones too. When a step fails and its ``on_failure`` sends the
+    traversal elsewhere, N becomes the steps run so far plus those of the new route, so the
+    lines that follow say how far the run still has to go (the failed step's own line keeps the
+    N it started with). A composite step of the top-level pipeline shows its branches' progress
+    (``magnus.progress``) in place of its steps' lines; a failed step inside it still gets its
+    line. Without a graph (a process running one step or branch for an orchestrator or a
+    parallel run) every step gets its plain line.
     """
 
     def _print(self, *parts: tuple[str, str]) -> None:
         """Write one line made of (style, text) parts; style "" is plain."""
-        stream = sys.stdout
-        colour = _wants_colour(stream)
+        colour = _wants_colour(sys.stdout)
         line = "".join(
             f"\x1b[{_STYLES[style]}m{text}\x1b[0m" if colour and style and text else text
             for style, text in parts
         )
+        self._write(line + "\n")
+
+    @staticmethod
+    def _write(text: str) -> None:
+        stream = sys.stdout
         try:
-            stream.write(line + "\n")
+            stream.write(text)
         except UnicodeEncodeError:
             for symbol, plain in _PLAIN_SYMBOLS.items():
-                line = line.replace(symbol, plain)
+                text = text.replace(symbol, plain)
             encoding = getattr(stream, "encoding", None) or "ascii"
-            stream.write(line.encode(encoding, "replace").decode(encoding) + "\n")
+            stream.write(text.encode(encoding, "replace").decode(encoding))
         stream.flush()
 
-    def __init__(self) -> None:
+    def __init__(self, graph: Graph | None = None) -> None:
         #: the last failed attempt's frames in user code, per step
         self._frames: dict[str, list[str]] = {}
+        self._graph = graph
+        self._planned = planned_steps(graph, graph.start_node) if graph else 0
+        #: top-level steps started so far, and the number each got
+        self._started = 0
+        self._numbers: dict[str, int] = {}
+        #: the running top-level composite's progress, and when it started
+        self._progress: Progress | None = None
+        self._composite_start = 0.0
+        # With enable_parallel, branches end in several threads at once.
+        self._lock = threading.Lock()
+
+    def _counted(self, name: str) -> bool:
+        return self._graph is not None and not parent_branch_name(name)
+
+    def _number(self, name: str) -> str:
+        """``[k/N] `` of a top-level step (numbered as it starts), "" for any other."""
+        if not self._counted(name):
+            return ""
+        if name not in self._numbers:
+            self._started += 1
+            self._numbers[name] = self._started
+        return f"[{self._numbers[name]}/{max(self._planned, self._numbers[name])}] "
+
+    def _after_failure(self, name: str, node: BaseNode) -> None:
+        """A top-level step failed: N becomes what ran plus the route its failure takes."""
+        if self._graph is not None and self._counted(name):
+            following = self._graph.next_after(node, failed=True)
+            self._planned = self._started + planned_steps(self._graph, following)
+
+    def _inside_progress(self, name: str) -> bool:
+        """Whether a step belongs to the top-level composite whose progress is shown."""
+        return self._progress is not None and name.startswith(self._progress.name + ".")
 
     @hookimpl
     def on_step_error(self, step_log: StepLog, error: BaseException) -> None:
@@ -84,18 +164,24 @@ class ConsoleReporter:
 
     @hookimpl
     def before_step(self, step_log: StepLog, node: BaseNode) -> None:
-        if node.is_terminal or step_log.mock:
+        if node.is_terminal:
             return
-        self._print(("dim", "▶"), ("", f" {step_log.internal_name}"))
+        name = step_log.internal_name
+        number = self._number(name)
+        if step_log.mock or self._inside_progress(name):
+            return
+        self._print(("dim", number), ("dim", "▶"), ("", f" {name}"))
 
     @hookimpl
     def after_step(self, step_log: StepLog, node: BaseNode) -> None:
         if node.is_terminal:
             return
         name = step_log.internal_name
+        number = self._number(name)
         if step_log.mock:
-            note = f" ({step_log.message})" if step_log.message else " (mocked)"
-            self._print(("cyan", "↷"), ("", f" {name}"), ("dim", note))
+            if not self._inside_progress(name):
+                note = f" ({step_log.message})" if step_log.message else " (mocked)"
+                self._print(("dim", number), ("cyan", "↷"), ("", f" {name}"), ("dim", note))
             return
         attempts = step_log.attempts
         took = ""
@@ -103,16 +189,85 @@ class ConsoleReporter:
             seconds = (
                 parse_time(attempts[-1].end_time) - parse_time(attempts[0].start_time)
             ).total_seconds()
-            took = f" {seconds:.2f}s"
+            took = f" {duration_text(seconds)}"
         tries = f" (attempt {len(attempts)})" if len(attempts) > 1 else ""
         if step_log.status == SUCCESS:
-            self._print(("green", "✔"), ("", f" {name}"), ("dim", took), ("dim", tries))
-        else:
-            message = f": {step_log.message}" if step_log.message else ""
+            if not self._inside_progress(name):
+                self._print(
+                    ("dim", number), ("green", "✔"), ("", f" {name}"), ("dim", took), ("dim", tries)
+                )
+            return
+        message = f": {step_log.message}" if step_log.message else ""
+        with self._lock:
+            if self._progress is not None:
+                self._progress.erase()
             self._print(
-                ("red", "✘"), ("", f" {name}"), ("dim", took), ("dim", tries), ("red", message)
+                ("dim", number),
+                ("red", "✘"),
+                ("", f" {name}"),
+                ("dim", took),
+                ("dim", tries),
+                ("red", message),
             )
             self._print_where(step_log)
+            if self._progress is not None:
+                self._progress.redraw()
+        self._after_failure(name, node)
+
+    @hookimpl
+    def before_composite(self, step_log: StepLog, node: BaseNode, branches: int) -> None:
+        name = step_log.internal_name
+        if not self._counted(name):
+            return  # inside a branch: its top-level composite's progress covers it
+        unit = "elements" if node.node_type == "map" else "branches"
+        self._print(
+            ("dim", self._number(name)),
+            ("dim", "▶"),
+            ("", f" {name}"),
+            ("dim", f" {branches} {unit}"),
+        )
+        self._composite_start = time.monotonic()
+        if branches:
+            self._progress = Progress(name, branches, unit, self._write, _live(sys.stdout))
+            self._progress.start()
+
+    @hookimpl
+    def after_branch(self, branch_name: str, status: str) -> None:
+        with self._lock:
+            progress = self._progress
+            if progress is not None and parent_step_name(branch_name) == progress.name:
+                progress.branch_ended(failed=status != SUCCESS)
+
+    @hookimpl
+    def after_composite(self, step_log: StepLog, node: BaseNode) -> None:
+        name = step_log.internal_name
+        if not self._counted(name):
+            return
+        progress, self._progress = self._progress, None
+        if progress is not None:
+            progress.finish()
+        took = f" {duration_text(time.monotonic() - self._composite_start)}"
+        if step_log.status == SUCCESS:
+            self._print(
+                ("dim", self._number(name)), ("green", "✔"), ("", f" {name}"), ("dim", took)
+            )
+            return
+        message = f": {step_log.message}" if step_log.message else ""
+        self._print(
+            ("dim", self._number(name)),
+            ("red", "✘"),
+            ("", f" {name}"),
+            ("dim", took),
+            ("red", message),
+        )
+        self._after_failure(name, node)
+
+    @hookimpl
+    def after_run(self) -> None:
+        # A run stopped in the middle of a composite: its bar is left on a line of its own.
+        progress, self._progress = self._progress, None
+        if progress is not None:
+            progress.finish()
 
     def _print_where(self, step_log: StepLog) -> None:
         """Below a failed step: where in the user's code it failed, and where to read more."""
@@ -187,7 +342,7 @@ def run_with_reporter(run: PreparedRun, summary: bool = True) -> RunLog | None:
     What the command line and the SDK both do; ``None`` for a run rendered for an orchestrator
     (the executor said where).
     """
-    run.plugins.register(ConsoleReporter(), REPORTER_NAME)
+    run.plugins.register(ConsoleReporter(run.context.dag), REPORTER_NAME)
     try:
         run_log = entrypoints.execute(run)
     finally:
@@ -202,7 +357,7 @@ def print_summary(run_log: RunLog, context: RunContext) -> None:
     duration = ""
     if run_log.start_time:
         end = parse_time(run_log.end_time) if run_log.end_time else datetime.now()
-        duration = f"{(end - parse_time(run_log.start_time)).total_seconds():.2f}s"
+        duration = duration_text((end - parse_time(run_log.start_time)).total_seconds())
     colour = "green" if run_log.status == SUCCESS else "red"
     console = _console()
     console.print(

@@ -221,7 +221,8 @@ def _show(value: Any) -> str:
     return text if len(text) <= _VALUE_LIMIT else text[: _VALUE_LIMIT - 1] + "…"
 
 
-def _describe(prefix: str, change: Change) -> str:
+def describe_change(prefix: str, change: Change) -> str:
+    """A change in words: ``<prefix>name before → after``, ``... added: v``, ``... removed``."""
     if change.change == ADDED:
         return f"{prefix}{change.name} added: {_show(change.after)}"
     if change.change == REMOVED:
@@ -229,7 +230,7 @@ def _describe(prefix: str, change: Change) -> str:
     return f"{prefix}{change.name} {_show(change.before)} → {_show(change.after)}"
 
 
-def _compare(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
+def compare_values(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
     """What differs between two flat mappings, in sorted key order."""
     changes = []
     for name in sorted(set(before) | set(after)):
@@ -302,7 +303,8 @@ def _module_changes(path: str, was: Mapping[str, str], now: Mapping[str, str]) -
     return lines or [f"{path} changed"]
 
 
-def _distributions(environment: Mapping[str, Any]) -> dict[str, str]:
+def distributions_of(environment: Mapping[str, Any]) -> dict[str, str]:
+    """A recorded environment's distributions (``name==version`` entries), by name."""
     found = {}
     for entry in environment.get("distributions") or []:
         name, _, version = str(entry).partition("==")
@@ -525,25 +527,25 @@ class _Explainer:
         base_node = self._node(c.base_run, c.step_log.internal_name)
         if node is None or base_node is None:
             return ["definition changed"]
-        changes = _compare(_definition_fields(base_node), _definition_fields(node))
+        changes = compare_values(_definition_fields(base_node), _definition_fields(node))
         if "code" in c.explanation.changed_parts:
             # The code's reasons name a changed command already.
             changes = [c for c in changes if c.name not in _COMMAND_FIELDS]
             if not changes:
                 return []
         c.explanation.changes["definition"] = changes
-        return [_describe("", c) for c in changes] or ["definition changed"]
+        return [describe_change("", c) for c in changes] or ["definition changed"]
 
     def _parameters(self, c: _Comparison) -> list[str]:
         last = c.step_log.attempts[-1]
-        changes = _compare(c.base_log.attempts[-1].parameters, last.parameters)
+        changes = compare_values(c.base_log.attempts[-1].parameters, last.parameters)
         c.explanation.changes["parameters"] = changes
-        lines = [_describe("parameter ", c) for c in changes]
+        lines = [describe_change("parameter ", c) for c in changes]
         if c.map_variables:
             before = self._map_variables(c.base_run, c.step_log.internal_name)
-            elements = _compare(before, c.map_variables)
-            c.explanation.changes["c.map_variables"] = elements
-            lines += [_describe("map variable ", c) for c in elements]
+            elements = compare_values(before, c.map_variables)
+            c.explanation.changes["map_variables"] = elements
+            lines += [describe_change("map variable ", c) for c in elements]
         return lines or ["parameters changed"]
 
     def _inputs(self, c: _Comparison) -> list[str]:
@@ -551,7 +553,7 @@ class _Explainer:
         def gets(log: StepLog) -> dict[str, str]:
             return {e.name: e.data_hash for e in log.data_catalog if e.stage == "get"}
 
-        changes = _compare(gets(c.base_log), gets(c.step_log))
+        changes = compare_values(gets(c.base_log), gets(c.step_log))
         c.explanation.changes["inputs"] = changes
         lines = []
         for change in changes:
@@ -569,10 +571,10 @@ class _Explainer:
     def _environment(self, c: _Comparison) -> list[str]:
         now = self.run_log.run_config.get("environment") or {}
         before = self._head(c.base_run).run_config.get("environment") or {}
-        changes = _compare(
+        changes = compare_values(
             {k: before[k] for k in ("python", "implementation") if k in before},
             {k: now[k] for k in ("python", "implementation") if k in now},
-        ) + _compare(_distributions(before), _distributions(now))
+        ) + compare_values(distributions_of(before), distributions_of(now))
         lines = []
         for change in changes:
             if change.change == ADDED:

@@ -220,6 +220,50 @@ class ObserverSpecs:
             context: the run's services, identifiers and pipeline graph.
         """
 
+    @hookspec
+    def before_composite(
+        self, step_log: StepLog, node: BaseNode, branches: int, context: RunContext
+    ) -> None:
+        """Called when a composite step (parallel, map, dag) has fanned out, before its branches.
+
+        Called where the branches are traversed (by ``local``, not for a step an orchestrator
+        fans out); its branches' steps then get ``before_step``/``after_step`` where they run.
+
+        Args:
+            step_log: the composite's log (a map's ``map_values`` recorded).
+            node: the composite's definition.
+            branches: how many branches will run (0 when they could not be known: the step
+                has failed, ``step_log.message`` says why).
+            context: the run's services, identifiers and pipeline graph.
+        """
+
+    @hookspec
+    def after_branch(
+        self, branch_name: str, status: str, node: BaseNode, context: RunContext
+    ) -> None:
+        """Called as each branch of a composite step ends.
+
+        With ``enable_parallel`` the branches run in processes of their own: this is called in
+        the process that started them, as each ends, from one of several threads.
+
+        Args:
+            branch_name: the branch's internal name (a map's: with its element).
+            status: the branch's status, SUCCESS or FAIL.
+            node: the composite's definition.
+            context: the run's services, identifiers and pipeline graph.
+        """
+
+    @hookspec
+    def after_composite(self, step_log: StepLog, node: BaseNode, context: RunContext) -> None:
+        """Called when a composite step's branches have all ended and its outcome is decided.
+
+        Args:
+            step_log: the composite's log, status SUCCESS or FAIL (``message`` says which
+                branches failed).
+            node: the composite's definition.
+            context: the run's services, identifiers and pipeline graph.
+        """
+
 
 # --------------------------------------------------------------------------------------------
 # Integrations: executor x service compatibility and adaptation.

@@ -60,6 +60,34 @@ class Observers(Generic[ContextT]):
             self._hook.on_step_error, step_log=step_log, node=node, error=error, context=context
         )
 
+    def before_composite(
+        self, step_log: StepLog, node: BaseNode, branches: int, context: ContextT
+    ) -> None:
+        """A composite step fanned out ``branches`` branches; none has run."""
+        self._each(
+            self._hook.before_composite,
+            step_log=step_log,
+            node=node,
+            branches=branches,
+            context=context,
+        )
+
+    def after_branch(
+        self, branch_name: str, status: str, node: BaseNode, context: ContextT
+    ) -> None:
+        """A branch of the composite ``node`` ended with ``status``."""
+        self._each(
+            self._hook.after_branch,
+            branch_name=branch_name,
+            status=status,
+            node=node,
+            context=context,
+        )
+
+    def after_composite(self, step_log: StepLog, node: BaseNode, context: ContextT) -> None:
+        """A composite step's branches all ended; its status is decided."""
+        self._each(self._hook.after_composite, step_log=step_log, node=node, context=context)
+
     def _each(self, caller: HookCaller, **kwargs: Any) -> None:
         # pluggy calls the last registered first; so does the relay.
         for impl in reversed(caller.get_hookimpls()):

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from magnus.exceptions import RunLogNotFoundError, RunLogStoreError
 from magnus.hookspecs import PROVIDER_HOOKS
 from magnus.owner import describe_owner, owner_gone
 from magnus.runlog.models import PROCESSING, UNREADABLE, parse_time
+from magnus.time_text import duration_text, time_text
+from magnus.tracking import iter_metric_points
 
 if TYPE_CHECKING:
     from magnus.plugins import PluginInfo
+    from magnus.runlog.base import BaseRunLogStore
     from magnus.runlog.models import BranchLog, RunLog, StepLog
 
 
@@ -51,12 +57,26 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def seconds_of(run_log: RunLog) -> float | None:
+    """Seconds between start and end (or now, for a run still going); ``None`` if not started."""
+    if not run_log.start_time:
+        return None
+    end = parse_time(run_log.end_time) if run_log.end_time else datetime.now()
+    return (end - parse_time(run_log.start_time)).total_seconds()
+
+
 def duration_of(run_log: RunLog) -> str:
     """Seconds between start and end (or now, for a run still going)."""
-    if not run_log.start_time:
+    seconds = seconds_of(run_log)
+    return "" if seconds is None else duration_text(seconds)
+
+
+def _attempt_times(start: str, end: str) -> str:
+    """``1.50s, started 2026-12-06 12:01:02 UTC+01:00``: its duration, and when it started."""
+    if not start:
         return ""
-    end = parse_time(run_log.end_time) if run_log.end_time else datetime.now()
-    return f"{(end - parse_time(run_log.start_time)).total_seconds():.2f}s"
+    took = duration_text((parse_time(end) - parse_time(start)).total_seconds()) if end else ""
+    return ", ".join(part for part in (took, f"started {time_text(parse_time(start))}") if part)
 
 
 def _add_step(tree: Any, step: StepLog) -> None:
@@ -69,7 +89,8 @@ def _add_step(tree: Any, step: StepLog) -> None:
     if step.message:
         node.add(f"[red]{escape(step.message)}[/red]")
     for attempt in step.attempts:
-        line = f"attempt {attempt.attempt_number} {_status(attempt.status)} {attempt.duration}"
+        times = _attempt_times(attempt.start_time, attempt.end_time)
+        line = f"attempt {attempt.attempt_number} {_status(attempt.status)} {times}"
         if attempt.message:
             line += f" [red]{escape(attempt.message)}[/red]"
         branch = node.add(line)
@@ -101,6 +122,7 @@ def render_run_log(run_log: RunLog) -> None:
     status = status_of(run_log)
     tree = Tree(
         f"[bold]{run_log.run_id}[/bold] {_status(status)} {duration_of(run_log)}"
+        + (f", started {time_text(parse_time(run_log.start_time))}" if run_log.start_time else "")
         + (f" tag={escape(run_log.tag)}" if run_log.tag else "")
     )
     if status == ABANDONED:
@@ -175,20 +197,118 @@ def filter_runs(
     return kept
 
 
-def render_run_list(run_logs: list[RunLog]) -> None:
-    """A table of runs, newest first."""
+def newest_first(run_logs: list[RunLog]) -> list[RunLog]:
+    """Runs by start time, newest first (ties by run id, so the order is stable)."""
+    return sorted(run_logs, key=lambda r: (r.start_time, r.run_id), reverse=True)
+
+
+def steps_in_order(run_log: RunLog) -> Iterator[StepLog]:
+    """Every step log of the run, composites and the steps of their branches, in run order."""
+    pending = list(reversed(run_log.steps.values()))
+    while pending:
+        step_log = pending.pop()
+        yield step_log
+        for branch in reversed(step_log.branches.values()):
+            pending.extend(reversed(branch.steps.values()))
+
+
+def last_metric(run_log: RunLog, name: str) -> Any:
+    """The last value of metric ``name`` in a run (read with its steps), or ``None``.
+
+    The step that records it last in run order wins (inside a map, the last element); of a
+    metric tracked at several indices (epochs), the value at the highest index.
+    """
+    found = None
+    for step_log in steps_in_order(run_log):
+        if name in step_log.user_defined_metrics:
+            points = list(iter_metric_points({name: step_log.user_defined_metrics[name]}))
+            if points:
+                found = points[-1][2]
+    return found
+
+
+@dataclass
+class RunRow:
+    """One row of ``magnus runs list``: a run and the parameters and metrics asked for."""
+
+    run_log: RunLog
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The object ``magnus runs list --json`` prints for this run."""
+        run_log = self.run_log
+        return {
+            "run_id": run_log.run_id,
+            "status": status_of(run_log),
+            "start_time": run_log.start_time,
+            "end_time": run_log.end_time,
+            "duration_seconds": seconds_of(run_log),
+            "tag": run_log.tag,
+            "message": run_log.message,
+            "params": dict(self.params),
+            "metrics": dict(self.metrics),
+        }
+
+
+def run_rows(
+    store: BaseRunLogStore,
+    run_logs: list[RunLog],
+    params: Sequence[str] = (),
+    metrics: Sequence[str] = (),
+) -> list[RunRow]:
+    """The rows of ``runs list``, reading only what the columns need.
+
+    Without ``params`` and ``metrics`` nothing more than the listing is read; ``params`` read
+    each run's parameters (the final value, else the initial one), ``metrics`` each run's steps.
+    A value not found is ``None``.
+    """
+    rows = []
+    for run_log in run_logs:
+        row = RunRow(run_log, dict.fromkeys(params), dict.fromkeys(metrics))
+        rows.append(row)
+        if run_log.status == UNREADABLE or not (params or metrics):
+            continue
+        try:
+            if params:
+                final = store.get_parameters(run_log.run_id)
+                initial = run_log.run_config.get("initial_parameters") or {}
+                row.params = {n: final.get(n, initial.get(n)) for n in params}
+            if metrics:
+                full = store.get_run_log_by_id(run_log.run_id, full=True)
+                row.metrics = {n: last_metric(full, n) for n in metrics}
+        except (RunLogNotFoundError, RunLogStoreError):
+            # Deleted, or half written, since it was listed: its row shows what was read.
+            pass
+    return rows
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else _short(value, 40)
+
+
+def render_run_list(
+    rows: list[RunRow], params: Sequence[str] = (), metrics: Sequence[str] = ()
+) -> None:
+    """A table of runs in the order given: one column per parameter and metric asked for."""
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table("run id", "status", "start", "duration", "tag")
+    columns = [escape(name) for name in (*params, *metrics)]
+    table = Table("run id", "status", "start", "duration", "tag", *columns)
     unreadable = []
-    for run_log in sorted(run_logs, key=lambda r: r.start_time, reverse=True):
+    for row in rows:
+        run_log = row.run_log
         table.add_row(
             escape(run_log.run_id),
             _status(status_of(run_log)),
             run_log.start_time[:19],
             duration_of(run_log),
             escape(run_log.tag),
+            *(escape(_cell(row.params.get(n))) for n in params),
+            *(escape(_cell(row.metrics.get(n))) for n in metrics),
         )
         if run_log.status == UNREADABLE:
             unreadable.append(run_log)

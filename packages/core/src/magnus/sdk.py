@@ -23,6 +23,10 @@ from magnus.runlog.models import RunLog
 
 logger = logging.getLogger(__name__)
 
+#: When set, ``Pipeline.execute`` writes the pipeline's definition (YAML) to this file and ends
+#: the script instead of running it: how ``magnus dag -f script.py`` draws an SDK pipeline.
+DEFINITION_FILE_VARIABLE = "MAGNUS_DAG_DEFINITION_FILE"
+
 
 #: Files a step gets from the catalog before it runs and puts into it after it succeeds: the
 #: same model as a YAML step's ``catalog`` block.
@@ -401,6 +405,16 @@ class Pipeline(BaseModel):
         ``reuse``: reuse the result of an earlier run of a step with the same fingerprint
         (``None``: as the configuration says; a step's own ``cache`` decides for it).
         """
+        definition_file = os.environ.get(DEFINITION_FILE_VARIABLE)
+        if definition_file:
+            # `magnus dag -f script.py` wants the picture of the pipeline, not a run: write the
+            # definition and stop the script here, before anything after execute() runs.
+            import yaml
+
+            Path(definition_file).write_text(
+                yaml.safe_dump({"dag": self.definition()}, sort_keys=False)
+            )
+            raise SystemExit(0)
         from magnus import config as config_mod
         from magnus import entrypoints
         from magnus.building import build_graph

@@ -82,15 +82,24 @@ def glob_files(
         raise CatalogError(f"Cannot glob pattern {pattern!r} in {root}: {exc}") from exc
     found: dict[str, Path] = {}
     folders: dict[Path, Path] = {}
+    # Whether a resolved folder lies under root: asked once per folder, not once per file.
+    inside: dict[Path, bool] = {}
+    # Every match is root joined with a relative path: its name is the rest of the string.
+    prefix = len(str(root).rstrip(os.sep)) + 1
     for candidate in candidates:
         resolved = _resolved_file(candidate, folders)
         # None for folders, broken links and fifos (reading one would hang).
         if resolved is None:
             continue
-        name = candidate.relative_to(root).as_posix()
+        name = str(candidate)[prefix:]
+        if os.sep != "/":
+            name = name.replace(os.sep, "/")
         if skip is not None and skip(name, resolved):
             continue
-        if not resolved.is_relative_to(root):
+        folder = resolved.parent
+        if folder not in inside:
+            inside[folder] = folder == root or folder.is_relative_to(root)
+        if not inside[folder]:
             raise CatalogError(
                 f"Refusing pattern {pattern!r} of run {run_id!r}: it matched {candidate}, "
                 f"which resolves to {resolved}, outside {root}"

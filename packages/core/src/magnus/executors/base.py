@@ -17,7 +17,7 @@ from magnus.executors.leaf import execute_leaf
 from magnus.executors.pending import processing_record
 from magnus.internal_names import resolve
 from magnus.orchestration import ATTEMPT_ENV
-from magnus.runlog.models import FAIL, PROCESSING, StepLog
+from magnus.runlog.models import FAIL, PROCESSING, SUCCESS, StepLog
 from magnus.services import BaseService
 
 if TYPE_CHECKING:
@@ -45,11 +45,20 @@ class BaseExecutor(BaseService):
         map_variables: dict[str, Any] | None = None,
     ) -> None:
         """Walk ``graph`` from ``start_at`` to its success or fail step, iteratively."""
+        self._traverse(context, graph, map_variables)
+
+    def _traverse(
+        self,
+        context: RunContext,
+        graph: Graph,
+        map_variables: dict[str, Any] | None = None,
+    ) -> str:
+        """Walk ``graph`` to its end; the status that end gives it (SUCCESS or FAIL)."""
         node = graph.start_node
         while True:
             step_log = self.execute_from_graph(context, node, map_variables)
             if node.is_terminal:
-                return
+                return SUCCESS if node.node_type == "success" else FAIL
             node = graph.next_after(node, failed=step_log.status == FAIL)
 
     def create_step_log(
@@ -96,8 +105,13 @@ class BaseExecutor(BaseService):
             # Stored before running so that a killed run shows where it stopped.
             context.run_log_store.add_step_log(step_log, context.run_id)
             runs = fan_out(context, node, map_variables)
+            context.observers.before_composite(
+                step_log=step_log, node=node, branches=len(runs), context=context
+            )
             self.run_branches(context, node, runs)
-            return fan_in(context, node, map_variables)
+            step_log = fan_in(context, node, map_variables)
+            context.observers.after_composite(step_log=step_log, node=node, context=context)
+            return step_log
         if node.is_terminal:
             return self.trigger_job(context, node, step_log, map_variables)
 
@@ -108,7 +122,11 @@ class BaseExecutor(BaseService):
     def run_branches(self, context: RunContext, node: CompositeNode, runs: list[BranchRun]) -> None:
         """Run a composite's branches; here one after another, in declaration order."""
         for run in runs:
-            self.execute_graph(context, run.graph, run.map_variables)
+            # The status the walk ended with is the branch's: no need to read it back.
+            status = self._traverse(context, run.graph, run.map_variables)
+            context.observers.after_branch(
+                branch_name=run.name, status=status, node=node, context=context
+            )
 
     def trigger_job(
         self,

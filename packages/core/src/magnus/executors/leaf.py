@@ -21,6 +21,7 @@ from magnus import scopes
 from magnus.context import RunContext, StepContext, current_step
 from magnus.exceptions import CatalogError, MagnusError, PluginError
 from magnus.executors import reuse, step_calls
+from magnus.executors.ending import reason_of
 from magnus.executors.execution_log import ExecutionLog
 from magnus.executors.pending import store_final_step_log
 from magnus.internal_names import MAX_FILE_NAME_BYTES, branch_name_of, fit_file_name
@@ -61,9 +62,12 @@ def execution_log_name(node: BaseNode, map_variables: dict[str, Any], attempt: i
 
 
 def describe_error(error: BaseException) -> str:
-    """The attempt message: magnus' own errors speak for themselves; others name their type."""
+    """The attempt message: magnus' own errors speak for themselves; others name their type;
+    a stop says what stopped it (``interrupted by SIGTERM``)."""
     if isinstance(error, MagnusError):
         return str(error)
+    if not isinstance(error, Exception):
+        return reason_of(error)
     return f"{type(error).__name__}: {error}"
 
 
@@ -166,6 +170,9 @@ def execute_leaf(
             step_log.attempts.append(attempt)
             if error is None:
                 break
+            if not isinstance(error, Exception):
+                _record_stopped(context, step_log)
+                raise error
             step_log.message = attempt.message
             context.observers.on_step_error(
                 step_log=step_log, node=node, error=redact_exception(error), context=context
@@ -220,6 +227,18 @@ def execute_leaf(
     reuse.record_success(context, step_log)
     logger.debug("%s: record stored, %s", step_log.internal_name, step_log.status)
     return step_log
+
+
+def _record_stopped(context: RunContext, step_log: StepLog) -> None:
+    """Store the log of a step a signal stopped: FAIL, with the attempt it was making.
+
+    Observers are not told of the step's end: they hear the run's, once, and close what they
+    had open for it as stopped (an MLflow run KILLED, not FAILED).
+    """
+    step_log.status = FAIL
+    step_log.message = step_log.attempts[-1].message
+    _redact_step_log(step_log)
+    store_final_step_log(context, step_log)
 
 
 def _reused(context: RunContext, node: BaseNode, step_log: StepLog, expected: Fingerprint) -> bool:
@@ -347,6 +366,10 @@ def _run_attempt(
             error = exc
             if isinstance(exc, MagnusError):
                 output.write(f"{exc}\n")
+        except BaseException as exc:
+            # Stopped by a signal: the attempt is recorded as far as it got, with its output;
+            # the caller then lets the stop go on.
+            error = exc
         finally:
             output.close()
             for console in consoles:

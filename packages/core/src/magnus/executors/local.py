@@ -84,7 +84,10 @@ class LocalExecutor(BaseExecutor):
                 watch_child(process.pid)
             returncode = process.wait()
             forget_child(process.pid)
-            self._check_branch(context, run, returncode)
+            status = self._check_branch(context, run, returncode)
+            context.observers.after_branch(
+                branch_name=run.name, status=status, node=node, context=context
+            )
 
         pool = ThreadPoolExecutor(max_workers=min(self.max_workers, len(runs)))
         futures = [pool.submit(run_one, run) for run in runs]
@@ -131,21 +134,24 @@ class LocalExecutor(BaseExecutor):
             tag=context.tag,
         )
 
-    def _check_branch(self, context: RunContext, run: BranchRun, returncode: int) -> None:
-        """A child that died before its branch ended leaves a FAIL branch saying so."""
+    def _check_branch(self, context: RunContext, run: BranchRun, returncode: int) -> str:
+        """A child that died before its branch ended leaves a FAIL branch saying so.
+
+        Returns the branch's status."""
         store = context.run_log_store
         branch = store.get_branch_log(run.name, context.run_id, full=False)
         assert isinstance(branch, BranchLog)
         # Status 1 is the child's way of saying "the branch failed"; anything else is a crash,
         # unless the child ended its branch FAIL itself and said why (it was stopped).
         if branch.status in (SUCCESS, FAIL) and returncode in (0, 1):
-            return
+            return branch.status
         if branch.status == FAIL and branch.message:
-            return
+            return FAIL
         branch.status = FAIL
         branch.message = f"the process running branch {run.name} {_exit_description(returncode)}"
         store.add_branch_log(branch, context.run_id)
         logger.error(branch.message)
+        return FAIL
 
     @staticmethod
     def _stop(processes: list[subprocess.Popen[bytes]], signum: int) -> None:

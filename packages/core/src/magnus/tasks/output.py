@@ -127,6 +127,12 @@ class _TaskStream(io.TextIOBase):
     def flush(self) -> None:
         self._capture.forward()
 
+    def __del__(self) -> None:
+        # io's finaliser closes, and so flushes: a stream the garbage collector takes while the
+        # capture holds its lock (a new task's capture starting) would wait for it forever.
+        # Writes went through as they were made; there is nothing to flush.
+        pass
+
 
 class _Capture:
     """The process's two pipes and their reader thread; active while a task runs."""
