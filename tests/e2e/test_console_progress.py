@@ -193,6 +193,10 @@ def test_parallel_branches_are_counted_by_the_process_that_started_them(tmp_path
     assert result.returncode == 1
     assert "fan [####################] 3/3 elements, 1 failed" in result.stdout
     assert "[2/2] ✘ fan" in result.stdout
+    # The branches' processes print their failures only: the bar speaks for the rest.
+    assert "✘ fan.1.work" in result.stdout and "one" in result.stdout
+    for quiet in ("▶ fan.0.work", "✔ fan.0.work", "✔ fan.2.work", "▶ fan.1.work"):
+        assert quiet not in result.stdout, result.stdout
     seen = [
         json.loads(line) for line in (tmp_path / "composite-hooks.jsonl").read_text().splitlines()
     ]

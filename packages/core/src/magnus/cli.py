@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -357,7 +358,8 @@ def _orchestrated_run(
         reuse=reuse,
     )
     # This process ends with the command: the reporter needs no unregistering.
-    run.plugins.register(ConsoleReporter(), REPORTER_NAME)
+    failures_only = os.environ.get(orchestration.FAILURES_ONLY_ENV) == "1"
+    run.plugins.register(ConsoleReporter(failures_only=failures_only), REPORTER_NAME)
     return run
 
 

@@ -122,9 +122,11 @@ class ConsoleReporter:
             stream.write(text.encode(encoding, "replace").decode(encoding))
         stream.flush()
 
-    def __init__(self, graph: Graph | None = None) -> None:
+    def __init__(self, graph: Graph | None = None, failures_only: bool = False) -> None:
         #: the last failed attempt's frames in user code, per step
         self._frames: dict[str, list[str]] = {}
+        #: print failed steps only (a parallel branch's process: its parent shows the progress)
+        self._failures_only = failures_only
         self._graph = graph
         self._planned = planned_steps(graph, graph.start_node) if graph else 0
         #: top-level steps started so far, and the number each got
@@ -168,7 +170,7 @@ class ConsoleReporter:
             return
         name = step_log.internal_name
         number = self._number(name)
-        if step_log.mock or self._inside_progress(name):
+        if step_log.mock or self._inside_progress(name) or self._failures_only:
             return
         self._print(("dim", number), ("dim", "▶"), ("", f" {name}"))
 
@@ -179,7 +181,7 @@ class ConsoleReporter:
         name = step_log.internal_name
         number = self._number(name)
         if step_log.mock:
-            if not self._inside_progress(name):
+            if not self._inside_progress(name) and not self._failures_only:
                 note = f" ({step_log.message})" if step_log.message else " (mocked)"
                 self._print(("dim", number), ("cyan", "↷"), ("", f" {name}"), ("dim", note))
             return
@@ -192,7 +194,7 @@ class ConsoleReporter:
             took = f" {duration_text(seconds)}"
         tries = f" (attempt {len(attempts)})" if len(attempts) > 1 else ""
         if step_log.status == SUCCESS:
-            if not self._inside_progress(name):
+            if not self._inside_progress(name) and not self._failures_only:
                 self._print(
                     ("dim", number), ("green", "✔"), ("", f" {name}"), ("dim", took), ("dim", tries)
                 )

@@ -37,6 +37,9 @@ MAP_INDICES_FILE_ENV = "MAGNUS_MAP_INDICES_FILE"
 #: set by an orchestrator that retries a step itself: the number (from 1) of this attempt,
 #: the only one the container makes
 ATTEMPT_ENV = "MAGNUS_STEP_ATTEMPT"
+#: set for a branch's process started by a local parallel run: its console prints only
+#: failures, since the process that started it shows the composite's progress
+FAILURES_ONLY_ENV = "MAGNUS_CONSOLE_FAILURES_ONLY"
 
 
 def command_names(command: str) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ from magnus.executors.base import BaseExecutor
 from magnus.executors.rerun import reusable_branch
 from magnus.internal_names import to_command_line
 from magnus.interrupts import block_for_children, forget_child, signal_of, watch_child
-from magnus.orchestration import EXECUTE_SINGLE_BRANCH, callback_command
+from magnus.orchestration import EXECUTE_SINGLE_BRANCH, FAILURES_ONLY_ENV, callback_command
 from magnus.runlog.models import FAIL, SUCCESS, BranchLog
 
 if TYPE_CHECKING:
@@ -79,7 +79,9 @@ class LocalExecutor(BaseExecutor):
                     return  # left PROCESSING: the stopping run closes it
                 # A session of its own: Ctrl-C on the terminal reaches this process only, which
                 # passes it on, so each child ends its branch before the run ends.
-                process = subprocess.Popen(command, start_new_session=True)
+                process = subprocess.Popen(
+                    command, start_new_session=True, env={**os.environ, FAILURES_ONLY_ENV: "1"}
+                )
                 children[run.name] = process
                 watch_child(process.pid)
             returncode = process.wait()
