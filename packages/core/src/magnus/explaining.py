@@ -58,6 +58,7 @@ from magnus.exceptions import (
 )
 from magnus.fingerprints import MODULE_LEVEL, ROUTING_FIELDS, changed_parts
 from magnus.internal_names import enclosing_branches
+from magnus.reports import steps_with_elements
 from magnus.runlog.base import BaseRunLogStore
 from magnus.runlog.models import FAIL, SUCCESS, UNREADABLE, Fingerprint, RunLog, StepLog
 
@@ -167,17 +168,9 @@ def explain_run(
 
 def leaf_steps(run_log: RunLog) -> Iterator[tuple[StepLog, dict[str, Any]]]:
     """Every task and stub step log of the run, in order, with the map elements around it."""
-    pending: list[tuple[StepLog, dict[str, Any]]] = [(s, {}) for s in run_log.steps.values()]
-    pending.reverse()
-    while pending:
-        step_log, map_variables = pending.pop()
+    for step_log, map_variables in steps_with_elements(run_log.steps):
         if not step_log.branches and step_log.step_type not in _NOT_LEAVES:
             yield step_log, map_variables
-        inner: list[tuple[StepLog, dict[str, Any]]] = []
-        for branch in step_log.branches.values():
-            scope = {**map_variables, **(branch.map_variable or {})}
-            inner += [(s, scope) for s in branch.steps.values()]
-        pending.extend(reversed(inner))
 
 
 def render_text(explanations: list[Explanation]) -> str:

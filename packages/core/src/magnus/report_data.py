@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from magnus.console import execution_log_location
 from magnus.exceptions import RunLogNotFoundError
 from magnus.pictures import picture_of
-from magnus.reports import duration_of, status_of
+from magnus.reports import duration_of, status_of, steps_with_elements
 from magnus.runlog.models import FAIL, RunLog, StepLog, parse_time
 from magnus.tracking import iter_metric_points
 
@@ -305,14 +305,7 @@ class _Walk:
 
 
 def _leaves(steps: dict[str, StepLog]) -> list[StepLog]:
-    leaves = []
-    for step_log in steps.values():
-        if step_log.branches:
-            for branch in step_log.branches.values():
-                leaves.extend(_leaves(branch.steps))
-        else:
-            leaves.append(step_log)
-    return leaves
+    return [step_log for step_log, _ in steps_with_elements(steps) if not step_log.branches]
 
 
 def _run_summary(run_log: RunLog, codes: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -204,12 +204,20 @@ def newest_first(run_logs: list[RunLog]) -> list[RunLog]:
 
 def steps_in_order(run_log: RunLog) -> Iterator[StepLog]:
     """Every step log of the run, composites and the steps of their branches, in run order."""
-    pending = list(reversed(run_log.steps.values()))
-    while pending:
-        step_log = pending.pop()
+    for step_log, _ in steps_with_elements(run_log.steps):
         yield step_log
+
+
+def steps_with_elements(steps: dict[str, StepLog]) -> Iterator[tuple[StepLog, dict[str, Any]]]:
+    """Every step log of ``steps`` and of their branches, in run order, each with the map
+    elements around it (``{iterate_as: value}`` of every enclosing map)."""
+    pending: list[tuple[StepLog, dict[str, Any]]] = [(s, {}) for s in reversed(steps.values())]
+    while pending:
+        step_log, elements = pending.pop()
+        yield step_log, elements
         for branch in reversed(step_log.branches.values()):
-            pending.extend(reversed(branch.steps.values()))
+            inner = {**elements, **(branch.map_variable or {})}
+            pending.extend((s, inner) for s in reversed(branch.steps.values()))
 
 
 def last_metric(run_log: RunLog, name: str) -> Any:

@@ -195,9 +195,7 @@ def take_result(
     if problem:
         return problem
     copied: list[DataCatalog] = []
-    for entry in earlier.data_catalog:
-        if entry.stage != "put" or is_execution_log(entry.name):
-            continue
+    for entry in _result_files(earlier):
         try:
             record = context.catalog.copy_from_run(entry.name, hit.run_id, context.run_id)
         except (CatalogError, PluginError, OSError) as exc:
@@ -240,8 +238,16 @@ def take_result(
     return None
 
 
-def _put_patterns(node: BaseNode) -> list[str]:
-    return node.catalog.put if isinstance(node, ExecutableNode) and node.catalog else []
+def _result_files(step_log: StepLog) -> list[DataCatalog]:
+    """What a step put in the catalog as its result (not its execution logs)."""
+    return [e for e in step_log.data_catalog if e.stage == "put" and not is_execution_log(e.name)]
+
+
+def _left_in_compute_folder(node: BaseNode, name: str) -> bool:
+    """Whether the step's ``put`` patterns name ``name``: a file the step leaves in the compute
+    data folder (files it stored otherwise, such as objects, are in the catalog only)."""
+    patterns = node.catalog.put if isinstance(node, ExecutableNode) and node.catalog else []
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
 
 
 def _compute_data_changed(
@@ -254,11 +260,8 @@ def _compute_data_changed(
     result may differ. (Taking it would also overwrite that file with the earlier content.)
     """
     where = f"run {hit.run_id} step {hit.internal_name}"
-    patterns = _put_patterns(node)
-    for entry in earlier.data_catalog:
-        if entry.stage != "put" or is_execution_log(entry.name):
-            continue
-        if not any(fnmatch.fnmatchcase(entry.name, pattern) for pattern in patterns):
+    for entry in _result_files(earlier):
+        if not _left_in_compute_folder(node, entry.name):
             continue
         try:
             current = context.catalog.compute_data_hash(entry.name)
@@ -278,9 +281,8 @@ def _restore_compute_data(
 ) -> str | None:
     """Put the files the step's ``put`` patterns name back where the step would have left
     them, the compute data folder: later steps may read them from there."""
-    patterns = _put_patterns(node)
     for record in copied:
-        if not any(fnmatch.fnmatchcase(record.name, pattern) for pattern in patterns):
+        if not _left_in_compute_folder(node, record.name):
             continue
         try:
             context.catalog.get(glob.escape(record.name), context.run_id)
