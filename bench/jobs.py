@@ -12,9 +12,11 @@ import html_report_data
 import reuse_data
 import workloads
 from report import Cell
-from tools import FLOOR, OLD, OURS, Tool
+from tools import FLOOR, KEDRO, OLD, OURS, Tool
 
 BENCH = Path(__file__).resolve().parent
+#: the largest N Kedro is run at
+KEDRO_MAX_N = 1000
 
 
 def _remove_catalog(folder: Path) -> None:
@@ -42,6 +44,10 @@ def pipeline_job(cell: Cell, tool: str, tools: dict[str, Tool], folder: Path) ->
     if tool == FLOOR:
         command = [str(ours.python), str(BENCH / "floor.py"), cell.workload, str(cell.n)]
         return Job(command, ours.env())
+    if tool == KEDRO:
+        kedro = tools[KEDRO]
+        command = [str(kedro.python), str(BENCH / "kedro_pipeline.py"), cell.workload, str(cell.n)]
+        return Job(command, kedro.env())
     runner = tools[tool]
     command = [
         str(runner.magnus),
@@ -129,6 +135,13 @@ def job_for(
     cell: Cell, tool: str, tools: dict[str, Tool], folder: Path, repetition: int
 ) -> Job | None:
     """The job of ``tool`` in ``cell``, or None when the tool has nothing to run there."""
+    if tool == KEDRO:
+        # Kedro runs the sequential and map workloads only (it has no parallel map of its own),
+        # up to N = 1,000, where the targets compare: its runner's cost grows with the square
+        # of the number of nodes (10,000 no-op nodes run past the 120 s cap).
+        if cell.workload in workloads.KEDRO_WORKLOADS and cell.n <= KEDRO_MAX_N:
+            return pipeline_job(cell, tool, tools, folder)
+        return None
     if cell.workload in workloads.WORKLOADS:
         return pipeline_job(cell, tool, tools, folder)
     if catalog_data.data_set(cell.workload) in catalog_data.PATTERNS:

@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from measure import OK, Measurement
-from tools import FLOOR, OLD, OURS
+from tools import FLOOR, KEDRO, OLD, OURS
 
 
 @dataclass
@@ -92,21 +92,25 @@ def _number(value: float | None, digits: int = 2) -> str:
 
 
 HEADER = (
-    "| workload | N | store | ours s | ours MB | 0.5.1 s | 0.5.1 MB | floor s "
-    "| ours ms/step | 0.5.1 ms/step | 0.5.1/ours |"
+    "| workload | N | store | ours s | ours MB | 0.5.1 s | 0.5.1 MB | Kedro s | Kedro MB "
+    "| floor s | ours ms/step | 0.5.1 ms/step | Kedro ms/step | 0.5.1/ours | Kedro/ours |"
 )
+
+
+def _ratio(other: Summary | None, ours: Summary | None) -> str:
+    """How many times ours is faster than ``other`` (both must have worked)."""
+    if not (ours and other and ours.status == OK and other.status == OK):
+        return "-"
+    assert ours.seconds and other.seconds is not None
+    return f"{other.seconds / ours.seconds:.1f}x"
 
 
 def table(cells: list[Cell]) -> str:
     """The markdown table, with footnotes for failures."""
     notes = Footnotes()
-    lines = [HEADER, "|" + "---|" * 11]
+    lines = [HEADER, "|" + "---|" * 15]
     for cell in cells:
-        ours, old, floor = (summarise(cell, tool) for tool in (OURS, OLD, FLOOR))
-        ratio = None
-        if ours and old and ours.status == OK and old.status == OK:
-            assert ours.seconds and old.seconds is not None
-            ratio = old.seconds / ours.seconds
+        ours, old, kedro, floor = (summarise(cell, tool) for tool in (OURS, OLD, KEDRO, FLOOR))
         row = [
             cell.label,
             str(cell.n),
@@ -115,10 +119,14 @@ def table(cells: list[Cell]) -> str:
             _mb(ours),
             _seconds(old, notes),
             _mb(old),
+            _seconds(kedro, notes),
+            _mb(kedro),
             _seconds(floor, notes),
             _number(overhead_ms(cell, OURS)),
             _number(overhead_ms(cell, OLD)),
-            _number(ratio, 1) + ("x" if ratio is not None else ""),
+            _number(overhead_ms(cell, KEDRO)),
+            _ratio(old, ours),
+            _ratio(kedro, ours),
         ]
         lines.append("| " + " | ".join(row) + " |")
     if notes.notes:

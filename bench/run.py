@@ -26,13 +26,14 @@ from pathlib import Path
 import catalog_data
 import html_report_data
 import jobs
+import kedro_env
 import reuse_data
 import stat_cache_data
 import workloads
 from measure import FAILED, OK, TIMEOUT, Measurement, run
 from report import Cell, table
 from targets import check_all
-from tools import FLOOR, OLD, OURS, Tool
+from tools import FLOOR, KEDRO, OLD, OURS, Tool
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -66,8 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stores", help="comma-separated run-log stores (default: all three)")
     parser.add_argument(
         "--tools",
-        default=",".join((OURS, OLD, FLOOR)),
-        help="comma-separated subset of ours,0.5.1,floor (development)",
+        default=",".join((OURS, OLD, KEDRO, FLOOR)),
+        help="comma-separated subset of ours,0.5.1,kedro,floor (development)",
     )
     parser.add_argument("--work", type=Path, default=BENCH / ".work", help="scratch folder")
     parser.add_argument("--invoked-as", default="", help="the command line to record")
@@ -149,9 +150,9 @@ class Outcome:
 class Harness:
     """Runs the cells, remembering each tool's outcomes so that hopeless runs are not repeated."""
 
-    def __init__(self, args: argparse.Namespace, ours: Tool, old: Tool) -> None:
+    def __init__(self, args: argparse.Namespace, tools: dict[str, Tool]) -> None:
         self.args = args
-        self.tools = {OURS: ours, OLD: old}
+        self.tools = tools
         self.heavy: dict[str, list[str]] = {}
         self.prepared: set[tuple[str, int]] = set()
         #: (tool, workload, store) -> outcomes by ascending N
@@ -185,7 +186,7 @@ class Harness:
 
     def measure(self, cell: Cell) -> None:
         folder = self.prepare(cell)
-        tools = [tool for tool in (OURS, OLD, FLOOR) if tool in self.args.tools]
+        tools = [tool for tool in (OURS, OLD, KEDRO, FLOOR) if tool in self.args.tools]
         for tool in tools:
             reason = self.hopeless(tool, cell)
             if reason:
@@ -311,7 +312,8 @@ def write_results(
             f"took {seconds / 60:.1f} min. Load average (5 min) at start "
             f"{args.load_at_start:.1f}, at end {os.getloadavg()[1]:.1f}.",
             f"ours: magnus-core {described[OURS]['version']} at {code_state()}; 0.5.1: "
-            + (f"magnus {described[OLD]['version']} from PyPI." if OLD in described else "not run"),
+            + (f"magnus {described[OLD]['version']} from PyPI" if OLD in described else "not run")
+            + f"; Kedro: {kedro_env.KEDRO if KEDRO in args.tools else 'not run'}.",
             "",
             table(cells),
             "",
@@ -342,7 +344,10 @@ def main(argv: list[str] | None = None) -> None:
     old = Tool(OLD, args.old_python)
     described = check_tools(ours, old, args.tools)
     log(f"ours: {described[OURS]}; 0.5.1: {described.get(OLD, 'not run')}")
-    harness = Harness(args, ours, old)
+    tools = {OURS: ours, OLD: old}
+    if KEDRO in args.tools:
+        tools[KEDRO] = Tool(KEDRO, kedro_env.ensure(args.work))
+    harness = Harness(args, tools)
     cells = list(plan(args))
     # Other work on the machine shows in every number: say how busy it was.
     args.load_at_start = os.getloadavg()[1]

@@ -7,11 +7,17 @@ from dataclasses import dataclass
 
 from measure import OK
 from report import Cell, overhead_ms, summarise
-from tools import FLOOR, OLD, OURS
+from tools import FLOOR, KEDRO, OLD, OURS
 
 DEFAULT_STORE = "chunked-fs"
 HELP_LIMIT_S = 0.3
-MAP_RSS_LIMIT_MB = 300.0
+MAP_RSS_LIMIT_MB = 200.0
+MAP_TIME_LIMIT_S = 10.0
+#: marginal cost per step, (t(10,000) - t(1,000)) / 9,000, in ms, on the default store
+MARGINAL_LIMIT_MS = {"noop": 0.5, "params": 0.8, "map": 1.0}
+#: ours at N = 1,000 at least this many times faster than Kedro
+KEDRO_FACTOR = 2.0
+SMALL_FILES_LIMIT = 1.5
 CATALOG_LIMIT = 1.3
 OVERHEAD_FACTOR = 10.0
 GROWTH_LIMIT = 12.0
@@ -71,10 +77,10 @@ def per_step_overhead(cells: list[Cell], workload: str) -> Verdict:
     return Verdict(target, "MISS", f"{detail} (short by {OVERHEAD_FACTOR / factor:.2f}x)")
 
 
-def linear_growth(cells: list[Cell], workload: str) -> Verdict:
-    target = f"{workload}: ours {DEFAULT_STORE} time(10,000) <= {GROWTH_LIMIT:.0f} x time(1,000)"
-    small = _seconds(_find(cells, workload, 1000, DEFAULT_STORE), OURS)
-    big_cell = _find(cells, workload, 10000, DEFAULT_STORE)
+def linear_growth(cells: list[Cell], workload: str, store: str = DEFAULT_STORE) -> Verdict:
+    target = f"{workload}: ours {store} time(10,000) <= {GROWTH_LIMIT:.0f} x time(1,000)"
+    small = _seconds(_find(cells, workload, 1000, store), OURS)
+    big_cell = _find(cells, workload, 10000, store)
     if big_cell is None:
         return Verdict(target, "N/A", "N=10,000 not run (needs --full)")
     big = _seconds(big_cell, OURS)
@@ -89,7 +95,8 @@ def linear_growth(cells: list[Cell], workload: str) -> Verdict:
 
 def map_memory(cells: list[Cell]) -> Verdict:
     target = (
-        f"map over 10,000 ({DEFAULT_STORE}) completes with peak RSS < {MAP_RSS_LIMIT_MB:.0f} MB"
+        f"map over 10,000 ({DEFAULT_STORE}) in under {MAP_TIME_LIMIT_S:.0f} s and "
+        f"{MAP_RSS_LIMIT_MB:.0f} MB"
     )
     cell = _find(cells, "map", 10000, DEFAULT_STORE)
     if cell is None:
@@ -98,10 +105,59 @@ def map_memory(cells: list[Cell]) -> Verdict:
     if summary is None or summary.status != OK or summary.rss_mb is None:
         why = f"{summary.status}: {summary.error}" if summary else "not measured"
         return Verdict(target, "MISS", f"did not complete ({why})")
+    assert summary.seconds is not None
     detail = f"{summary.rss_mb:.0f} MB in {summary.seconds:.1f} s"
-    if summary.rss_mb < MAP_RSS_LIMIT_MB:
+    if summary.rss_mb < MAP_RSS_LIMIT_MB and summary.seconds < MAP_TIME_LIMIT_S:
         return Verdict(target, "PASS", detail)
-    return Verdict(target, "MISS", f"{detail} ({summary.rss_mb - MAP_RSS_LIMIT_MB:.0f} MB over)")
+    over = max(summary.seconds / MAP_TIME_LIMIT_S, summary.rss_mb / MAP_RSS_LIMIT_MB)
+    return Verdict(target, "MISS", f"{detail} ({over:.2f}x over)")
+
+
+def marginal_cost(cells: list[Cell], workload: str) -> Verdict:
+    """(t(10,000) - t(1,000)) / 9,000 on the default store: start-up drops out."""
+    limit = MARGINAL_LIMIT_MS[workload]
+    target = (
+        f"{workload}: marginal cost per step, (t(10,000) - t(1,000)) / 9,000, ours "
+        f"{DEFAULT_STORE} <= {limit} ms"
+    )
+    small = _seconds(_find(cells, workload, 1000, DEFAULT_STORE), OURS)
+    big = _seconds(_find(cells, workload, 10000, DEFAULT_STORE), OURS)
+    if small is None or big is None:
+        return Verdict(target, "N/A", "needs N=1,000 and N=10,000 (--full)")
+    marginal = (big - small) / 9000 * 1000
+    detail = f"{small:.2f} s -> {big:.2f} s: {marginal:.2f} ms per step"
+    if marginal <= limit:
+        return Verdict(target, "PASS", detail)
+    return Verdict(target, "MISS", f"{detail} ({marginal / limit:.2f}x over)")
+
+
+def versus_kedro(cells: list[Cell], workload: str) -> Verdict:
+    """The whole run at N = 1,000 at least twice as fast as Kedro's, side by side."""
+    target = f"{workload}: ours {DEFAULT_STORE} N=1000 >= {KEDRO_FACTOR:.0f}x faster than Kedro"
+    cell = _find(cells, workload, 1000, DEFAULT_STORE)
+    ours, kedro = _seconds(cell, OURS), _seconds(cell, KEDRO)
+    if ours is None or kedro is None:
+        return Verdict(target, "N/A", "not measured (needs ours and kedro at N=1000)")
+    factor = kedro / ours
+    detail = f"ours {ours:.2f} s vs Kedro {kedro:.2f} s: {factor:.2f}x"
+    if factor >= KEDRO_FACTOR:
+        return Verdict(target, "PASS", detail)
+    return Verdict(target, "MISS", f"{detail} (short by {KEDRO_FACTOR / factor:.2f}x)")
+
+
+def small_files(cells: list[Cell], workload: str) -> Verdict:
+    """10,000 small files put and got within 1.5x of the hashlib + copy floor."""
+    how = "over the originals" if workload == "catalog-10k" else "originals removed"
+    target = f"catalog put+get of 10,000 small files ({how}) within {SMALL_FILES_LIMIT}x of floor"
+    cell = _find(cells, workload, 10000, "")
+    ours, floor = _seconds(cell, OURS), _seconds(cell, FLOOR)
+    if ours is None or floor is None:
+        return Verdict(target, "N/A", "not measured (or failed)")
+    ratio = ours / floor
+    detail = f"ours {ours:.2f} s vs floor {floor:.2f} s: {ratio:.2f}x"
+    if ratio <= SMALL_FILES_LIMIT:
+        return Verdict(target, "PASS", detail)
+    return Verdict(target, "MISS", f"{detail} ({ratio / SMALL_FILES_LIMIT:.2f}x over)")
 
 
 def catalog_speed(cells: list[Cell], workload: str = "catalog-1g") -> Verdict:
@@ -248,11 +304,18 @@ def check_all(cells: list[Cell], heavy: dict[str, list[str]]) -> list[Verdict]:
     return [
         per_step_overhead(cells, "noop"),
         per_step_overhead(cells, "params"),
-        linear_growth(cells, "noop"),
-        linear_growth(cells, "params"),
+        *(marginal_cost(cells, workload) for workload in MARGINAL_LIMIT_MS),
+        *(versus_kedro(cells, workload) for workload in MARGINAL_LIMIT_MS),
+        *(
+            linear_growth(cells, workload, store)
+            for store in (DEFAULT_STORE, "file-system")
+            for workload in MARGINAL_LIMIT_MS
+        ),
         map_memory(cells),
         catalog_speed(cells),
         catalog_speed(cells, "catalog-1g-absent"),
+        small_files(cells, "catalog-10k"),
+        small_files(cells, "catalog-10k-absent"),
         help_speed(cells),
         import_purity(heavy),
         lookup_flat(cells),

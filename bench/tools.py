@@ -10,6 +10,7 @@ from pathlib import Path
 
 OURS = "ours"
 OLD = "0.5.1"
+KEDRO = "kedro"
 FLOOR = "floor"
 
 

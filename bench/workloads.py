@@ -77,6 +77,10 @@ WORKLOADS: dict[str, Workload] = {
 }
 
 
+#: The workloads Kedro runs too (``bench/kedro_pipeline.py``), whatever the store.
+KEDRO_WORKLOADS = ("noop", "params", "map")
+
+
 def step_names(n: int) -> list[str]:
     """Zero-padded names of equal width.
 

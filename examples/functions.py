@@ -82,3 +82,25 @@ def summarise(rendered: list) -> dict:
 def fit(model: str) -> dict:
     """One parallel branch."""
     return {f"{model}_score": len(model)}
+
+
+def measure(rows: int = 3) -> dict:
+    """Chooses a conditional's branch: the size of the data."""
+    return {"size": "large" if rows > 100 else "small"}
+
+
+def quick_fit() -> dict:
+    """The conditional's branch for small data."""
+    return {"method": "quick"}
+
+
+def careful_fit() -> dict:
+    """The conditional's branch for large data."""
+    return {"method": "careful"}
+
+
+def improve(loop_iteration: int, loss: float = 1.0) -> dict:
+    """One iteration of a loop: halves the loss; the loop stops once it is small enough."""
+    loss = loss / 2
+    print(f"iteration {loop_iteration}: loss {loss}")
+    return {"loss": loss, "converged": loss < 0.1}

@@ -68,6 +68,10 @@ def test_a_full_callback_command_parses_as_written() -> None:
         "log_level": "INFO",
         "tag": "nightly",
         "reuse": True,
+        # options a renderer appends after the callback command, left at their defaults
+        "then_success": False,
+        "batch_size": 0,
+        "labelled": False,
     }
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 import builtins
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +17,7 @@ from typing import Any
 import pytest
 
 from magnus.exceptions import RunLogStoreError
+from magnus.runlog import filesystem
 from magnus.runlog.base import BaseRunLogStore
 from magnus.runlog.buffered import BufferedRunLogStore
 from magnus.runlog.chunked import ChunkedFileSystemRunLogStore
@@ -224,6 +230,130 @@ def test_file_system_corrupt_file_names_the_file(tmp_path: Path) -> None:
         store.get_run_log_by_id(RUN_ID)
 
 
+def _forget_replayed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read the files as a process that never read the run would (no replayed state)."""
+    monkeypatch.setattr(filesystem, "_replayed", OrderedDict())
+
+
+def test_file_system_journal_holds_changes_until_the_run_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileSystemRunLogStore(log_folder=str(tmp_path))
+    store.create_run_log(RUN_ID)
+    for index in range(3):
+        store.add_step_log(store.create_step_log(f"s{index}", f"s{index}"), RUN_ID)
+    store.set_parameters(RUN_ID, {"x": 1})
+    path, journal = tmp_path / f"{RUN_ID}.json", tmp_path / f"{RUN_ID}.journal"
+    # The file is the run as created; the changes are appended beside it, one line each.
+    assert json.loads(path.read_text())["steps"] == {}
+    assert len(journal.read_bytes().splitlines()) == 4
+    _forget_replayed(monkeypatch)
+    assert list(store.get_run_log_by_id(RUN_ID).steps) == ["s0", "s1", "s2"]
+    store.update_run_log_status(RUN_ID, SUCCESS)
+    assert not journal.exists()
+    on_disk = json.loads(path.read_text())
+    assert list(on_disk["steps"]) == ["s0", "s1", "s2"] and on_disk["status"] == SUCCESS
+    assert on_disk["parameters"] == {"x": 1}
+
+
+def test_file_system_torn_journal_tail_is_ignored_then_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileSystemRunLogStore(log_folder=str(tmp_path))
+    store.create_run_log(RUN_ID)
+    store.add_step_log(store.create_step_log("a", "a"), RUN_ID)
+    journal = tmp_path / f"{RUN_ID}.journal"
+    whole = journal.read_bytes()
+    # What a writer killed in the middle of its append leaves: a line without its end.
+    with open(journal, "ab") as handle:
+        handle.write(whole[: len(whole) // 2].replace(b'"a"', b'"b"'))
+    _forget_replayed(monkeypatch)
+    assert list(store.get_run_log_by_id(RUN_ID).steps) == ["a"]
+    store.add_step_log(store.create_step_log("c", "c"), RUN_ID)
+    _forget_replayed(monkeypatch)
+    assert list(store.get_run_log_by_id(RUN_ID).steps) == ["a", "c"]
+    assert journal.read_bytes().count(b"\n") == 2 and journal.read_bytes().endswith(b"\n")
+
+
+def test_file_system_damaged_journal_line_names_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileSystemRunLogStore(log_folder=str(tmp_path))
+    store.create_run_log(RUN_ID)
+    store.add_step_log(store.create_step_log("a", "a"), RUN_ID)
+    journal = tmp_path / f"{RUN_ID}.journal"
+    journal.write_bytes(journal.read_bytes().replace(b'"a"', b'"b"'))
+    _forget_replayed(monkeypatch)
+    with pytest.raises(RunLogStoreError, match=f"{journal} is damaged at byte 0"):
+        store.get_run_log_by_id(RUN_ID)
+
+
+def test_file_system_fold_interrupted_before_the_journal_went(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FileSystemRunLogStore(log_folder=str(tmp_path))
+    store.create_run_log(RUN_ID)
+    store.set_parameters(RUN_ID, {"x": 1})
+    store.add_step_log(store.create_step_log("a", "a"), RUN_ID)
+    store.add_step_log(store.create_step_log("b", "b"), RUN_ID)
+    store.set_parameters(RUN_ID, {"x": 2})
+    journal = tmp_path / f"{RUN_ID}.journal"
+    pending = journal.read_bytes()
+    store.update_run_log_status(RUN_ID, SUCCESS)
+    folded = store.get_run_log_by_id(RUN_ID)
+    # A kill between writing the whole run and removing the journal: both are there.
+    journal.write_bytes(pending)
+    _forget_replayed(monkeypatch)
+    assert store.get_run_log_by_id(RUN_ID) == folded
+    assert folded.parameters == {"x": 2} and list(folded.steps) == ["a", "b"]
+
+
+def test_file_system_reads_a_log_written_without_a_journal(tmp_path: Path) -> None:
+    store = FileSystemRunLogStore(log_folder=str(tmp_path))
+    old = RunLog(run_id="old", status=PROCESSING, parameters={"x": 1})
+    old.steps["a"] = store.create_step_log("a", "a")
+    (tmp_path / "old.json").write_text(json.dumps(old.model_dump(), indent=4))
+    assert store.get_run_log_by_id("old") == old
+    assert [run.run_id for run in store.list_runs()] == ["old"]
+    store.add_step_log(store.create_step_log("b", "b"), "old")
+    store.update_run_log_status("old", SUCCESS)
+    assert list(json.loads((tmp_path / "old.json").read_text())["steps"]) == ["a", "b"]
+
+
+def test_file_system_log_survives_kill_at_any_moment(tmp_path: Path) -> None:
+    """A writer killed at random moments: every read gives the steps it had completed."""
+    script = (
+        "import sys\n"
+        "from magnus.runlog.filesystem import FileSystemRunLogStore\n"
+        "store = FileSystemRunLogStore(log_folder=sys.argv[1])\n"
+        "start = int(sys.argv[2])\n"
+        "print('ready', flush=True)\n"
+        "for index in range(start, start + 100000):\n"
+        "    store.add_step_log(store.create_step_log(f's{index}', f's{index}'), 'r')\n"
+        "    store.set_parameters('r', {'last': index})\n"
+    )
+    store = FileSystemRunLogStore(log_folder=str(tmp_path))
+    store.create_run_log("r")
+    seen = 0
+    for delay in (0.05, 0.11, 0.23):
+        process = subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path), str(seen)], stdout=subprocess.PIPE
+        )
+        assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        run_log = store.get_run_log_by_id("r")
+        steps = list(run_log.steps)
+        # Every step up to the last one recorded, in order, and the parameter at most one behind.
+        assert steps == [f"s{index}" for index in range(len(steps))]
+        assert len(steps) > seen
+        assert run_log.parameters["last"] in (len(steps) - 1, len(steps) - 2)
+        seen = len(steps)
+    store.update_run_log_status("r", SUCCESS)
+    assert len(json.loads((tmp_path / "r.json").read_text())["steps"]) == seen
+
+
 def test_run_ids_cannot_escape_the_folder(tmp_path: Path) -> None:
     for store in (
         FileSystemRunLogStore(log_folder=str(tmp_path / "fs" / "logs")),
@@ -305,6 +435,28 @@ def test_chunked_layout_has_exact_file_names(tmp_path: Path) -> None:
     assert "branches" not in fan["record"]
     branch = json.loads((folder / "branches" / "BranchLog-fan.b.json").read_text())
     assert "steps" not in branch["record"]
+
+
+def test_chunked_ended_run_is_read_whole_from_its_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
+    _populate(store)  # ends SUCCESS
+    snapshot = tmp_path / RUN_ID / "RunLog.snapshot.json"
+    assert not snapshot.exists()
+    assembled = store.get_run_log_by_id(RUN_ID)
+    assert snapshot.is_file()
+    calls = count_storage_calls(store, monkeypatch)
+    assert store.get_run_log_by_id(RUN_ID) == assembled
+    assert calls() == 1  # the snapshot alone
+    # Any change removes it, and the next whole read has the change.
+    late = store.create_step_log("late", "late")
+    store.add_step_log(late, RUN_ID)
+    assert not snapshot.exists()
+    assert list(store.get_run_log_by_id(RUN_ID).steps)[-1] == "late"
+    # A snapshot that cannot be read is only a shortcut missed: the records are read.
+    snapshot.write_text("{not json")
+    assert "late" in store.get_run_log_by_id(RUN_ID).steps
 
 
 def test_chunked_full_false_reads_no_step_files(

@@ -42,6 +42,8 @@ SKIPPED: dict[str, str] = {
     "magnus execute -f pipeline.yaml [-c config.yaml] [-p parameters.yaml] [--run-id ID] "
     "[--tag T] [--reuse]": _SYNOPSIS,
     "magnus explain RUN_ID [--step NAME] [--json]": _SYNOPSIS,
+    "magnus execute-job -f job.yaml [-c config.yaml] [-p parameters.yaml] [--run-id ID] "
+    "[--tag T]": _SYNOPSIS,
     "magnus validate -f pipeline.yaml [-c config.yaml] [-p parameters.yaml] [--no-import]": (
         _SYNOPSIS
     ),
@@ -52,6 +54,8 @@ SKIPPED: dict[str, str] = {
     "magnus report RUN_ID [-o report.html] [-c config.yaml]": _SYNOPSIS,
     "magnus dag -f pipeline.yaml [--format mermaid|dot|html] [-o FILE]": _SYNOPSIS,
     "magnus execute -f pipeline.yaml -c argo.yaml [-p parameters.yaml] [--tag T]": _SYNOPSIS,
+    "magnus retry ORIGINAL_RUN_ID -c laptop.yaml": _SYNOPSIS,
+    "magnus execute -f pipeline.yaml -c argo.yaml --use-cached ORIGINAL_RUN_ID": _SYNOPSIS,
     "argo submit argo-pipeline.yaml -p rows=10": (
         "needs the argo command line and a Kubernetes cluster running Argo Workflows; what "
         "`magnus execute` renders for it is checked in tests/executor_argo"

@@ -27,6 +27,9 @@ without a Kubernetes cluster. What it does, and what it leaves out:
   ``depends`` is false is *Omitted* and does not run; tasks depending on it are decided in
   turn, as Argo does. ``withParam``/``withItems`` expand a task over a JSON list (an empty
   list makes the task *Skipped*); the expanded group failed if any of its children failed.
+* **Conditions.** A task's ``when`` (filled in like its arguments) is evaluated as govaluate
+  would (``evaluate_when``: literals, ``==``, ``!=``, ``!``, ``&&``, ``||``); when false the
+  task is *Skipped*. A template may call itself (a recursive loop) as deep as it is told.
 * **DAG phase** (Argo's ``assessDAGPhase``): the target tasks are those no other task
   depends on; a target that ran has its own phase, an omitted or skipped one
   inherits a failure of any task it depends on (else Succeeded). The DAG failed when a target
@@ -36,16 +39,32 @@ without a Kubernetes cluster. What it does, and what it leaves out:
   ``MAGNUS_*``, then ``env=``, then the container's ``env`` (``valueFrom.secretKeyRef`` read
   from ``secrets=``, keyed ``(secret name, key)``). A command starting with ``magnus`` runs
   ``python -m magnus`` with this interpreter. Exit status 0 is *Succeeded*, anything else
-  *Failed*. Output parameters with ``valueFrom.path`` are read from that file after the
-  container exits (else their ``default``); each container gets a fresh temporary file for
-  every such path, and an env value or argument equal to the path is pointed at it (two
-  "pods" never share ``/tmp/output.txt``).
+  *Failed* (message ``Error (exit code N)``). Output parameters with ``valueFrom.path`` are
+  read from that file after the container exits (else their ``default``); each container gets
+  a fresh temporary file for every such path, and an env value or argument equal to the path
+  is pointed at it (two "pods" never share ``/tmp/output.txt``).
 * **Retries.** A template's ``retryStrategy`` (or ``spec.retryStrategy``) re-runs a failed
-  template up to ``limit`` more times (policy ``Always`` or ``OnFailure``, Argo's default),
-  with ``retries`` 0, 1, 2... Backoff is not waited for.
-* **Left out:** concurrency and ``parallelism``, deadlines and timeouts (a container gets
-  ``timeout=`` seconds, then the play stops with an error), ``when``, ``dag.target``, exit
-  handlers, volumes (the shared ``cwd`` stands for them), resources, pod metadata, artifacts.
+  template up to ``limit`` more times, with ``retries`` 0, 1, 2...: a *Failed* one under policy
+  ``Always`` or ``OnFailure`` (Argo's default), an *Error* one under ``Always`` or ``OnError``.
+  Backoff is not waited for. Nothing is retried once the workflow shuts down.
+* **Exit handler.** Once the entrypoint has ended, ``spec.onExit`` runs with
+  ``{{workflow.status}}`` (``Succeeded``, ``Failed`` or ``Error``) and ``{{workflow.failures}}``
+  (the JSON list of failed nodes -- ``displayName``, ``message``, ``templateName``, ``phase``,
+  ``podName``, ``finishedAt`` -- JSON-quoted once more, as Argo writes it since 3.5); its nodes
+  are under ``<workflow>.onExit``. Its failure fails a workflow that succeeded.
+* **Interruptions** (``interruptions=``): what an operator or the cluster does to a running
+  container, the first time a container of the named template runs and the interruption's
+  ``when`` callable holds (polled): ``stop`` (``argo stop``) and ``terminate``
+  (``argo terminate``) send it SIGTERM (SIGKILL after ``grace`` seconds), fail it and shut the
+  workflow down -- no new task starts, every running DAG fails -- with the exit handler after
+  a stop only, as Argo does;
+  ``deadline`` is the workflow's deadline passing then, as a stop with Argo's message; ``delete``
+  (a pod deleted, evicted or OOM-killed) sends SIGKILL: the node is *Error* and the workflow
+  goes on. ``spec.activeDeadlineSeconds`` is honoured too, in real time.
+* **Left out:** concurrency and ``parallelism``, template deadlines and timeouts (a container
+  gets ``timeout=`` seconds, then the play stops with an error), ``dag.target``,
+  lifecycle hooks, volumes (the shared ``cwd`` stands for them), resources, pod metadata,
+  artifacts.
 
 Problems with the workflow itself (an unknown template, an unresolved reference) raise
 ``HarnessError``: in a cluster they would be errors of the workflow, not failures of a step.
@@ -57,11 +76,13 @@ import ast
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,8 +92,24 @@ FAILED = "Failed"
 ERROR = "Error"
 SKIPPED = "Skipped"
 OMITTED = "Omitted"
-#: the retry policies under which a failed (non-zero exit) container is retried
+#: the retry policies under which a Failed (non-zero exit) container is retried
 _RETRIED_ON_FAILURE = {"Always", "OnFailure"}
+#: the retry policies under which an Error (a pod deleted, evicted...) is retried
+_RETRIED_ON_ERROR = {"Always", "OnError"}
+
+#: interruptions: ``argo stop``, ``argo terminate``, the workflow's deadline, a lost pod
+STOP = "stop"
+TERMINATE = "terminate"
+DEADLINE = "deadline"
+DELETE = "delete"
+#: the node (and workflow) message Argo records for each
+INTERRUPTION_MESSAGES = {
+    STOP: "Stopped with strategy 'Stop'",
+    TERMINATE: "Stopped with strategy 'Terminate'",
+    DEADLINE: "Step exceeded its deadline",
+    DELETE: "pod deleted",
+}
+_POLL_SECONDS = 0.02
 _TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 
@@ -101,6 +138,27 @@ class Node:
     stdout: str = ""
     stderr: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
+    #: why a node failed, as Argo says it (``Error (exit code 1)``, ``pod deleted``)
+    message: str = ""
+
+
+@dataclass
+class Interruption:
+    """Something done to a played workflow from outside while one of its containers runs.
+
+    ``action``: :data:`STOP`, :data:`TERMINATE`, :data:`DEADLINE` or :data:`DELETE`;
+    ``template``: the container template whose (first) running container it hits; ``when``:
+    polled while that container runs, the interruption happens once it returns true (``None``:
+    at once).
+    """
+
+    action: str
+    template: str
+    when: Callable[[], bool] | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in INTERRUPTION_MESSAGES:
+            raise HarnessError(f"unknown interruption {self.action!r}")
 
 
 @dataclass
@@ -114,6 +172,10 @@ class Result:
     parameters: dict[str, str]
     #: every node in the order it ended (containers, DAGs, task groups, undecided tasks)
     nodes: list[Node]
+    #: why the workflow stopped (a stop, a deadline); "" when it ran to its end
+    message: str = ""
+    #: the interruptions that happened, in order
+    interrupted: list[str] = field(default_factory=list)
 
     def containers(self, template: str | None = None) -> list[Node]:
         """The containers that ran (every attempt), optionally of one template only."""
@@ -122,6 +184,10 @@ class Result:
             for n in self.nodes
             if n.kind == "Container" and (template is None or n.template == template)
         ]
+
+    def exit_handler(self) -> list[Node]:
+        """The containers of the exit handler (``spec.onExit``) that ran."""
+        return [n for n in self.containers() if ".onExit" in n.name]
 
     def phases(self) -> dict[str, str]:
         """Node name -> phase, for every node (retried containers: their last attempt)."""
@@ -134,7 +200,8 @@ class Result:
         for node in self.nodes:
             attempt = f" retry {node.retries}" if node.retries else ""
             code = f" exit {node.returncode}" if node.returncode is not None else ""
-            lines.append(f"  {node.phase:<9} {node.kind:<9} {node.name}{attempt}{code}")
+            why = f" ({node.message})" if node.message else ""
+            lines.append(f"  {node.phase:<9} {node.kind:<9} {node.name}{attempt}{code}{why}")
             if output and node.kind == "Container" and node.phase != SUCCEEDED:
                 for stream in (node.stdout, node.stderr):
                     lines += [f"      | {line}" for line in stream.rstrip().splitlines()[-30:]]
@@ -153,13 +220,17 @@ def play(
     secrets: Mapping[tuple[str, str], str] | None = None,
     uid: str | None = None,
     timeout: float = 300.0,
+    interruptions: Sequence[Interruption] = (),
+    grace: float = 30.0,
 ) -> Result:
     """Play a rendered ``Workflow`` (or a ``CronWorkflow``'s workflow) to its end.
 
     ``cwd``: every container's working directory; ``env``: variables every container gets on
     top of this process' environment (minus ``MAGNUS_*``); ``arguments``: submit-time values
     of workflow parameters; ``secrets``: Kubernetes secret values by ``(name, key)``; ``uid``:
-    the workflow's ``{{workflow.uid}}``; ``timeout``: seconds any one container may take.
+    the workflow's ``{{workflow.uid}}``; ``timeout``: seconds any one container may take;
+    ``interruptions``: what is done to it from outside (see :class:`Interruption`); ``grace``:
+    seconds a container may take to exit after SIGTERM, as a pod's grace period.
     """
     spec = workflow.get("spec") or {}
     if workflow.get("kind") == "CronWorkflow":
@@ -173,6 +244,8 @@ def play(
         secrets=dict(secrets or {}),
         uid=uid or str(uuid.uuid4()),
         timeout=timeout,
+        interruptions=list(interruptions),
+        grace=grace,
     )
     return player.run(dict(arguments or {}))
 
@@ -351,6 +424,114 @@ def evaluate_depends(expression: str, results: Callable[[str, str], bool]) -> bo
     return value
 
 
+# ---------------------------------------------------------------------------- when
+
+
+_WHEN_TOKEN = re.compile(r"\s*(==|!=|&&|\|\||!|\(|\)|['\"]|-?[0-9]+(?:\.[0-9]+)?|[A-Za-z_]\w*)")
+
+
+def _when_tokens(expression: str, where: str) -> list[tuple[str, Any]]:
+    """``(kind, value)`` tokens: ``op``, ``str``, ``num``, ``bool``; govaluate's lexing of
+    string literals: either quote ends one, a backslash escapes the next character."""
+    tokens: list[tuple[str, Any]] = []
+    position, text = 0, expression.rstrip()
+    while position < len(text):
+        match = _WHEN_TOKEN.match(text, position)
+        if match is None:
+            raise HarnessError(f"{where}: cannot parse when {expression!r} at {text[position:]!r}")
+        token, position = match.group(1), match.end()
+        if token in ("'", '"'):
+            literal: list[str] = []
+            while position < len(text) and text[position] not in "'\"":
+                if text[position] == "\\" and position + 1 < len(text):
+                    position += 1
+                literal.append(text[position])
+                position += 1
+            if position >= len(text):
+                raise HarnessError(f"{where}: unclosed string in when {expression!r}")
+            position += 1
+            tokens.append(("str", "".join(literal)))
+        elif token in ("true", "false"):
+            tokens.append(("bool", token == "true"))
+        elif token[0].isdigit() or token[0] == "-":
+            tokens.append(("num", float(token)))
+        elif token[0].isalpha() or token[0] == "_":
+            # Argo turns govaluate's variables into strings: `heads == heads` holds.
+            tokens.append(("str", token))
+        else:
+            tokens.append(("op", token))
+    return tokens
+
+
+def evaluate_when(expression: str, where: str = "when") -> bool:
+    """A task's ``when``, once ``{{...}}`` is filled in: govaluate's literals (quoted strings,
+    numbers, ``true``/``false``; a bare word is a string, as Argo has it), ``==``, ``!=``,
+    ``!``, ``&&``, ``||`` and parentheses."""
+    tokens = _when_tokens(expression, where)
+    position = 0
+
+    def fail(problem: str) -> HarnessError:
+        return HarnessError(f"{where}: when {expression!r}: {problem}")
+
+    def take() -> tuple[str, Any]:
+        nonlocal position
+        if position >= len(tokens):
+            raise fail("unexpected end")
+        position += 1
+        return tokens[position - 1]
+
+    def peek() -> Any:
+        return tokens[position][1] if position < len(tokens) else None
+
+    def either() -> Any:
+        value = both()
+        while peek() == "||":
+            take()
+            right = both()
+            value = _truth(value, fail) or _truth(right, fail)
+        return value
+
+    def both() -> Any:
+        value = comparison()
+        while peek() == "&&":
+            take()
+            right = comparison()
+            value = _truth(value, fail) and _truth(right, fail)
+        return value
+
+    def comparison() -> Any:
+        value = unary()
+        while peek() in ("==", "!="):
+            operator = take()[1]
+            right = unary()
+            value = (value == right) if operator == "==" else (value != right)
+        return value
+
+    def unary() -> Any:
+        kind, value = take()
+        if kind != "op":
+            return value
+        if value == "!":
+            return not _truth(unary(), fail)
+        if value == "(":
+            inner = either()
+            if take() != ("op", ")"):
+                raise fail("expected ')'")
+            return inner
+        raise fail(f"unexpected {value!r}")
+
+    result = either()
+    if position != len(tokens):
+        raise fail(f"trailing {tokens[position][1]!r}")
+    return _truth(result, fail)
+
+
+def _truth(value: Any, fail: Callable[[str], HarnessError]) -> bool:
+    if not isinstance(value, bool):
+        raise fail(f"{value!r} is not a boolean")
+    return value
+
+
 # ---------------------------------------------------------------------------- the player
 
 
@@ -381,6 +562,8 @@ class _Player:
         secrets: dict[tuple[str, str], str],
         uid: str,
         timeout: float,
+        interruptions: list[Interruption],
+        grace: float,
     ) -> None:
         self.spec = spec
         self.templates = {t["name"]: t for t in spec.get("templates", [])}
@@ -392,6 +575,15 @@ class _Player:
         self.scope: dict[str, str] = {"workflow.uid": uid, "workflow.name": name}
         self.name = name
         self.nodes: list[Node] = []
+        self.interruptions = interruptions
+        self.interrupted: list[str] = []
+        self.grace = grace
+        self.started = time.monotonic()
+        deadline = spec.get("activeDeadlineSeconds")
+        self.deadline = float(deadline) if deadline not in (None, "") else None
+        #: why the workflow is shutting down ("" while it is not): no new task starts
+        self.shutdown = ""
+        self.exit_handler_runs = True
 
     def run(self, overrides: dict[str, str]) -> Result:
         declared = (self.spec.get("arguments") or {}).get("parameters") or []
@@ -413,7 +605,49 @@ class _Player:
             raise HarnessError("the workflow has no spec.entrypoint")
         outcome = self._template(entrypoint, {}, self.name)
         phase = outcome.phase if _failed(outcome.phase) else SUCCEEDED
-        return Result(phase=phase, uid=self.uid, parameters=parameters, nodes=self.nodes)
+        message = self.shutdown
+        if message:
+            phase = FAILED
+        on_exit = self.spec.get("onExit")
+        if on_exit and self.exit_handler_runs:
+            self.shutdown = ""  # Argo runs the exit handler after a stop and a deadline
+            self.deadline = None
+            self.scope["workflow.status"] = phase
+            self.scope["workflow.failures"] = self._failures()
+            handled = self._template(str(on_exit), {}, f"{self.name}.onExit")
+            if _failed(handled.phase) and phase == SUCCEEDED:
+                phase = handled.phase
+        return Result(
+            phase=phase,
+            uid=self.uid,
+            parameters=parameters,
+            nodes=self.nodes,
+            message=message,
+            interrupted=self.interrupted,
+        )
+
+    def _failures(self) -> str:
+        """``{{workflow.failures}}``: the failed nodes as Argo lists them, quoted as it does."""
+        failed = [
+            {
+                "displayName": node.name.rsplit(".", 1)[-1],
+                "message": node.message,
+                "templateName": node.template,
+                "phase": node.phase,
+                "podName": node.name,
+                "finishedAt": None,
+            }
+            for node in self.nodes
+            if _failed(node.phase)
+        ]
+        return json.dumps(json.dumps(failed or None))
+
+    def _deadline_passed(self) -> bool:
+        """Whether ``spec.activeDeadlineSeconds`` has passed: then the workflow shuts down."""
+        if self.deadline is None or time.monotonic() - self.started <= self.deadline:
+            return False
+        self.shutdown = self.shutdown or INTERRUPTION_MESSAGES[DEADLINE]
+        return True
 
     # ------------------------------------------------------------------ templates
 
@@ -439,7 +673,10 @@ class _Player:
             else:
                 kinds = sorted(set(template) - {"name", "inputs", "outputs"})
                 raise HarnessError(f"{path}: template {name!r} is none of container/dag: {kinds}")
-            if outcome.phase != FAILED or retries >= limit or policy not in _RETRIED_ON_FAILURE:
+            retried = (outcome.phase == FAILED and policy in _RETRIED_ON_FAILURE) or (
+                outcome.phase == ERROR and policy in _RETRIED_ON_ERROR
+            )
+            if not retried or retries >= limit or self.shutdown:
                 return outcome
             retries += 1
 
@@ -487,19 +724,14 @@ class _Player:
                 raise HarnessError(f"{where}: the container has no command")
             if command[0] == "magnus":
                 command = [sys.executable, "-m", "magnus", *command[1:]]
-            try:
-                done = subprocess.run(
-                    command,
-                    cwd=self.cwd,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=self.timeout,
+            streams = Path(pod) / "stdout", Path(pod) / "stderr"
+            with streams[0].open("w") as stdout, streams[1].open("w") as stderr:
+                process = subprocess.Popen(
+                    command, cwd=self.cwd, env=env, stdout=stdout, stderr=stderr, text=True
                 )
-            except subprocess.TimeoutExpired:
-                raise HarnessError(f"{where}: the container ran over {self.timeout} s") from None
-            phase = SUCCEEDED if done.returncode == 0 else FAILED
-            values = self._output_values(outputs, files, phase, where)
+                phase, message = self._wait(process, template["name"], where)
+            values = self._output_values(outputs, files, phase, where) if phase != ERROR else {}
+            output = [stream.read_text(errors="replace") for stream in streams]
         self.nodes.append(
             Node(
                 name=path,
@@ -509,13 +741,54 @@ class _Player:
                 retries=retries,
                 command=command,
                 env={k: env[k] for k in (v["name"] for v in container.get("env") or [])},
-                returncode=done.returncode,
-                stdout=done.stdout,
-                stderr=done.stderr,
+                returncode=process.returncode,
+                stdout=output[0],
+                stderr=output[1],
                 outputs=values,
+                message=message,
             )
         )
         return _Outcome(phase, values)
+
+    def _wait(self, process: subprocess.Popen[str], template: str, where: str) -> tuple[str, str]:
+        """Wait for a container, interrupting it as asked; its phase and message."""
+        started = time.monotonic()
+        interruption = next((i for i in self.interruptions if i.template == template), None)
+        while True:
+            try:
+                code = process.wait(timeout=_POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+            else:
+                return (SUCCEEDED, "") if code == 0 else (FAILED, f"Error (exit code {code})")
+            if time.monotonic() - started > self.timeout:
+                process.kill()
+                process.wait()
+                raise HarnessError(f"{where}: the container ran over {self.timeout} s")
+            if interruption is not None and (interruption.when is None or interruption.when()):
+                self.interruptions.remove(interruption)
+                return self._interrupt(process, interruption.action)
+            if self._deadline_passed():
+                return self._interrupt(process, DEADLINE)
+
+    def _interrupt(self, process: subprocess.Popen[str], action: str) -> tuple[str, str]:
+        """Do ``action`` to a running container: its phase and message."""
+        self.interrupted.append(action)
+        message = INTERRUPTION_MESSAGES[action]
+        if action == DELETE:
+            process.kill()
+            process.wait()
+            return ERROR, message
+        self.shutdown = self.shutdown or message
+        if action == TERMINATE:
+            self.exit_handler_runs = False
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=self.grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        return FAILED, message
 
     def _env_value(self, variable: Mapping[str, Any], files: dict[str, str], where: str) -> str:
         if "value" in variable:
@@ -586,6 +859,10 @@ class _Player:
             phase = self._dag_phase(targets, parents, ended)
             if phase != "" and (fail_fast or len(ended) == len(tasks)):
                 break
+            if self.shutdown or self._deadline_passed():
+                # Argo fails every DAG still running when the workflow shuts down.
+                phase = phase if _failed(phase) else FAILED
+                break
             wave = [
                 name
                 for name in tasks
@@ -636,7 +913,7 @@ class _Player:
         path: str,
     ) -> _Outcome:
         """Run one DAG task: its template once, or once per element of its list."""
-        for unsupported in ("when", "templateRef", "inline", "onExit", "hooks"):
+        for unsupported in ("templateRef", "inline", "onExit", "hooks"):
             if unsupported in task:
                 raise HarnessError(f"{path}: the harness does not play a task's {unsupported!r}")
         scope = dict(dag_scope)
@@ -645,6 +922,9 @@ class _Player:
                 {f"tasks.{name}.outputs.parameters.{k}": v for k, v in outcome.outputs.items()}
             )
         where = f"{path} (task)"
+        if "when" in task and not evaluate_when(substitute(str(task["when"]), scope, where), where):
+            self.nodes.append(Node(path, task["template"], "Task", SKIPPED))
+            return _Outcome(SKIPPED)
         if "withParam" in task or "withItems" in task:
             if "withParam" in task:
                 text = substitute(str(task["withParam"]), scope, where)
@@ -661,6 +941,9 @@ class _Player:
                 return _Outcome(SKIPPED)
             children = []
             for index, item in enumerate(items):
+                if self.shutdown:
+                    children.append(FAILED)  # never started: the workflow shut down
+                    break
                 text = item_text(item)
                 arguments = self._arguments(task, {**scope, "item": text}, where)
                 outcome = self._template(task["template"], arguments, f"{path}({index}:{text})")

@@ -56,29 +56,37 @@ def every_key(render: Renderer) -> dict[str, Any]:
     return render("examples/map.yaml", EVERY_KEY)
 
 
-def test_defaults_are_magnus_0_5s(render: Renderer) -> None:
+def test_defaults(render: Renderer) -> None:
     document = render("examples/python-tasks.yaml", {"image": "img:1"})
     spec = document["spec"]
-    assert document["metadata"] == {"generateName": "magnus-dag-"}
-    assert spec["activeDeadlineSeconds"] == 172800
-    assert spec["templateDefaults"] == {"activeDeadlineSeconds": 7200}
-    assert spec["retryStrategy"] == {
-        "backoff": {"duration": "120", "factor": 2, "maxDuration": "3600"},
-        "limit": 0,
-        "retryPolicy": "Always",
+    # Named after the pipeline file, and labelled with it.
+    assert document["metadata"] == {
+        "generateName": "python-tasks-",
+        "labels": {"magnus/pipeline": "python-tasks"},
     }
+    assert spec["activeDeadlineSeconds"] == 172800
+    # What every container shares is said once; IntOrString fields are strings.
+    assert spec["templateDefaults"] == {
+        "activeDeadlineSeconds": "7200",
+        "container": {
+            "image": "img:1",
+            "resources": {
+                "limits": {"memory": "1Gi", "cpu": "250m"},
+                "requests": {"memory": "1Gi", "cpu": "250m"},
+            },
+        },
+    }
+    # No workflow-wide retries with limit 0; failed pods keep their logs.
+    assert "retryStrategy" not in spec
+    assert spec["podGC"] == {"strategy": "OnPodSuccess"}
     for key in ("parallelism", "nodeSelector", "tolerations", "serviceAccountName", "volumes"):
         assert key not in spec
     template = templates_by_name(document)["prepare"]
     assert template["timeout"] == "10800s"  # the step deadline and an hour
     container = template["container"]
     assert container["image"] == "img:1"
-    assert container["resources"] == {
-        "limits": {"memory": "1Gi", "cpu": "250m"},
-        "requests": {"memory": "1Gi", "cpu": "250m"},
-    }
-    assert "imagePullPolicy" not in container
-    assert "volumeMounts" not in container
+    for key in ("resources", "imagePullPolicy", "volumeMounts"):
+        assert key not in container
 
 
 def test_workflow_level_keys(every_key: dict[str, Any]) -> None:
@@ -86,7 +94,7 @@ def test_workflow_level_keys(every_key: dict[str, Any]) -> None:
     assert metadata == {
         "generateName": "nightly-",
         "annotations": {"team": "data"},
-        "labels": {"app": "magnus"},
+        "labels": {"magnus/pipeline": "map", "app": "magnus"},
     }
     assert spec["activeDeadlineSeconds"] == 3600
     assert spec["nodeSelector"] == {"disk": "ssd"}
@@ -94,11 +102,25 @@ def test_workflow_level_keys(every_key: dict[str, Any]) -> None:
     assert spec["parallelism"] == 4
     assert spec["serviceAccountName"] == "runner"
     assert spec["retryStrategy"] == {
-        "backoff": {"duration": "30", "factor": 3, "maxDuration": "1h"},
-        "limit": 1,
+        "backoff": {"duration": "30s", "factor": "3", "maxDuration": "1h"},
+        "limit": "1",
         "retryPolicy": "OnFailure",
     }
-    assert spec["templateDefaults"] == {"activeDeadlineSeconds": 600}
+    assert spec["templateDefaults"] == {
+        "activeDeadlineSeconds": "600",
+        "container": {
+            "image": "registry.example.com/app:2.1",
+            "imagePullPolicy": "IfNotPresent",
+            "resources": {
+                "limits": {"memory": "2Gi", "cpu": "1", "nvidia.com/gpu": "1"},
+                "requests": {"memory": "1Gi", "cpu": "500m"},
+            },
+            "volumeMounts": [
+                {"name": "executor-0", "mountPath": "/data"},
+                {"name": "executor-1", "mountPath": "/logs"},
+            ],
+        },
+    }
     assert spec["volumes"] == [
         {"name": "executor-0", "persistentVolumeClaim": {"claimName": "data-claim"}},
         {"name": "executor-1", "persistentVolumeClaim": {"claimName": "logs-claim"}},
@@ -107,19 +129,14 @@ def test_workflow_level_keys(every_key: dict[str, Any]) -> None:
 
 def test_container_level_keys_reach_every_container(every_key: dict[str, Any]) -> None:
     templates = containers(every_key)
-    assert len(templates) == 8  # 5 steps + fan-out + fan-in of the map + success
+    # 4 steps + fan-out + fan-in of the map + the exit handler; success steps are folded
+    assert len(templates) == 7
     for template in templates:
         container = template["container"]
         assert container["image"] == "registry.example.com/app:2.1"
-        assert container["imagePullPolicy"] == "IfNotPresent"
-        assert container["resources"] == {
-            "limits": {"memory": "2Gi", "cpu": "1", "nvidia.com/gpu": "1"},
-            "requests": {"memory": "1Gi", "cpu": "500m"},
-        }
-        assert container["volumeMounts"] == [
-            {"name": "executor-0", "mountPath": "/data"},
-            {"name": "executor-1", "mountPath": "/logs"},
-        ]
+        # Taken from templateDefaults: the same as the workflow's, not repeated.
+        for key in ("imagePullPolicy", "resources", "volumeMounts"):
+            assert key not in container
         assert env_of(template)["DB_PASSWORD"] == {
             "secretKeyRef": {"key": "password", "name": "db"}
         }
@@ -266,9 +283,9 @@ def test_an_override_changes_its_step_only(render: Renderer) -> None:
     }
     assert train["tolerations"] == [{"key": "gpu", "operator": "Exists"}]
     assert train["nodeSelector"] == {"pool": "gpu"}
-    assert train["activeDeadlineSeconds"] == 60
+    assert train["activeDeadlineSeconds"] == "60"
     assert train["timeout"] == "3660s"
-    for name in ("plain", "each-fan-out", "each-map-work", "success"):
+    for name in ("plain", "each-fan-out", "each-map-work"):
         template = templates[name]
         assert template["container"]["image"] == env_of(template)["MAGNUS_IMAGE"] == "img:1"
         for key in ("tolerations", "nodeSelector", "activeDeadlineSeconds", "retryStrategy"):
@@ -279,7 +296,9 @@ def test_a_composite_override_sets_its_parallelism_and_fail_fast(render: Rendere
     templates = _overridden(render)
     assert templates["each"]["parallelism"] == 1
     assert templates["each"]["dag"]["failFast"] is False
-    assert "parallelism" not in templates["each-map"]
+    # A branch of one step calls that step's container directly: no DAG of its own.
+    assert "each-map" not in templates
+    assert tasks_by_name(templates["each"])["map"]["template"] == "each-map-work"
 
 
 def test_a_fan_container_takes_its_composites_retry_override(render: Renderer) -> None:
@@ -314,8 +333,8 @@ def test_a_fan_container_takes_its_composites_retry_override(render: Renderer) -
             config,
         )
     )
-    assert templates["each-fan-out"]["retryStrategy"]["limit"] == 3
-    assert templates["each-fan-in"]["retryStrategy"]["limit"] == 3
+    assert templates["each-fan-out"]["retryStrategy"]["limit"] == "3"
+    assert templates["each-fan-in"]["retryStrategy"]["limit"] == "3"
 
 
 def test_an_unknown_override_key_is_refused() -> None:
@@ -357,7 +376,7 @@ def test_overrides_for_other_executors_are_ignored(render: Renderer) -> None:
     ("config", "message"),
     [
         ({"image": "i", "imagee": "x"}, "unknown key 'imagee'"),
-        ({"image": "i", "pod_gc": "x"}, "unknown key 'pod_gc'"),  # 0.5 rejected it too
+        ({"image": "i", "pod_gc": {"strategy": "Sometimes"}}, "pod_gc.strategy"),
         (
             {"image": "i", "resources": {"limits": {"gpus": 1}}},
             "unknown key 'resources.limits.gpus'",
@@ -436,7 +455,7 @@ def test_variables_fill_the_configuration(
     templates = templates_by_name(document)
     assert templates["a"]["container"]["image"] == "registry.example.com/app:3-gpu"
     assert templates["b"]["container"]["image"] == "registry.example.com/app:3"
-    assert document["metadata"]["labels"] == {"price": "$5"}
+    assert document["metadata"]["labels"] == {"magnus/pipeline": "pipeline", "price": "$5"}
     assert document["spec"]["volumes"][0]["persistentVolumeClaim"] == {"claimName": "shared-claim"}
 
 
@@ -476,7 +495,8 @@ def test_a_schedule_renders_a_cron_workflow(render: Renderer) -> None:
     config = {"image": "img:1", "schedule": "0 2 * * *", "labels": {"app": "x"}}
     document = render("examples/map.yaml", config)
     assert document["kind"] == "CronWorkflow"
-    assert document["metadata"] == {"name": "magnus-dag", "labels": {"app": "x"}}
+    # Named after the pipeline file.
+    assert document["metadata"] == {"name": "map", "labels": {"magnus/pipeline": "map", "app": "x"}}
     assert document["spec"]["schedules"] == ["0 2 * * *"]
     workflow_spec = document["spec"]["workflowSpec"]
     assert workflow_spec["entrypoint"] == "magnus-dag"
@@ -488,7 +508,6 @@ def test_a_schedule_renders_a_cron_workflow(render: Renderer) -> None:
         "make-chunks",
         "render-all",
         "summarise",
-        "success",
     }
 
 

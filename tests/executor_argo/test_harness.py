@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import signal
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -27,11 +28,18 @@ from typing import Any
 import pytest
 import yaml
 from executor_argo.argo_harness import (
+    DEADLINE,
+    DELETE,
+    ERROR,
     FAILED,
+    INTERRUPTION_MESSAGES,
     OMITTED,
     SKIPPED,
+    STOP,
     SUCCEEDED,
+    TERMINATE,
     HarnessError,
+    Interruption,
     Result,
     evaluate_depends,
     play,
@@ -251,6 +259,87 @@ def test_retries_number_the_attempts(tmp_path: Path) -> None:
     ]
 
 
+def test_the_exit_handler_hears_the_status_and_the_failures(tmp_path: Path) -> None:
+    report = _container(
+        "report",
+        """
+        import json, sys
+        open("exit.json", "w").write(json.dumps(sys.argv[1:]))
+        """,
+    )
+    report["container"]["args"] = ["{{workflow.status}}", "{{workflow.failures}}"]
+    main = _dag("main", {"name": "a", "template": "bad"})
+    result = play(_workflow([main, BAD, report], onExit="report"), cwd=tmp_path)
+    assert result.phase == FAILED, result.trace()
+    assert [node.name for node in result.exit_handler()] == ["harness-harness.onExit"]
+    status, failures = json.loads((tmp_path / "exit.json").read_text())
+    assert status == FAILED
+    failed = json.loads(json.loads(failures))  # quoted once more, as Argo writes it
+    assert [(f["displayName"], f["templateName"], f["phase"], f["message"]) for f in failed] == [
+        ("a", "bad", FAILED, "Error (exit code 3)"),
+        ("harness-harness", "main", FAILED, ""),
+    ]
+
+
+SLEEPER = _container(
+    "sleeper",
+    """
+    import pathlib, time
+    marker = pathlib.Path("started")
+    first = not marker.exists()
+    marker.write_text("yes")
+    time.sleep(60 if first else 0)
+    """,
+)
+
+
+@pytest.mark.parametrize("action", [STOP, TERMINATE, DEADLINE])
+def test_a_stop_shuts_the_workflow_down(tmp_path: Path, action: str) -> None:
+    main = _dag(
+        "main",
+        {"name": "a", "template": "sleeper"},
+        {"name": "b", "template": "ok", "depends": "a.Failed"},
+    )
+    interruption = Interruption(action, "sleeper", when=(tmp_path / "started").exists)
+    workflow = _workflow([main, SLEEPER, OK, {**OK, "name": "exit"}], onExit="exit")
+    result = play(workflow, cwd=tmp_path, interruptions=[interruption])
+    assert (result.phase, result.message) == (FAILED, INTERRUPTION_MESSAGES[action])
+    # The stopped container got SIGTERM; nothing started after it, not even b on a.Failed.
+    stopped = result.containers()[0]
+    assert (stopped.template, stopped.returncode, stopped.phase) == (
+        "sleeper", -signal.SIGTERM, FAILED
+    )  # fmt: skip
+    assert "harness-harness.b" not in result.phases()
+    assert len(result.exit_handler()) == (0 if action == TERMINATE else 1)
+
+
+def test_the_workflow_deadline_passes_in_real_time(tmp_path: Path) -> None:
+    main = _dag("main", {"name": "a", "template": "sleeper"})
+    result = play(_workflow([main, SLEEPER], activeDeadlineSeconds=1), cwd=tmp_path)
+    assert (result.phase, result.interrupted) == (FAILED, [DEADLINE]), result.trace()
+    assert result.containers()[0].message == "Step exceeded its deadline"
+
+
+@pytest.mark.parametrize(
+    ("policy", "phases"), [("Always", [ERROR, SUCCEEDED]), ("OnFailure", [ERROR])]
+)
+def test_a_deleted_pod_is_an_error_retried_under_always(
+    tmp_path: Path, policy: str, phases: list[str]
+) -> None:
+    sleeper = {**SLEEPER, "retryStrategy": {"limit": "1", "retryPolicy": policy}}
+    main = _dag(
+        "main",
+        {"name": "a", "template": "sleeper"},
+        {"name": "b", "template": "ok", "depends": "a.Errored"},
+    )
+    interruption = Interruption(DELETE, "sleeper", when=(tmp_path / "started").exists)
+    result = play(_workflow([main, sleeper, OK]), cwd=tmp_path, interruptions=[interruption])
+    assert [n.phase for n in result.containers("sleeper")] == phases, result.trace()
+    assert result.containers("sleeper")[0].returncode == -signal.SIGKILL
+    # An Errored task takes the routes on .Errored.
+    assert (result.phases()["harness-harness.b"] == SUCCEEDED) is (phases[-1] == ERROR)
+
+
 def test_secrets_come_from_secret_key_refs(tmp_path: Path) -> None:
     reader = _container("reader", "import os; assert os.environ['PASSWORD'] == 's3cr3t'")
     reference = {"secretKeyRef": {"name": "database", "key": "password"}}
@@ -446,7 +535,8 @@ def _played(stage: Stage, document: dict[str, Any], phase: str, **kwargs: Any) -
 
 
 def _templates_run(result: Result) -> list[str]:
-    return [node.template for node in result.containers()]
+    """The templates of the containers that ran, the exit handler's left out."""
+    return [node.template for node in result.containers() if node not in result.exit_handler()]
 
 
 # ---------------------------------------------------------------------------- linear
@@ -457,7 +547,8 @@ def test_a_linear_pipeline_runs_as_locally(stage: Stage) -> None:
     document = stage.render("examples/python-tasks.yaml", "examples/parameters.yaml")
     write_run_hooks(stage.root)
     result = _played(stage, document, SUCCEEDED, env={"MAGNUS_PLUGINS": "run_hooks"})
-    assert _templates_run(result) == ["prepare", "train", "report", "success"]
+    # The success step runs in the container of the step before it: no pod of its own.
+    assert _templates_run(result) == ["prepare", "train", "report"]
     # Observers see the run start in its first container and end in its last one.
     assert run_hooks_seen(stage.root) == [
         {"hook": "before_run", "status": "PROCESSING", "steps": []},
@@ -467,6 +558,8 @@ def test_a_linear_pipeline_runs_as_locally(stage: Stage) -> None:
             "steps": ["prepare", "report", "success", "train"],
         },
     ]
+    # The exit handler ran, and left the ended run alone: after_run was heard once.
+    assert [node.phase for node in result.exit_handler()] == [SUCCEEDED]
     # The run id is the workflow's uid, as in a cluster.
     assert result.parameters["run_id"] == result.uid
     assert (
@@ -594,7 +687,7 @@ def test_a_map_in_a_parallel_in_a_map_runs_as_locally(stage: Stage) -> None:
     fan_outs = [n.outputs["iterate-on"] for n in result.containers() if "iterate-on" in n.outputs]
     assert fan_outs == ["[0, 1]"] * 3  # the outer map's, then each inner map's
     inside = [n for n in result.containers() if "--map-variable" in n.command]
-    assert len(inside) == 24
+    assert len(inside) == 14  # one-step branches and success steps cost no pod of their own
     for node in inside:
         indices = json.loads(node.command[node.command.index("--map-variable") + 1])
         assert all(isinstance(index, int) for index in indices.values()), node.command
@@ -623,13 +716,7 @@ def test_on_failure_and_a_retried_step_run_as_locally(stage: Stage) -> None:
         (0, "1", FAILED),
         (1, "2", SUCCEEDED),
     ]
-    assert _templates_run(result) == [
-        "flaky-step",
-        "flaky-step",
-        "risky-step",
-        "recover",
-        "success",
-    ]
+    assert _templates_run(result) == ["flaky-step", "flaky-step", "risky-step", "recover"]
     assert stage.run_locally("examples/on-failure.yaml", "local-on-failure") == 0
     log = assert_same_run(stage, "argo-on-failure", "local-on-failure")
     assert log["status"] == "SUCCESS"
@@ -670,7 +757,7 @@ def test_a_failing_run_ends_in_its_fail_step_as_locally(stage: Stage, attempts: 
     document = stage.render(pipeline)
     result = _played(stage, document, FAILED, arguments={"run_id": "argo-failing"})
     assert _templates_run(result) == ["first"] + ["broken"] * attempts
-    assert result.phases()["magnus-dag-harness.never"] == OMITTED
+    assert result.phases()[f"{document['metadata']['generateName']}harness.never"] == OMITTED
     assert stage.run_locally(pipeline, "local-failing") == 1
     log = assert_same_run(stage, "argo-failing", "local-failing")
     assert log["status"] == "FAIL"
@@ -831,7 +918,7 @@ def test_a_retried_step_records_its_catalog_get_once(stage: Stage) -> None:
     pipeline = _write(stage, "retried-get.yaml", RETRIED_GET)
     document = stage.render(pipeline)
     result = _played(stage, document, SUCCEEDED, arguments={"run_id": "argo-get"})
-    assert _templates_run(result) == ["write", "flaky", "flaky", "success"]
+    assert _templates_run(result) == ["write", "flaky", "flaky"]
     assert stage.run_locally(pipeline, "local-get") == 0
     log = assert_same_run(stage, "argo-get", "local-get")
     stages = [(e["name"], e["stage"]) for e in log["steps"]["flaky"]["data_catalog"]]

@@ -45,20 +45,22 @@ def test_a_linear_pipeline_is_a_chain_of_tasks(render: Renderer) -> None:
     document = render("examples/python-tasks.yaml")
     assert document["apiVersion"] == "argoproj.io/v1alpha1"
     assert document["kind"] == "Workflow"
-    assert document["metadata"] == {"generateName": "magnus-dag-"}
+    assert document["metadata"]["generateName"] == "python-tasks-"
     spec = document["spec"]
     assert spec["entrypoint"] == "magnus-dag"
-    assert spec["podGC"] == {"strategy": "OnPodCompletion"}
     root = templates_by_name(document)["magnus-dag"]
     assert root["dag"]["failFast"] is True
     assert [(t["name"], t.get("depends")) for t in root["dag"]["tasks"]] == [
         ("prepare", None),
         ("train", "prepare.Succeeded"),
         ("report", "train.Succeeded"),
-        ("success", "report.Succeeded"),
     ]
-    # The graph's fail step is no task: a failing step runs it in its own container.
+    # Neither terminal step is a task: a failing step runs the fail step in its own container,
+    # the last step runs the success step in its own once it succeeded.
     assert "fail" not in templates_by_name(document)
+    assert "success" not in templates_by_name(document)
+    assert command_of(templates_by_name(document)["report"])[-1] == "--then-success"
+    assert "--then-success" not in command_of(templates_by_name(document)["train"])
 
 
 def test_the_run_id_is_the_workflow_uid_and_every_command_uses_it(render: Renderer) -> None:
@@ -114,9 +116,12 @@ def test_a_pipeline_without_a_file_cannot_be_rendered(render_context: Any) -> No
 def test_on_failure_becomes_a_failed_dependency(render: Renderer) -> None:
     document = render("examples/on-failure.yaml")
     root = _root(document)
-    assert list(root) == ["flaky-step", "risky-step", "recover", "success"]
-    assert root["recover"]["depends"] == "risky-step.Failed"
-    assert root["success"]["depends"] == "risky-step.Succeeded || recover.Succeeded"
+    assert list(root) == ["flaky-step", "risky-step", "recover"]
+    assert root["recover"]["depends"] == "risky-step.Failed || risky-step.Errored"
+    templates = templates_by_name(document)
+    # Both routes into success run it in their own container.
+    assert "--then-success" in command_of(templates["risky-step"])
+    assert "--then-success" in command_of(templates["recover"])
     # The target off the next chain has its container (0.5 rendered the task only).
     assert "container" in templates_by_name(document)["recover"]
 
@@ -124,21 +129,29 @@ def test_on_failure_becomes_a_failed_dependency(render: Renderer) -> None:
 def test_on_failure_into_the_fail_step_is_handled_in_the_container(render: Renderer) -> None:
     graph = _linear("a", "b", a={"on_failure": "fail"})
     document = render(graph)
-    assert list(_root(document)) == ["a", "b", "success"]
+    assert list(_root(document)) == ["a", "b"]
     assert "fail" not in templates_by_name(document)
 
 
 def test_a_next_into_the_fail_step_renders_it(render: Renderer) -> None:
     graph = _linear("a", "b", a={"next": "success", "on_failure": "b"}, b={"next": "fail"})
     root = _root(render(graph))
-    assert root["b"]["depends"] == "a.Failed"
+    assert root["b"]["depends"] == "a.Failed || a.Errored"
     assert root["fail"]["depends"] == "b.Succeeded"
-    assert root["success"]["depends"] == "a.Succeeded"
+    assert "success" not in root
+
+
+def test_an_on_failure_into_success_renders_it(render: Renderer) -> None:
+    graph = _linear("a", "b", a={"on_failure": "success"})
+    root = _root(render(graph))
+    assert root["success"]["depends"] == "a.Failed || a.Errored || b.Succeeded"
 
 
 def test_several_routes_into_one_step_are_joined(render: Renderer) -> None:
     graph = _linear("a", "b", "c", a={"on_failure": "c"}, b={"on_failure": "c"})
-    assert _root(render(graph))["c"]["depends"] == "a.Failed || b.Succeeded || b.Failed"
+    assert _root(render(graph))["c"]["depends"] == (
+        "a.Failed || a.Errored || b.Succeeded || b.Failed || b.Errored"
+    )
 
 
 # ---------------------------------------------------------------------------- retries
@@ -147,7 +160,7 @@ def test_several_routes_into_one_step_are_joined(render: Renderer) -> None:
 def test_max_attempts_becomes_argos_retry_limit_and_the_attempt_number(render: Renderer) -> None:
     document = render(_linear("flaky", "steady", flaky={"max_attempts": 3}))
     flaky = templates_by_name(document)["flaky"]
-    assert flaky["retryStrategy"]["limit"] == 2
+    assert flaky["retryStrategy"]["limit"] == "2"
     assert flaky["retryStrategy"]["retryPolicy"] == "Always"
     assert env_of(flaky)["MAGNUS_STEP_ATTEMPT"] == "{{=asInt(retries) + 1}}"
     steady = templates_by_name(document)["steady"]
@@ -158,10 +171,10 @@ def test_max_attempts_becomes_argos_retry_limit_and_the_attempt_number(render: R
 def test_a_workflow_wide_retry_limit_does_not_retry_task_steps(render: Renderer) -> None:
     config = {"image": "img:1", "retry_strategy": {"limit": 2}}
     document = render("examples/map.yaml", config)
-    assert document["spec"]["retryStrategy"]["limit"] == 2
+    assert document["spec"]["retryStrategy"]["limit"] == "2"
     templates = templates_by_name(document)
     # Task steps get a limit of their own (max_attempts - 1), fan containers inherit the spec's.
-    assert templates["make-chunks"]["retryStrategy"]["limit"] == 0
+    assert templates["make-chunks"]["retryStrategy"]["limit"] == "0"
     assert "MAGNUS_STEP_ATTEMPT" not in env_of(templates["make-chunks"])
     assert "retryStrategy" not in templates["render-all-fan-out"]
 
@@ -176,8 +189,8 @@ def test_a_retry_strategy_override_shapes_the_retries_of_a_task(render: Renderer
     graph = _linear("a", a={"max_attempts": 2, "overrides": {"argo": "patient"}})
     retry = templates_by_name(render(graph, config))["a"]["retryStrategy"]
     assert retry == {
-        "backoff": {"duration": "1m", "factor": 2, "maxDuration": "3600"},
-        "limit": 1,
+        "backoff": {"duration": "1m", "factor": "2"},
+        "limit": "1",
         "retryPolicy": "OnError",
     }
 
@@ -195,7 +208,7 @@ def test_a_map_fans_out_indices_through_with_param(render: Renderer) -> None:
     assert branch["depends"] == "fan-out.Succeeded"
     assert branch["arguments"]["parameters"] == [{"name": "chunk", "value": "{{item}}"}]
     assert composite["fan-in"]["depends"] == (
-        "fan-out.Failed || (map.Succeeded || map.Failed || map.Errored || map.Skipped)"
+        "fan-out.Failed || fan-out.Errored || (map.Succeeded || map.Failed || map.Errored || map.Skipped)"
     )
 
     fan_out = templates["render-all-fan-out"]
@@ -259,13 +272,14 @@ def test_a_parallel_runs_one_task_per_branch_and_fans_in_after_all(render: Rende
     templates = templates_by_name(render("examples/parallel.yaml"))
     train = tasks_by_name(templates["train"])
     assert list(train) == ["fan-out", "small", "large", "fan-in"]
-    assert train["small"]["template"] == "train-small"
+    assert train["small"]["template"] == "train-small-fit"  # a branch of one step
     assert train["large"]["depends"] == "fan-out.Succeeded"
     assert train["fan-in"]["depends"] == (
-        "fan-out.Failed || ((small.Succeeded || small.Failed || small.Errored) && "
+        "fan-out.Failed || fan-out.Errored || ((small.Succeeded || small.Failed || small.Errored) && "
         "(large.Succeeded || large.Failed || large.Errored))"
     )
-    assert list(tasks_by_name(templates["train-small"])) == ["fit", "success"]
+    assert "train-small" not in templates  # no DAG for a branch of one step
+    assert command_of(templates["train-small-fit"])[-1] == "--then-success"
     assert command_of(templates["train-large-fit"])[3] == "train.large.fit"
 
 
@@ -273,8 +287,11 @@ def test_a_dag_step_runs_its_pipeline_as_one_branch(render: Renderer) -> None:
     templates = templates_by_name(render("examples/parallel.yaml"))
     report = tasks_by_name(templates["report"])
     assert list(report) == ["fan-out", "dag", "fan-in"]
-    assert report["dag"]["template"] == "report-dag"
-    assert command_of(templates["report-dag-show-scores"])[3] == "report.dag.show%scores"
+    # One step: the branch task calls its container, which also runs the branch's success.
+    assert report["dag"]["template"] == "report-dag-show-scores"
+    command = command_of(templates["report-dag-show-scores"])
+    assert command[3] == "report.dag.show%scores"
+    assert command[-1] == "--then-success"
 
 
 def test_nested_maps_with_the_same_iterate_as_are_refused(render: Renderer) -> None:
@@ -302,7 +319,7 @@ def test_nested_maps_with_the_same_iterate_as_are_refused(render: Renderer) -> N
         "start_at": "outer",
         "steps": {"outer": outer, "success": {"type": "success"}, "fail": {"type": "fail"}},
     }
-    with pytest.raises(PipelineValidationError, match=r"'outer'.*different iterate_as"):
+    with pytest.raises(PipelineValidationError, match=r"'outer'.*need different names"):
         render(graph)
 
 

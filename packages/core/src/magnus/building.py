@@ -25,6 +25,13 @@ from typing import Any, Protocol
 from magnus.composites import BUILT_IN_REDUCERS, MapNode, composite_steps
 from magnus.exceptions import MagnusError, PipelineValidationError
 from magnus.graph import Graph
+from magnus.jobs import (
+    DEFAULT_NAME,
+    default_job_name,
+    is_job_document,
+    job_error,
+    job_graph_definition,
+)
 from magnus.nodes import (
     COMPUTED_FIELDS,
     BaseNode,
@@ -321,7 +328,13 @@ def load_pipeline_file(path: str | Path, kinds: NodeKinds | KindsSource) -> Grap
 
 
 def _dag_of(document: Any, path: str) -> Any:
-    """The ``dag`` block of a pipeline file; ``PipelineValidationError`` if it has none."""
+    """The ``dag`` block of a pipeline file; ``PipelineValidationError`` if it has none.
+
+    A job file (``magnus.jobs``) gives its one-step graph's definition: wherever a pipeline
+    file is read (an orchestrator's containers, ``validate``, ``dag``), a job file is too.
+    """
+    if is_job_document(document):
+        return job_graph_definition(document, path, default_job_name(path))
     if not isinstance(document, dict) or "dag" not in document:
         raise PipelineValidationError(["the file must have a top-level 'dag' mapping"], path)
     unknown = sorted(set(document) - PIPELINE_KEYS, key=str)
@@ -331,6 +344,23 @@ def _dag_of(document: Any, path: str) -> Any:
             [f"unknown top-level key {names}: a pipeline file holds only 'dag'"], path
         )
     return document["dag"]
+
+
+def load_job_file(path: str | Path, kinds: NodeKinds | KindsSource) -> Graph:
+    """Build the one-step graph of a job file (``magnus.jobs``); a pipeline file is refused."""
+    document = read_yaml(path, "job file")
+    return build_job_graph(document, kinds, str(path), default_job_name(path))
+
+
+def build_job_graph(
+    document: Any, kinds: NodeKinds | KindsSource, source: str, default_name: str = DEFAULT_NAME
+) -> Graph:
+    """Build the one-step graph of a job (a job file's content); its problems in one line."""
+    definition = job_graph_definition(document, source, default_name)
+    try:
+        return build_graph(definition, kinds, source=source)
+    except PipelineValidationError as exc:
+        raise job_error(exc.problems, source, definition["start_at"]) from None
 
 
 @contextmanager
@@ -378,13 +408,14 @@ def _build_included(
 
 
 def _map_variable_problems(graph: Graph) -> list[str]:
-    """Nested maps must iterate as different names: the inner one would hide the outer one."""
+    """Nested maps and loops must add different map variables: the inner one would hide the
+    outer one."""
     return [
-        f"step {node.internal_name!r}: iterate_as {node.iterate_as!r} is already the "
-        f"iterate_as of the enclosing map {outer[node.iterate_as]!r}; nested maps need "
-        "different iterate_as names"
+        f"step {node.internal_name!r}: {node.branch_variable!r} is already the map variable of "
+        f"the enclosing step {outer[node.branch_variable]!r}; nested maps and loops need "
+        "different names (iterate_as, index_as)"
         for node, outer in composite_steps(graph)
-        if isinstance(node, MapNode) and node.iterate_as in outer
+        if node.branch_variable is not None and node.branch_variable in outer
     ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from magnus.catalog import DoNothingCatalog, FileSystemCatalog
 from magnus.composites import DagNode, MapNode, ParallelNode
+from magnus.control_flow import ConditionalNode, LoopNode
 from magnus.executors.base import BaseExecutor
 from magnus.executors.local import LocalExecutor
 from magnus.executors.mocked import MockedExecutor
@@ -56,7 +57,17 @@ def register_object_serializers() -> list[type]:
 
 @hookimpl
 def register_node_types() -> list[type]:
-    return [TaskNode, StubNode, SuccessNode, FailNode, ParallelNode, MapNode, DagNode]
+    return [
+        TaskNode,
+        StubNode,
+        SuccessNode,
+        FailNode,
+        ParallelNode,
+        MapNode,
+        DagNode,
+        ConditionalNode,
+        LoopNode,
+    ]
 
 
 @hookimpl

@@ -33,6 +33,7 @@ from typing import Any
 from magnus import parameters as params_mod
 from magnus.building import reducer_problems
 from magnus.composites import CompositeNode, MapNode
+from magnus.control_flow import ConditionalNode
 from magnus.exceptions import MagnusError
 from magnus.graph import Graph
 from magnus.nodes import BaseNode, ExecutableNode, RoutedNode, TaskNode
@@ -65,10 +66,12 @@ def check_commands(
     if imports:
         found.errors.extend(reducer_problems(graph))
     for node, scope in _steps(graph):
-        if isinstance(node, MapNode):
-            if node.iterate_on not in initial_parameters and not scope.set_before:
+        read = _read_by_fan_out(node)
+        if read is not None:
+            key, parameter = read
+            if parameter not in initial_parameters and not scope.set_before:
                 found.warnings.append(
-                    f"step {node.internal_name!r}: iterate_on {node.iterate_on!r} is not an "
+                    f"step {node.internal_name!r}: {key} {parameter!r} is not an "
                     "initial parameter and no step before it can set it"
                 )
             continue
@@ -86,6 +89,15 @@ def check_commands(
     return found
 
 
+def _read_by_fan_out(node: BaseNode) -> tuple[str, str] | None:
+    """The parameter a composite decides its branches by (``(key, name)``), if any."""
+    if isinstance(node, MapNode):
+        return "iterate_on", node.iterate_on
+    if isinstance(node, ConditionalNode):
+        return "parameter", node.parameter
+    return None
+
+
 # ------------------------------------------------------------------------------ walking
 
 
@@ -100,8 +112,8 @@ def _steps(graph: Graph) -> Iterator[tuple[BaseNode, _Scope]]:
             yield node, scope
             if isinstance(node, CompositeNode):
                 inner = scope
-                if isinstance(node, MapNode):
-                    inner = _Scope(scope.map_names | {node.iterate_as}, scope.set_before)
+                if node.branch_variable is not None:
+                    inner = _Scope(scope.map_names | {node.branch_variable}, scope.set_before)
                 stack.extend((branch, inner) for branch in node.branch_graphs())
 
 

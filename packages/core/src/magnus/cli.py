@@ -170,6 +170,68 @@ def execute(
         strict_cache=strict,
         reuse=reuse,
     )
+    _refuse_run_id_where_nothing_runs(run, run_id)
+    _run(run)
+
+
+def _refuse_run_id_where_nothing_runs(run: Any, run_id: str) -> None:
+    """``--run-id`` for an executor that renders the pipeline for an orchestrator is refused.
+
+    Nothing runs here: each run of the rendered workflow takes its id when it starts there, so
+    the id given here would be silently dropped.
+    """
+    from magnus.exceptions import ConfigurationError
+
+    if run_id and not run.executor.traverses:
+        raise ConfigurationError(
+            f"--run-id {run_id}: the {run.executor.service_name!r} executor does not run the "
+            "pipeline here, it renders it; give the run id where the run starts (the "
+            "orchestrator's run_id argument)"
+        )
+
+
+@cli.command(name="execute-job")
+@click.option(
+    "-f",
+    "--file",
+    "job_file",
+    default="job.yaml",
+    show_default=True,
+    help="The job definition (YAML): one task under a top-level 'job'.",
+)
+@config_option
+@click.option("-p", "--parameters-file", default="", help="Initial parameters (YAML).")
+@log_level_option
+@click.option("--tag", default="", help="A free-text tag recorded in the run log.")
+@click.option("--run-id", default="", help="Run id (default: generated, adjective-name-HHMM).")
+@reuse_option
+@_friendly_errors
+def execute_job(
+    job_file: str,
+    config_file: str | None,
+    parameters_file: str,
+    log_level: str,
+    tag: str,
+    run_id: str,
+    reuse: bool | None,
+) -> None:
+    """Run a single task without a pipeline; exit status 0 when it succeeds, 1 when it fails.
+
+    Its run log is a pipeline's: `magnus runs show`, `magnus retry` and the services work alike.
+    """
+    _setup_logging(log_level)
+    from magnus import config as config_mod
+    from magnus import entrypoints
+
+    run = entrypoints.prepare_job(
+        configuration_file=config_mod.configuration_file_for_cli(config_file),
+        job_file=job_file,
+        parameters_file=parameters_file,
+        run_id=run_id,
+        tag=tag,
+        reuse=reuse,
+    )
+    _refuse_run_id_where_nothing_runs(run, run_id)
     _run(run)
 
 
@@ -311,6 +373,10 @@ def _map_variable(text: str) -> dict[str, Any]:
         raise ConfigurationError(f"--map-variable is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise ConfigurationError("--map-variable must be a JSON object of name to value")
+    if os.environ.get(orchestration.MAP_INDICES_ENV, "") not in ("", "0"):
+        from magnus.orchestrated_batches import indices_of_items
+
+        return indices_of_items(value)  # an orchestrator's labelled items stand for indices
     return value
 
 
@@ -363,10 +429,25 @@ def _orchestrated_run(
     return run
 
 
+#: the options sparing an orchestrator pods (the callback contract: ``magnus.orchestration``)
+_then_success_option = click.option(
+    orchestration.THEN_SUCCESS_OPTION,
+    is_flag=True,
+    help="Once the step succeeded, also run the success step its next leads to.",
+)
+_batch_size_option = click.option(
+    orchestration.BATCH_SIZE_OPTION,
+    type=click.IntRange(min=0),
+    default=0,
+    help="A map's elements run this many per process (0: one per process).",
+)
+
+
 @click.command(hidden=True)
 @click.argument("run_id")
 @click.argument("step_name")
 @_orchestrated
+@_then_success_option
 @_friendly_errors
 def execute_single_node(
     run_id: str,
@@ -378,6 +459,7 @@ def execute_single_node(
     log_level: str,
     tag: str,
     reuse: bool | None,
+    then_success: bool,
 ) -> None:
     """Run one step of a run (STEP_NAME: internal name, spaces as %). Exit 1 if it fails."""
     _setup_logging(log_level)
@@ -386,6 +468,8 @@ def execute_single_node(
 
     run = _orchestrated_run(run_id, config_file, pipeline_file, parameters_file, tag, reuse)
     step_log = orchestrated.execute_single_node(run, step_name, _map_variable(map_variable))
+    if then_success:
+        orchestrated.run_success_after(run, step_name, step_log, _map_variable(map_variable))
     if step_log.status != SUCCESS:
         sys.exit(1)
 
@@ -394,6 +478,7 @@ def execute_single_node(
 @click.argument("run_id")
 @click.argument("branch_name")
 @_orchestrated
+@_batch_size_option
 @_friendly_errors
 def execute_single_branch(
     run_id: str,
@@ -405,14 +490,24 @@ def execute_single_branch(
     log_level: str,
     tag: str,
     reuse: bool | None,
+    batch_size: int,
 ) -> None:
-    """Run one branch of a composite step to its end. Exit 1 if the branch fails."""
+    """Run one branch of a composite step to its end. Exit 1 if the branch fails.
+
+    With --batch-size, the branch is a map's and its --map-variable index a batch number: each
+    element of that batch runs in turn (one that already succeeded is not run again); exit 1 if
+    any failed.
+    """
     _setup_logging(log_level)
-    from magnus import orchestrated
+    from magnus import orchestrated, orchestrated_batches
     from magnus.runlog.models import SUCCESS
 
     run = _orchestrated_run(run_id, config_file, pipeline_file, parameters_file, tag, reuse)
-    status = orchestrated.execute_single_branch(run, branch_name, _map_variable(map_variable))
+    variables = _map_variable(map_variable)
+    if batch_size:
+        status = orchestrated_batches.execute_map_batch(run, branch_name, batch_size, variables)
+    else:
+        status = orchestrated.execute_single_branch(run, branch_name, variables)
     if status != SUCCESS:
         sys.exit(1)
 
@@ -422,6 +517,13 @@ def execute_single_branch(
 @click.argument("step_name")
 @click.option("-m", "--mode", type=click.Choice(orchestration.FAN_MODES), required=True)
 @_orchestrated
+@_then_success_option
+@_batch_size_option
+@click.option(
+    orchestration.LABELLED_OPTION,
+    is_flag=True,
+    help="A map's fan-out writes each index with a label of its element (for a UI).",
+)
 @_friendly_errors
 def fan(
     run_id: str,
@@ -434,22 +536,110 @@ def fan(
     log_level: str,
     tag: str,
     reuse: bool | None,
+    then_success: bool,
+    batch_size: int,
+    labelled: bool,
 ) -> None:
     """Fan a composite step out (create its branch logs) or in (decide its status)."""
     _setup_logging(log_level)
-    from magnus import orchestrated
+    from magnus import orchestrated, orchestrated_batches
     from magnus.runlog.models import FAIL
 
     run = _orchestrated_run(run_id, config_file, pipeline_file, parameters_file, tag, reuse)
-    step_log = orchestrated.fan(run, step_name, mode, _map_variable(map_variable))
+    variables = _map_variable(map_variable)
+    if (batch_size or labelled) and mode == orchestration.FAN_OUT:
+        step_log = orchestrated_batches.fan_out_items(run, step_name, batch_size or 1, variables)
+    else:
+        step_log = orchestrated.fan(run, step_name, mode, variables)
+    if then_success and mode == orchestration.FAN_IN:
+        orchestrated.run_success_after(run, step_name, step_log, variables)
     if step_log.status == FAIL:
         sys.exit(1)
+
+
+@click.command(hidden=True)
+@click.argument("run_id")
+@click.argument("workflow_status")
+@click.option("--failures", default="", help="JSON list of the workflow's failed nodes.")
+@click.option("-f", "--file", "pipeline_file", default="", help="Pipeline file.")
+@config_option
+@click.option("-p", "--parameters-file", default="")
+@log_level_option
+@click.option("--tag", default="")
+@_friendly_errors
+def end_run(
+    run_id: str,
+    workflow_status: str,
+    failures: str,
+    pipeline_file: str,
+    config_file: str | None,
+    parameters_file: str,
+    log_level: str,
+    tag: str,
+) -> None:
+    """End a run once its workflow is over (WORKFLOW_STATUS: the workflow's phase).
+
+    Closes FAIL what is still open; a run still open ends FAIL with the reason and observers
+    hear after_run. Exits 0 unless the run log cannot be written.
+    """
+    _setup_logging(log_level)
+    from magnus import orchestrated_lifecycle
+
+    run = _orchestrated_run(run_id, config_file, pipeline_file, parameters_file, tag, None)
+    orchestrated_lifecycle.end_orchestrated_run(run, workflow_status, failures)
+
+
+@click.command(hidden=True)
+@click.argument("run_id")
+@click.argument("original_run_id")
+@click.option("-f", "--file", "pipeline_file", default="", help="Pipeline file.")
+@config_option
+@click.option("-p", "--parameters-file", default="")
+@log_level_option
+@click.option("--tag", default="")
+@click.option("--strict", is_flag=True, help="Run again steps whose fingerprint changed.")
+@reuse_option
+@_friendly_errors
+def start_rerun(
+    run_id: str,
+    original_run_id: str,
+    pipeline_file: str,
+    config_file: str | None,
+    parameters_file: str,
+    log_level: str,
+    tag: str,
+    strict: bool,
+    reuse: bool | None,
+) -> None:
+    """Start RUN_ID, a re-run of ORIGINAL_RUN_ID whose other steps an orchestrator runs.
+
+    Records reused the steps before the first one that runs again (they cost no pod).
+    """
+    _setup_logging(log_level)
+    from magnus import config as config_mod
+    from magnus import entrypoints, orchestrated_lifecycle
+    from magnus.console import REPORTER_NAME, ConsoleReporter
+
+    run = entrypoints.prepare_run(
+        configuration_file=config_mod.configuration_file_for_cli(config_file),
+        pipeline_file=pipeline_file,
+        parameters_file=parameters_file,
+        run_id=run_id,
+        tag=tag,
+        use_cached=original_run_id,
+        strict_cache=strict,
+        reuse=reuse,
+    )
+    run.plugins.register(ConsoleReporter(), REPORTER_NAME)
+    orchestrated_lifecycle.start_rerun(run)
 
 
 for _command, _name in (
     (execute_single_node, orchestration.EXECUTE_SINGLE_NODE),
     (execute_single_branch, orchestration.EXECUTE_SINGLE_BRANCH),
     (fan, orchestration.FAN),
+    (end_run, orchestration.END_RUN),
+    (start_rerun, orchestration.START_RERUN),
 ):
     for _alias in orchestration.command_names(_name):
         cli.add_command(_command, _alias)
@@ -496,7 +686,11 @@ def runs_show(run_id: str, config_file: str | None, as_json: bool, step_name: st
         return
     run_log = store.get_run_log_by_id(run_id, full=True)
     if as_json:
-        click.echo(json.dumps(run_log.to_json_dict(), indent=2))
+        from pydantic_core import to_json
+
+        # What json.dumps(indent=2) writes (text as UTF-8 rather than escaped), several times as
+        # fast: a run of 10,000 steps is 20,000 lines.
+        click.echo(to_json(run_log.to_json_dict(), indent=2, inf_nan_mode="constants"))
         return
     from magnus.reports import render_run_log
 

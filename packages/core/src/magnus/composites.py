@@ -22,7 +22,7 @@ executor runs it:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -51,6 +51,8 @@ class BranchRun:
     graph: Graph
     name: str
     map_variables: dict[str, Any] = field(default_factory=dict)
+    #: the parameters that chose this branch (a conditional's value), to be recorded
+    chosen_by: dict[str, Any] = field(default_factory=dict)
 
 
 class CompositeNode(RoutedNode):
@@ -59,6 +61,8 @@ class CompositeNode(RoutedNode):
     is_composite: ClassVar[bool] = True
     #: whether the branches to run depend on the parameters in scope (a map's list)
     reads_parameters: ClassVar[bool] = False
+    #: whether more branches may follow those fan-out started (a loop's iterations)
+    repeats: ClassVar[bool] = False
 
     # --------------------------------------------------------------- building
 
@@ -142,6 +146,49 @@ class CompositeNode(RoutedNode):
         """Every branch graph of the step, as defined (a map's one graph, not its runs)."""
         raise NotImplementedError
 
+    @property
+    def branch_variable(self) -> str | None:
+        """The name each branch run adds to the map variables (a map's ``iterate_as``), if any.
+
+        Such a composite's branch graph is named with the placeholder, which each run's value
+        replaces (:func:`magnus.internal_names.resolve`).
+        """
+        return None
+
+    def next_runs(
+        self,
+        step_log: StepLog,
+        last: BranchLog,
+        map_variables: dict[str, Any],
+        scope_in: Callable[[str], dict[str, Any]],
+    ) -> list[BranchRun] | str:
+        """After ``last`` (the latest branch run) ended: more branches to run, ``[]`` when done.
+
+        ``map_variables`` are the composite's own; ``scope_in(branch_name)`` reads the
+        parameters seen inside a branch. Only a loop runs more; a message says why the step
+        cannot go on.
+        """
+        return []
+
+    def carried_parameters(self, previous: BranchLog | None) -> dict[str, Any]:
+        """What a new branch log starts with, given the branch run before it (a loop's next
+        iteration starts with what the last one ended with)."""
+        return {}
+
+    def end_problem(
+        self,
+        step_log: StepLog,
+        branches: list[BranchLog],
+        scope_in: Callable[[str], dict[str, Any]],
+    ) -> str:
+        """Why the step fails although every branch succeeded ("" when it does not)."""
+        return ""
+
+    def recorded_decision(self, step_log: StepLog) -> dict[str, Any] | None:
+        """The parameters a recorded fan-out decided on, to decide the same way again when a
+        re-run reaches the step with nothing before it run again (a conditional's value)."""
+        return None
+
     def merge_parameters(self, branches: list[BranchLog], step_log: StepLog) -> dict[str, Any]:
         """What the composite contributes to the enclosing scope (all branches succeeded)."""
         merged: dict[str, Any] = {}
@@ -213,18 +260,14 @@ class ParallelNode(CompositeNode):
         return merged
 
 
-BUILT_IN_REDUCERS = ("list", "first", "last")
+class IteratingNode(CompositeNode):
+    """Runs its one branch graph several times, each run adding a map variable (a map's
+    element, a loop's iteration): the graph is named with the placeholder, which each run's
+    value replaces."""
 
+    #: what the branch is, said when it is missing
+    branch_role: ClassVar[str] = "the graph to run"
 
-class MapNode(CompositeNode):
-    """Runs its branch graph once per element of a list parameter."""
-
-    node_type: ClassVar[str] = "map"
-    reads_parameters: ClassVar[bool] = True
-
-    iterate_on: str
-    iterate_as: str
-    reducer: str = "list"
     branch: Any = None
 
     @classmethod
@@ -238,16 +281,48 @@ class MapNode(CompositeNode):
     ) -> dict[str, Any]:
         raw = definition.pop("branch", None)
         if raw is None:
-            problems.append("a map step needs 'branch': the graph to run for each element")
+            problems.append(f"a {cls.node_type} step needs 'branch': {cls.branch_role}")
             return {}
+        graph = builder.branch(raw, f"{internal_name}.{MAP_PLACEHOLDER}", problems, from_dump)
+        return {"branch": graph} if graph is not None else {}
+
+    def branch_graph(self, key: str) -> Graph:
+        return self.branch
+
+    def branch_graphs(self) -> list[Graph]:
+        return [self.branch]
+
+
+BUILT_IN_REDUCERS = ("list", "first", "last")
+
+
+class MapNode(IteratingNode):
+    """Runs its branch graph once per element of a list parameter."""
+
+    node_type: ClassVar[str] = "map"
+    reads_parameters: ClassVar[bool] = True
+    branch_role: ClassVar[str] = "the graph to run for each element"
+
+    iterate_on: str
+    iterate_as: str
+    reducer: str = "list"
+
+    @classmethod
+    def _branches_from(
+        cls,
+        definition: dict[str, Any],
+        internal_name: str,
+        builder: GraphBuilder,
+        problems: list[str],
+        from_dump: bool,
+    ) -> dict[str, Any]:
         reducer = definition.get("reducer", "list")
         if reducer not in BUILT_IN_REDUCERS and "." not in str(reducer):
             problems.append(
                 f"reducer {reducer!r} is neither one of {', '.join(BUILT_IN_REDUCERS)} "
                 "nor a package.module.function"
             )
-        graph = builder.branch(raw, f"{internal_name}.{MAP_PLACEHOLDER}", problems, from_dump)
-        return {"branch": graph} if graph is not None else {}
+        return super()._branches_from(definition, internal_name, builder, problems, from_dump)
 
     def definition(self) -> dict[str, Any]:
         return {
@@ -258,11 +333,9 @@ class MapNode(CompositeNode):
             "branch": self.branch.dump(),
         }
 
-    def branch_graph(self, key: str) -> Graph:
-        return self.branch
-
-    def branch_graphs(self) -> list[Graph]:
-        return [self.branch]
+    @property
+    def branch_variable(self) -> str | None:
+        return self.iterate_as
 
     def branch_runs(
         self, parameters: dict[str, Any], map_variables: dict[str, Any]
@@ -385,7 +458,8 @@ class DagNode(CompositeNode):
 
 
 def composite_steps(graph: Graph) -> Iterator[tuple[CompositeNode, dict[str, str]]]:
-    """Every composite step at any depth, with the maps around it (``iterate_as`` -> map name)."""
+    """Every composite step at any depth, with the maps and loops around it (the name each
+    adds to the map variables -> the step's internal name)."""
     stack: list[tuple[Graph, dict[str, str]]] = [(graph, {})]
     while stack:
         current, outer = stack.pop()
@@ -393,20 +467,25 @@ def composite_steps(graph: Graph) -> Iterator[tuple[CompositeNode, dict[str, str
             if not isinstance(node, CompositeNode):
                 continue
             yield node, outer
-            inner = (
-                {**outer, node.iterate_as: node.internal_name}
-                if isinstance(node, MapNode)
-                else outer
-            )
+            variable = node.branch_variable
+            inner = {**outer, variable: node.internal_name} if variable is not None else outer
             stack.extend((branch, inner) for branch in node.branch_graphs() if branch is not None)
 
 
 def enclosing_maps(graph: Graph, internal_name: str) -> list[MapNode]:
     """The map steps around a step, outermost first."""
+    return [
+        node for node in enclosing_iterations(graph, internal_name) if isinstance(node, MapNode)
+    ]
+
+
+def enclosing_iterations(graph: Graph, internal_name: str) -> list[CompositeNode]:
+    """The composites around a step whose runs add a map variable (maps, loops), outermost
+    first: one per placeholder in the step's internal name."""
     parts = internal_name.split(".")
-    found: list[MapNode] = []
+    found: list[CompositeNode] = []
     for end in range(1, len(parts) - 1, 2):
         _, node = find_node(graph, ".".join(parts[:end]))
-        if isinstance(node, MapNode):
+        if isinstance(node, CompositeNode) and node.branch_variable is not None:
             found.append(node)
     return found

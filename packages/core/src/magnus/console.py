@@ -44,6 +44,8 @@ def _console(stderr: bool = False) -> Any:
 _STYLES = {"dim": "2", "green": "32", "red": "31", "cyan": "36"}
 #: Stand-ins for the symbols on a terminal whose encoding lacks them.
 _PLAIN_SYMBOLS = {"▶": ">", "✔": "+", "✘": "x", "↷": "~"}
+#: what a composite's progress counts, by kind (others: branches)
+_UNITS = {"map": "elements", "loop": "iterations", "conditional": "branch"}
 
 
 def _wants_colour(stream: Any) -> bool:
@@ -221,16 +223,19 @@ class ConsoleReporter:
         name = step_log.internal_name
         if not self._counted(name):
             return  # inside a branch: its top-level composite's progress covers it
-        unit = "elements" if node.node_type == "map" else "branches"
+        unit = _UNITS.get(node.node_type, "branches")
+        # a loop's iterations are known as they go: it shows how many it may run
+        repeats = bool(getattr(node, "repeats", False))
+        total = int(getattr(node, "max_iterations", branches)) if repeats else branches
         self._print(
             ("dim", self._number(name)),
             ("dim", "▶"),
             ("", f" {name}"),
-            ("dim", f" {branches} {unit}"),
+            ("dim", f" {'up to ' if repeats else ''}{total} {unit}"),
         )
         self._composite_start = time.monotonic()
         if branches:
-            self._progress = Progress(name, branches, unit, self._write, _live(sys.stdout))
+            self._progress = Progress(name, total, unit, self._write, _live(sys.stdout))
             self._progress.start()
 
     @hookimpl

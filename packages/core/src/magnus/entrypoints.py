@@ -17,7 +17,7 @@ from typing import Any
 
 from magnus import config as config_mod
 from magnus import identity
-from magnus.building import graph_from_dump, load_pipeline_file
+from magnus.building import graph_from_dump, load_job_file, load_pipeline_file
 from magnus.context import RunContext, current_run
 from magnus.exceptions import (
     ConfigurationError,
@@ -29,6 +29,7 @@ from magnus.executors.ending import end_run
 from magnus.graph import Graph, dag_hash
 from magnus.integration import Problem, collect_problems, enforce
 from magnus.interrupts import signals_deferred, stoppable
+from magnus.jobs import JOB_PLAN, execution_plan_of
 from magnus.owner import current_owner
 from magnus.parameters import initial_parameters
 from magnus.plugins import MagnusPlugins, get_plugins
@@ -75,8 +76,13 @@ class PreparedRun:
 def prepared_run(
     services: dict[str, Any], plugins: MagnusPlugins, run_id: str, graph: Graph, **state: Any
 ) -> PreparedRun:
-    """The one place a run's context is made, from its services, plugins, graph and state."""
+    """The one place a run's context is made, from its services, plugins, graph and state.
+
+    Unless the state says, the execution plan is the file's: a job file's run is ``unchained``.
+    """
     executor = services["executor"]
+    if not state.get("execution_plan"):
+        state["execution_plan"] = execution_plan_of(state.get("pipeline_file", ""), graph)
     context = RunContext(
         run_log_store=services["run_log_store"],
         catalog=services["catalog"],
@@ -103,7 +109,7 @@ def prepare_run(
     parameters_file: str = "",
     run_id: str = "",
     tag: str = "",
-    execution_plan: str = "chained",
+    execution_plan: str = "",
     use_cached: str = "",
     strict_cache: bool = False,
     reuse: bool | None = None,
@@ -111,7 +117,8 @@ def prepare_run(
     """Everything a run needs, checked: services, graph, run id. Nothing is written yet.
 
     ``use_cached`` names a run to re-run: steps that succeeded there are reused. ``reuse``
-    turns on reuse by fingerprint (``None``: as the configuration says).
+    turns on reuse by fingerprint (``None``: as the configuration says). ``execution_plan``:
+    ``unchained`` for a job (default: the file's, or the re-run original's).
     """
     plugins = get_plugins()
     services = build_services(configuration_file, plugins)
@@ -130,6 +137,7 @@ def prepare_run(
         graph = original.graph or graph_from_dump(run_config.get("dag") or {}, plugins)
         pipeline_file = run_config.get("pipeline_file", "")
         tag = tag or original.run_log.tag
+        execution_plan = execution_plan or run_config.get("execution_plan", "")
     elif graph is None:
         graph = load_pipeline_file(pipeline_file, plugins)
     return prepared_run(
@@ -147,6 +155,33 @@ def prepare_run(
         original=original,
         strict_cache=strict_cache,
         reuse=config_mod.resolve_reuse(configuration_file) if reuse is None else reuse,
+    )
+
+
+def prepare_job(
+    *,
+    configuration_file: str | None = None,
+    job_file: str = "",
+    graph: Graph | None = None,
+    parameters_file: str = "",
+    run_id: str = "",
+    tag: str = "",
+    reuse: bool | None = None,
+) -> PreparedRun:
+    """A job (``magnus.jobs``): its one-step graph, from ``job_file`` unless given, prepared to
+    run as a pipeline is, its run recorded as ``unchained``.
+    """
+    if graph is None:
+        graph = load_job_file(job_file, get_plugins())
+    return prepare_run(
+        configuration_file=configuration_file,
+        pipeline_file=job_file,
+        graph=graph,
+        parameters_file=parameters_file,
+        run_id=run_id,
+        tag=tag,
+        execution_plan=JOB_PLAN,
+        reuse=reuse,
     )
 
 

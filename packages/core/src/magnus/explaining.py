@@ -50,6 +50,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from magnus.control_flow import dumped_branch
 from magnus.exceptions import (
     BranchLogNotFoundError,
     RunLogNotFoundError,
@@ -68,7 +69,7 @@ RAN, REUSED, FAILED, UNKNOWN = "ran", "reused", "failed", "unknown"
 CHANGED, ADDED, REMOVED = "changed", "added", "removed"
 
 #: step logs that are not leaves: composites and the ends of a graph
-_NOT_LEAVES = frozenset({"parallel", "map", "dag", "success", "fail"})
+_NOT_LEAVES = frozenset({"parallel", "map", "dag", "conditional", "loop", "success", "fail"})
 #: keys of a dumped node that name it rather than define it
 _NAMING_FIELDS = frozenset({"name", "internal_name", "internal_branch_name", "is_composite"})
 #: definition keys a code difference already names
@@ -190,7 +191,7 @@ def render_text(explanations: list[Explanation]) -> str:
 def node_dump(dag: Mapping[str, Any] | None, internal_name: str) -> Mapping[str, Any] | None:
     """The dumped node of step ``internal_name`` in a ``run_config.dag``, or ``None``.
 
-    Even segments of the name select steps, odd ones a parallel branch (a map's or a dag's one
+    Even segments of the name select steps, odd ones a branch (a map's, loop's or dag's one
     branch matches whatever the segment says).
     """
     current: Any = dag
@@ -202,10 +203,7 @@ def node_dump(dag: Mapping[str, Any] | None, internal_name: str) -> Mapping[str,
             return None
         if index + 1 == len(parts):
             return node
-        branches = node.get("branches")
-        current = (
-            branches.get(parts[index + 1]) if isinstance(branches, Mapping) else node.get("branch")
-        )
+        current = dumped_branch(node, parts[index + 1])
     return None
 
 

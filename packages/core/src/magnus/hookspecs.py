@@ -179,7 +179,9 @@ class ObserverSpecs:
         the run has then been ended FAIL, what it had open closed FAIL, and ``run_log.message``
         says why (``interrupted by SIGINT``, ``magnus stopped: ...``). Only if even that could not
         be written (a broken run-log store) is the status still PROCESSING. In an orchestrated run
-        it is called by the process that runs the pipeline's own success or fail step.
+        it is called by the process that runs the pipeline's own success or fail step or, for a
+        run the workflow left open (stopped, past its deadline, a pod lost), by its exit handler
+        (``magnus.orchestrated.end_orchestrated_run``): once per run.
 
         Args:
             run_log: the complete run log, status SUCCESS or FAIL (PROCESSING if it could not

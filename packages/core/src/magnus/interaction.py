@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from magnus.context import current_run, require_run
 from magnus.exceptions import ParameterError, TaskError
 from magnus.executors import step_calls
 from magnus.runlog.models import RunLog
-from magnus.tasks import kernel_channel
+from magnus.tasks import LOOP_ITERATION_ENV, kernel_channel
 
 
 def _in_kernel() -> bool:
@@ -65,6 +66,12 @@ def set_parameter(**kwargs: Any) -> None:
 def get_run_id() -> str:
     """The current run's id."""
     return _call(step_calls.run_id)
+
+
+def get_loop_iteration() -> int | None:
+    """The iteration (from 0) of the innermost loop step around this step; ``None`` outside one."""
+    value = os.environ.get(LOOP_ITERATION_ENV, "")
+    return int(value) if value.isdigit() else None
 
 
 def get_tag() -> str:

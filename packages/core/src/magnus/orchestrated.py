@@ -19,7 +19,7 @@ from typing import Any
 
 from magnus import config as config_mod
 from magnus.building import graph_from_dump, load_pipeline_file
-from magnus.composites import CompositeNode, enclosing_maps
+from magnus.composites import CompositeNode, MapNode, enclosing_iterations
 from magnus.context import RunContext, current_run
 from magnus.entrypoints import (
     PreparedRun,
@@ -35,20 +35,21 @@ from magnus.entrypoints import (
 from magnus.exceptions import MagnusError, RunLogNotFoundError
 from magnus.executors import rerun
 from magnus.executors.ending import end_scope
-from magnus.executors.fanning import fan_in, fan_out
+from magnus.executors.fanning import fan_in, fan_next, fan_out
 from magnus.graph import find_branch, find_node
 from magnus.internal_names import from_command_line, resolve
 from magnus.interrupts import stoppable
 from magnus.orchestration import (
     ATTEMPT_ENV,
     FAN_MODES,
+    FAN_NEXT,
     FAN_OUT,
     MAP_INDICES_ENV,
     MAP_INDICES_FILE_ENV,
 )
 from magnus.plugins import get_plugins
 from magnus.run_ids import validate_run_id
-from magnus.runlog.models import FAIL, BranchLog, StepLog
+from magnus.runlog.models import FAIL, SUCCESS, BranchLog, StepLog
 from magnus.secrets import mask_secrets_served_in_run
 
 logger = logging.getLogger(__name__)
@@ -121,12 +122,18 @@ def resolve_map_indices(
     if not map_variables or os.environ.get(MAP_INDICES_ENV, "") in ("", "0"):
         return dict(map_variables or {})
     assert context.dag is not None
-    maps = enclosing_maps(context.dag, internal_name + ".x")  # the name's own maps included
+    # the name's own maps and loops included
+    around = enclosing_iterations(context.dag, internal_name + ".x")
     values: dict[str, Any] = {}
-    for node in maps:
-        if node.iterate_as not in map_variables:
-            raise MagnusError(f"--map-variable has no index for map {node.internal_name!r}")
-        index = map_variables[node.iterate_as]
+    for node in around:
+        variable = node.branch_variable
+        assert variable is not None
+        if variable not in map_variables:
+            raise MagnusError(f"--map-variable has no value for step {node.internal_name!r}")
+        index = map_variables[variable]
+        if not isinstance(node, MapNode):
+            values[variable] = index  # a loop's iteration is its own value
+            continue
         step_name = resolve(node.internal_name, values)
         step_log = context.run_log_store.get_step_log(step_name, context.run_id, full=False)
         elements = step_log.map_values
@@ -154,7 +161,7 @@ def _run_fail_step_after(
     return following
 
 
-def _notify_if_run_ended(context: RunContext, graph: Any, terminal: Any) -> None:
+def notify_if_run_ended(context: RunContext, graph: Any, terminal: Any) -> None:
     """``after_run`` once an orchestrated run's own success or fail step (``terminal``) has run.
 
     An orchestrator runs the pipeline's last step in a container of its own; that is where the
@@ -166,7 +173,7 @@ def _notify_if_run_ended(context: RunContext, graph: Any, terminal: Any) -> None
 
 
 @contextlib.contextmanager
-def _ending(context: RunContext, *, branch: str = "", step: str = "") -> Iterator[None]:
+def ending(context: RunContext, *, branch: str = "", step: str = "") -> Iterator[None]:
     """Around the part of a run one process runs: if it stops, what it had open ends FAIL.
 
     A signal (an orchestrator stopping the pod, the parent of parallel branches stopping its
@@ -184,7 +191,7 @@ def _ending(context: RunContext, *, branch: str = "", step: str = "") -> Iterato
         logger.debug("Where magnus failed", exc_info=error)
 
 
-def _enter(run: PreparedRun) -> Any:
+def enter_run(run: PreparedRun) -> Any:
     """Set up this process for running steps of ``context``'s run; returns the reset token.
 
     The process that starts the run (an orchestrator's first container) also tells observers
@@ -223,14 +230,14 @@ def execute_single_node(
     context = run.context
     assert context.dag is not None
     graph, node = find_node(context.dag, from_command_line(step_name))
-    token = _enter(run)
+    token = enter_run(run)
     try:
         map_variables = resolve_map_indices(context, node.internal_name, map_variables)
         name = resolve(node.internal_name, map_variables)
         step_log: StepLog | None = None
-        with _ending(context, step=name):
+        with ending(context, step=name):
             step_log = run.executor.execute_from_graph(context, node, map_variables)
-        if step_log is None:  # magnus failed in the step, which _ending recorded
+        if step_log is None:  # magnus failed in the step, which ending() recorded
             step_log = context.run_log_store.get_step_log(name, context.run_id, full=False)
         attempt = int(os.environ.get(ATTEMPT_ENV, "1") or 1)
         # The orchestrator retries a failed attempt; only the last one routes to failure.
@@ -238,7 +245,7 @@ def execute_single_node(
         terminal = node if node.is_terminal else None
         if step_log.status == FAIL and not node.is_terminal and last_attempt:
             terminal = _run_fail_step_after(run, graph, node, map_variables)
-        _notify_if_run_ended(context, graph, terminal)
+        notify_if_run_ended(context, graph, terminal)
     finally:
         current_run.reset(token)
     return step_log
@@ -251,10 +258,10 @@ def execute_single_branch(
     context = run.context
     assert context.dag is not None
     graph = find_branch(context.dag, from_command_line(branch_name))
-    token = _enter(run)
+    token = enter_run(run)
     try:
         map_variables = resolve_map_indices(context, graph.internal_branch_name, map_variables)
-        with _ending(context, branch=resolve(graph.internal_branch_name, map_variables)):
+        with ending(context, branch=resolve(graph.internal_branch_name, map_variables)):
             run.executor.execute_graph(context, graph, map_variables)
     finally:
         current_run.reset(token)
@@ -275,9 +282,9 @@ def fan(
     if not isinstance(node, CompositeNode):
         raise MagnusError(f"Step {node.internal_name!r} is a {node.node_type}, not a composite")
     if mode not in FAN_MODES:
-        raise MagnusError(f"fan mode must be 'in' or 'out', not {mode!r}")
+        raise MagnusError(f"fan mode must be one of {', '.join(FAN_MODES)}, not {mode!r}")
     store = context.run_log_store
-    token = _enter(run)
+    token = enter_run(run)
     try:
         # A map's own elements are not in its --map-variable: only its enclosing maps' are.
         map_variables = resolve_map_indices(context, node.internal_name, map_variables)
@@ -285,22 +292,77 @@ def fan(
             step_log = run.executor.create_step_log(context, node, map_variables)
             store.add_step_log(step_log, context.run_id)
             runs: list[Any] = []
-            with _ending(context, step=step_log.internal_name):
+            with ending(context, step=step_log.internal_name):
                 runs = fan_out(context, node, map_variables)
-            indices_file = os.environ.get(MAP_INDICES_FILE_ENV)
-            if indices_file:
-                Path(indices_file).write_text(json.dumps(list(range(len(runs)))))
+            _write_fan_output(node, runs)
             return store.get_step_log(
                 resolve(node.internal_name, map_variables), context.run_id, full=False
             )
+        if mode == FAN_NEXT:
+            name = resolve(node.internal_name, map_variables)
+            runs = []
+            with ending(context, step=name):
+                step_log = store.get_step_log(name, context.run_id, full=False)
+                expected = node.expected_branch_names(step_log, map_variables)
+                if isinstance(expected, list) and expected:
+                    runs = fan_next(context, node, map_variables, expected[-1])
+            _write_fan_output(node, runs)
+            return store.get_step_log(name, context.run_id, full=False)
         name = resolve(node.internal_name, map_variables)
         fanned_in: StepLog | None = None
-        with _ending(context, step=name):
+        with ending(context, step=name):
             fanned_in = fan_in(context, node, map_variables)
         step_log = fanned_in or store.get_step_log(name, context.run_id, full=False)
         if step_log.status == FAIL:
             fail_step = _run_fail_step_after(run, graph, node, map_variables)
-            _notify_if_run_ended(context, graph, fail_step)
+            notify_if_run_ended(context, graph, fail_step)
         return step_log
     finally:
         current_run.reset(token)
+
+
+def _write_fan_output(node: CompositeNode, runs: list[Any]) -> None:
+    """Tell the orchestrator what to run next, in the file it names (``MAP_INDICES_FILE_ENV``).
+
+    A map: the JSON list of its element indices. Any other composite: the key (the last segment
+    of the branch name) of the one branch to run -- a conditional's choice, a loop's iteration
+    -- or ``""`` when there is none (fan-out failed, a loop is done).
+    """
+    output_file = os.environ.get(MAP_INDICES_FILE_ENV)
+    if not output_file:
+        return
+    if isinstance(node, MapNode):
+        text = json.dumps(list(range(len(runs))))
+    else:
+        text = runs[0].name.rsplit(".", 1)[-1] if len(runs) == 1 else ""
+    Path(output_file).write_text(text)
+
+
+def run_success_after(
+    run: PreparedRun, step_name: str, step_log: StepLog, map_variables: dict[str, Any] | None
+) -> StepLog | None:
+    """After ``step_name`` succeeded, run the success step its ``next`` leads to, if it does.
+
+    That records what the success step's own process would (its step log, the branch or the run
+    ending SUCCESS, observers' ``after_run`` for the pipeline's own). Returns its step log, or
+    ``None`` when nothing ran: the step did not succeed, or leads elsewhere.
+    """
+    context = run.context
+    assert context.dag is not None
+    graph, node = find_node(context.dag, from_command_line(step_name))
+    if step_log.status != SUCCESS or node.is_terminal:
+        return None
+    following = graph.next_after(node, failed=False)
+    if following.node_type != "success":
+        return None
+    token = enter_run(run)
+    try:
+        values = resolve_map_indices(context, node.internal_name, map_variables)
+        name = resolve(following.internal_name, values)
+        ran: StepLog | None = None
+        with ending(context, step=name):
+            ran = run.executor.execute_from_graph(context, following, values)
+        notify_if_run_ended(context, graph, following)
+    finally:
+        current_run.reset(token)
+    return ran or context.run_log_store.get_step_log(name, context.run_id, full=False)

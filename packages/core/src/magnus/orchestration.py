@@ -20,19 +20,39 @@ EXECUTE_SINGLE_NODE = "execute_single_node"
 EXECUTE_SINGLE_BRANCH = "execute_single_branch"
 #: fan a composite step out (create its branch logs) or in (decide its status)
 FAN = "fan"
+#: end a run once the orchestrator's workflow is over (an exit handler): ``end_run <run id>
+#: <workflow status> [--failures <JSON>]``; closes what is open, ends an open run FAIL
+END_RUN = "end_run"
+#: start a re-run of an original for an orchestrator: ``start_rerun <run id> <original run
+#: id>``; records reused the steps before the first one that runs again
+START_RERUN = "start_rerun"
 #: every command an orchestrator calls, under its canonical name
-COMMANDS = (EXECUTE_SINGLE_NODE, EXECUTE_SINGLE_BRANCH, FAN)
+COMMANDS = (EXECUTE_SINGLE_NODE, EXECUTE_SINGLE_BRANCH, FAN, END_RUN, START_RERUN)
 
 #: ``fan --mode out``: create the composite's step log and its branch logs
 FAN_OUT = "out"
 #: ``fan --mode in``: decide the composite's status from its branches
 FAN_IN = "in"
-FAN_MODES = (FAN_IN, FAN_OUT)
+#: ``fan --mode next``: after a branch ended, start the next one (a loop's next iteration);
+#: the output file gets its key, or ``""`` when the composite is done
+FAN_NEXT = "next"
+FAN_MODES = (FAN_IN, FAN_OUT, FAN_NEXT)
+
+#: on ``execute_single_node`` and ``fan --mode in``: once the step succeeded, run the success
+#: step its ``next`` leads to in the same process (an orchestrator spares that step's pod)
+THEN_SUCCESS_OPTION = "--then-success"
+#: on a map's ``fan --mode out``: write batch numbers, not element indices; on
+#: ``execute_single_branch``: the map's own index is a batch number, whose elements run in turn
+BATCH_SIZE_OPTION = "--batch-size"
+#: on a map's ``fan --mode out``: write each index with a label of its element (or batch), for
+#: an orchestrator's UI to show: ``{"element": "amber", "index": 0}``
+LABELLED_OPTION = "--labelled"
 
 #: set (to anything but ``""`` or ``0``) when ``--map-variable`` holds each enclosing map's
 #: element *index*: magnus reads the element from that map's ``map_values`` in the run log
 MAP_INDICES_ENV = "MAGNUS_MAP_INDICES"
-#: set on a map's fan-out: the file it writes the JSON list of its element indices to
+#: set on a composite's fan-out (and a loop's ``next``): the file it writes what to run to --
+#: a map's JSON list of element indices, or the key of the one branch to run ("" for none)
 MAP_INDICES_FILE_ENV = "MAGNUS_MAP_INDICES_FILE"
 #: set by an orchestrator that retries a step itself: the number (from 1) of this attempt,
 #: the only one the container makes

@@ -2,9 +2,9 @@
 
 Everything here reads a graph's dump (``Graph.dump()``, the shape ``run_config.dag`` records):
 steps by name with their ``type``, ``next``, ``on_failure`` and, for composites, ``branches``
-(parallel) or ``branch`` (map, dag). A picture is plain data, ready for JSON: the HTML page
-(``magnus.report_html``) turns its layers into coordinates in the browser, where composite
-steps can be opened and closed.
+(parallel, conditional: with its ``default``) or ``branch`` (map, loop, dag). A picture is plain
+data, ready for JSON: the HTML page (``magnus.report_html``) turns its layers into coordinates
+in the browser, where composite steps can be opened and closed.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from magnus.control_flow import dumped_branches
 from magnus.internal_names import MAP_PLACEHOLDER
 
 NEXT = "next"
@@ -82,19 +83,22 @@ def _layers(start_at: str, steps: dict[str, dict[str, Any]]) -> dict[str, int]:
     return {name: layer.get(name, last) for name in steps}
 
 
-def _branches(step: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    if isinstance(step.get("branches"), dict):
-        return [(str(key), branch) for key, branch in step["branches"].items()]
-    if isinstance(step.get("branch"), dict):
-        label = f"each {step['iterate_as']}" if step.get("type") == "map" else "dag"
-        return [(label, step["branch"])]
-    return []
+def _branches(step: dict[str, Any]) -> list[tuple[str, Any]]:
+    labels = {"map": f"each {step.get('iterate_as')}", "loop": "each iteration"}
+    return [
+        (key or labels.get(str(step.get("type")), "dag"), branch)
+        for key, branch in dumped_branches(step)
+    ]
 
 
 def _detail(step: dict[str, Any]) -> str:
     """One line under the step's name: its command, or what a map iterates on."""
     if step.get("type") == "map":
         return f"over {step.get('iterate_on')} as {step.get('iterate_as')}"
+    if step.get("type") == "conditional":
+        return f"by {step.get('parameter')}"
+    if step.get("type") == "loop":
+        return f"until {step.get('break_on')}, at most {step.get('max_iterations')} times"
     if step.get("type") == "dag" and step.get("dag_definition"):
         return str(step["dag_definition"])
     if step.get("command"):

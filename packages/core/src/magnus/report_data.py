@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from magnus.console import execution_log_location
+from magnus.control_flow import dumped_branch
 from magnus.exceptions import RunLogNotFoundError
 from magnus.pictures import picture_of
 from magnus.reports import duration_of, status_of, steps_with_elements
@@ -181,10 +182,7 @@ class _Walk:
             self.map_summary(step_log, template)
         for branch_name, branch in step_log.branches.items():
             key = branch_name[len(step_log.internal_name) + 1 :]
-            if isinstance(node.get("branches"), dict):
-                graph = node["branches"].get(key) or {}
-            else:
-                graph = node.get("branch") or {}
+            graph = dict(dumped_branch(node, key) or {})
             self.steps(branch.steps, graph, in_map or is_map)
 
     def detail(self, step_log: StepLog, template: str) -> dict[str, Any]:

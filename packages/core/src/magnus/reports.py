@@ -88,6 +88,13 @@ def _add_step(tree: Any, step: StepLog) -> None:
     )
     if step.message:
         node.add(f"[red]{escape(step.message)}[/red]")
+    if step.chosen_branch is not None:
+        node.add(
+            f"[dim]chose[/dim] {escape(step.chosen_branch)} [dim]by value[/dim] "
+            f"{escape(_short(step.condition_value))}"
+        )
+    if step.iterations is not None:
+        node.add(f"[dim]iterations[/dim] {step.iterations}")
     for attempt in step.attempts:
         times = _attempt_times(attempt.start_time, attempt.end_time)
         line = f"attempt {attempt.attempt_number} {_status(attempt.status)} {times}"

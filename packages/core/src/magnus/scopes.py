@@ -12,13 +12,18 @@ from __future__ import annotations
 from typing import Any
 
 from magnus.internal_names import enclosing_branches
+from magnus.parameters.sharing import mark_shared
 from magnus.runlog.base import BaseRunLogStore
 from magnus.runlog.models import BranchLog
 
 
 def read_parameters(store: BaseRunLogStore, run_id: str, resolved_name: str) -> dict[str, Any]:
-    """The parameters a step (or a composite) at ``resolved_name`` sees."""
-    parameters = store.get_parameters(run_id)
+    """The parameters a step (or a composite) at ``resolved_name`` sees.
+
+    The values are shared (:mod:`magnus.parameters.sharing`): never change one in place.
+    """
+    parameters = store.read_parameters_shared(run_id)
+    mark_shared(parameters)
     for branch_name in enclosing_branches(resolved_name):
         branch = store.get_branch_log(branch_name, run_id, full=False)
         if isinstance(branch, BranchLog):

@@ -13,13 +13,16 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from magnus.exceptions import ConfigurationError
 from magnus.nodes import CatalogSettings
 from magnus.runlog.models import RunLog
+
+if TYPE_CHECKING:
+    from magnus.entrypoints import PreparedRun
 
 logger = logging.getLogger(__name__)
 
@@ -326,6 +329,64 @@ class Map(_Composite):
         return {**fields, **super()._fields()}
 
 
+class Conditional(_Composite):
+    """Runs the one branch (a :class:`Pipeline`) named by the value of ``parameter``.
+
+    ``default`` runs when the value names none of ``branches``; without it, the step fails.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+    parameter: str
+    branches: dict[str, Any]
+    default: Any = None
+
+    def _node_type(self) -> str:
+        return "conditional"
+
+    def _fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "parameter": self.parameter,
+            "branches": {key: branch.definition() for key, branch in self.branches.items()},
+        }
+        if self.default is not None:
+            fields["default"] = self.default.definition()
+        return {**fields, **super()._fields()}
+
+
+class Loop(_Composite):
+    """Runs ``branch`` (a :class:`Pipeline`) until the boolean parameter ``break_on`` is true.
+
+    After ``max_iterations`` iterations the step fails, or succeeds with
+    ``on_exhausted="succeed"``. The iteration number (from 0) reaches the branch's steps as the
+    map variable ``index_as`` (an argument of that name), ``MAGNUS_LOOP_ITERATION`` and
+    :func:`magnus.get_loop_iteration`.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+    branch: Any
+    break_on: str
+    max_iterations: int
+    on_exhausted: str = "fail"
+    index_as: str = "loop_iteration"
+
+    def _node_type(self) -> str:
+        return "loop"
+
+    def _fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "branch": self.branch.definition(),
+            "break_on": self.break_on,
+            "max_iterations": self.max_iterations,
+        }
+        if self.on_exhausted != "fail":
+            fields["on_exhausted"] = self.on_exhausted
+        if self.index_as != "loop_iteration":
+            fields["index_as"] = self.index_as
+        return {**fields, **super()._fields()}
+
+
 class Dag(_Composite):
     """Runs the pipeline of another YAML file (``dag_definition``) as a step."""
 
@@ -405,25 +466,16 @@ class Pipeline(BaseModel):
         ``reuse``: reuse the result of an earlier run of a step with the same fingerprint
         (``None``: as the configuration says; a step's own ``cache`` decides for it).
         """
-        definition_file = os.environ.get(DEFINITION_FILE_VARIABLE)
-        if definition_file:
-            # `magnus dag -f script.py` wants the picture of the pipeline, not a run: write the
-            # definition and stop the script here, before anything after execute() runs.
-            import yaml
-
-            Path(definition_file).write_text(
-                yaml.safe_dump({"dag": self.definition()}, sort_keys=False)
-            )
-            raise SystemExit(0)
+        document = {"dag": self.definition()}
+        _stop_for_picture(document)
         from magnus import config as config_mod
         from magnus import entrypoints
         from magnus.building import build_graph
-        from magnus.console import run_with_reporter
         from magnus.plugins import get_plugins
 
         logging.getLogger("magnus").setLevel(log_level.upper())
         plugins = get_plugins()
-        graph = build_graph(self.definition(), plugins, source="the SDK pipeline")
+        graph = build_graph(document["dag"], plugins, source="the SDK pipeline")
         run = entrypoints.prepare_run(
             configuration_file=config_mod.configuration_file_for_sdk(configuration_file),
             graph=graph,
@@ -433,16 +485,108 @@ class Pipeline(BaseModel):
             use_cached=use_cached,
             reuse=reuse,
         )
-        if not run.executor.traverses:
-            # An orchestrator's containers load the pipeline from a file: write it, then render.
-            import yaml
+        return _run(run, document, output_pipeline_definition)
 
-            Path(output_pipeline_definition).write_text(
-                yaml.safe_dump({"dag": self.definition()}, sort_keys=False)
-            )
-            run.context.pipeline_file = output_pipeline_definition
-            entrypoints.execute(run)
-            return None
-        run_log = run_with_reporter(run, summary=os.environ.get("MAGNUS_QUIET") is None)
-        assert run_log is not None  # a traversing executor always returns the run log
-        return run_log
+
+def _stop_for_picture(document: dict[str, Any]) -> None:
+    """Under `magnus dag -f script.py`, which wants the picture, not a run: write the definition
+    and stop the script here, before anything after execute() runs."""
+    definition_file = os.environ.get(DEFINITION_FILE_VARIABLE)
+    if definition_file:
+        import yaml
+
+        Path(definition_file).write_text(yaml.safe_dump(document, sort_keys=False))
+        raise SystemExit(0)
+
+
+def _run(run: PreparedRun, document: dict[str, Any], output_file: str) -> RunLog | None:
+    """Run a prepared pipeline or job; an orchestrator's executor renders it instead (its
+    containers load it from ``output_file``, written here) and ``None`` is returned."""
+    from magnus import entrypoints
+    from magnus.console import run_with_reporter
+
+    if not run.executor.traverses:
+        import yaml
+
+        Path(output_file).write_text(yaml.safe_dump(document, sort_keys=False))
+        run.context.pipeline_file = output_file
+        entrypoints.execute(run)
+        return None
+    run_log = run_with_reporter(run, summary=os.environ.get("MAGNUS_QUIET") is None)
+    assert run_log is not None  # a traversing executor always returns the run log
+    return run_log
+
+
+# ------------------------------------------------------------------------------ jobs
+
+
+class _Job(_Executable):
+    """A single task run without a pipeline (``magnus.jobs``): ``execute`` runs it alone.
+
+    Its run log is a pipeline's (code identity, parameters, catalog, attempts), recorded as
+    ``execution_plan: unchained``; ``magnus retry`` re-runs a failed job.
+    """
+
+    #: the job's step name in the run log
+    name: str = "job"
+
+    @model_validator(mode="after")
+    def _leads_nowhere(self) -> _Job:
+        if self.next_node or self.on_failure:
+            raise ValueError(f"job {self.name!r}: a job is a single step and leads to no other")
+        if self.terminate_with_success or self.terminate_with_failure:
+            raise ValueError(f"job {self.name!r}: a job ends with its task; it has no terminate")
+        return self
+
+    def job_definition(self) -> dict[str, Any]:
+        """The ``job`` mapping a job YAML file would hold."""
+        step = self.definition(following="success")
+        for key in ("type", "next"):
+            step.pop(key, None)
+        return {"name": self.name, **step}
+
+    def execute(
+        self,
+        configuration_file: str = "",
+        run_id: str = "",
+        tag: str = "",
+        parameters_file: str = "",
+        log_level: str = "WARNING",
+        output_job_definition: str = "magnus-job.yaml",
+        reuse: bool | None = None,
+    ) -> RunLog | None:
+        """Run the job; returns the run log (it does not raise when the job fails).
+
+        As :meth:`Pipeline.execute`: an orchestrator's executor renders it instead (the job's
+        containers load it from ``output_job_definition``) and ``None`` is returned.
+        """
+        document = {"job": self.job_definition()}
+        _stop_for_picture(document)
+        from magnus import config as config_mod
+        from magnus import entrypoints
+        from magnus.building import build_job_graph
+        from magnus.plugins import get_plugins
+
+        logging.getLogger("magnus").setLevel(log_level.upper())
+        graph = build_job_graph(document, get_plugins(), "the SDK job")
+        run = entrypoints.prepare_job(
+            configuration_file=config_mod.configuration_file_for_sdk(configuration_file),
+            graph=graph,
+            parameters_file=parameters_file,
+            run_id=run_id,
+            tag=tag,
+            reuse=reuse,
+        )
+        return _run(run, document, output_job_definition)
+
+
+class PythonJob(_Job, PythonTask):
+    """A python function run as a job: ``PythonJob(function=train).execute()``."""
+
+
+class ShellJob(_Job, ShellTask):
+    """A shell command run as a job."""
+
+
+class NotebookJob(_Job, NotebookTask):
+    """A Jupyter notebook run as a job (needs ``magnus-core[notebook]``)."""

@@ -59,11 +59,15 @@ class Resources(ConfigModel):
 
 
 class Backoff(ConfigModel):
-    """Argo's retry backoff: seconds (or Argo durations such as ``2m``) and an integer factor."""
+    """Argo's retry backoff: seconds (or Argo durations such as ``2m``) and an integer factor.
 
-    duration: int | str = 120
+    No ``max_duration`` by default: Argo counts it from the step's first attempt, so a step
+    running longer than it would never be retried; ``limit`` (or ``max_attempts``) bounds retries.
+    """
+
+    duration: int | str = 10
     factor: int = Field(default=2, ge=1)
-    max_duration: int | str = Field(default=3600, alias="maxDuration")
+    max_duration: int | str | None = Field(default=None, alias="maxDuration")
 
 
 RetryPolicy = Literal["Always", "OnFailure", "OnError", "OnTransientError"]
@@ -117,6 +121,48 @@ class PersistentVolume(ConfigModel):
 
 PullPolicy = Literal["", "Always", "IfNotPresent", "Never"]
 
+#: a Kubernetes object written as in a manifest (``readOnlyRootFilesystem``, ``nodeAffinity``);
+#: checked against hera's models of Kubernetes when the workflow is rendered
+KubernetesObject = dict[str, Any]
+
+PodGCStrategy = Literal[
+    "OnPodCompletion", "OnPodSuccess", "OnWorkflowCompletion", "OnWorkflowSuccess"
+]
+
+
+class PodGC(ConfigModel):
+    """``pod_gc``: when Argo deletes the pods of a workflow (failed pods keep their logs)."""
+
+    strategy: PodGCStrategy = "OnPodSuccess"
+    #: seconds (or an Argo duration such as ``10m``) a finished pod is kept before deletion
+    delete_delay_duration: int | str | None = Field(default=None, alias="deleteDelayDuration")
+
+
+class TTLStrategy(ConfigModel):
+    """``ttl_strategy``: seconds a finished Workflow object is kept before Argo deletes it."""
+
+    seconds_after_completion: int | None = Field(default=None, ge=0, alias="secondsAfterCompletion")
+    seconds_after_success: int | None = Field(default=None, ge=0, alias="secondsAfterSuccess")
+    seconds_after_failure: int | None = Field(default=None, ge=0, alias="secondsAfterFailure")
+
+
+class Metadata(ConfigModel):
+    """Labels and annotations (of every pod, or of the Workflow objects a run creates)."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+ConcurrencyPolicy = Literal["Allow", "Forbid", "Replace"]
+#: the keys that only mean something for a ``CronWorkflow`` (a ``schedule``)
+CRON_KEYS = (
+    "concurrency_policy",
+    "timezone",
+    "starting_deadline_seconds",
+    "successful_jobs_history_limit",
+    "failed_jobs_history_limit",
+)
+
 
 class StepSettings(ConfigModel):
     """The effective configuration of one step: the executor's, with the step's override.
@@ -134,6 +180,14 @@ class StepSettings(ConfigModel):
     image_pull_policy: PullPolicy = ""
     retry_strategy: RetryStrategy = Field(default_factory=RetryStrategy)
     fail_fast: bool | None = None
+    security_context: KubernetesObject | None = None
+    affinity: KubernetesObject | None = None
+    priority_class_name: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    env_from: list[KubernetesObject] = Field(default_factory=list)
+    pod_spec_patch: str | KubernetesObject | None = None
+    batch_size: int | None = Field(default=None, gt=0)
+    label_map_elements: bool = False
 
 
 STEP_KEYS = tuple(StepSettings.model_fields)
@@ -151,6 +205,14 @@ class ArgoOverride(ConfigModel):
     image_pull_policy: PullPolicy | None = None
     retry_strategy: RetryStrategy | None = None
     fail_fast: bool | None = None
+    security_context: KubernetesObject | None = None
+    affinity: KubernetesObject | None = None
+    priority_class_name: str | None = None
+    env: dict[str, str] | None = None
+    env_from: list[KubernetesObject] | None = None
+    pod_spec_patch: str | KubernetesObject | None = None
+    batch_size: int | None = Field(default=None, gt=0)
+    label_map_elements: bool | None = None
 
 
 class ArgoConfig(ConfigModel):
@@ -162,7 +224,9 @@ class ArgoConfig(ConfigModel):
     """
 
     image: str = Field(min_length=1)
-    name: str = "magnus-dag-"
+    #: ``None``: derived from the pipeline file's name
+    name: str | None = None
+    namespace: str | None = None
     annotations: dict[str, str] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     max_workflow_duration_in_seconds: int = Field(default=2 * 24 * 60 * 60, gt=0)
@@ -179,8 +243,29 @@ class ArgoConfig(ConfigModel):
     persistent_volumes: list[PersistentVolume] = Field(default_factory=list)
     output_file: str = "argo-pipeline.yaml"
     overrides: dict[str, ArgoOverride] = Field(default_factory=dict)
+    pod_gc: PodGC | None = Field(default_factory=PodGC)
+    ttl_strategy: TTLStrategy | None = None
+    archive_logs: bool | None = None
+    pod_metadata: Metadata = Field(default_factory=Metadata)
+    workflow_metadata: Metadata = Field(default_factory=Metadata)
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    pod_security_context: KubernetesObject | None = None
+    security_context: KubernetesObject | None = None
+    affinity: KubernetesObject | None = None
+    priority_class_name: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    env_from: list[KubernetesObject] = Field(default_factory=list)
+    pod_spec_patch: str | KubernetesObject | None = None
+    batch_size: int | None = Field(default=None, gt=0)
+    #: a map's items carry a label of their element: its value shows in Argo's UI and status
+    label_map_elements: bool = False
     #: a cron schedule (or several): render a ``CronWorkflow`` instead of a ``Workflow``
     schedule: str | list[str] | None = None
+    concurrency_policy: ConcurrencyPolicy | None = None
+    timezone: str | None = None
+    starting_deadline_seconds: int | None = Field(default=None, ge=0)
+    successful_jobs_history_limit: int | None = Field(default=None, ge=0)
+    failed_jobs_history_limit: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _no_duplicates(self) -> ArgoConfig:
@@ -193,6 +278,10 @@ class ArgoConfig(ConfigModel):
         )
         if isinstance(self.schedule, list) and not self.schedule:
             raise ValueError("schedule must name at least one cron schedule")
+        if self.schedule is None:
+            for key in CRON_KEYS:
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key} applies to a schedule: set schedule too")
         return self
 
 

@@ -9,7 +9,8 @@ Shape (magnus 0.5's, with the changes of the argo issue):
 * a leaf step (task, stub, success, fail) is a container template running
   ``magnus execute_single_node``; a graph's own fail step is not a task of its own unless a
   ``next`` leads to it: a failing step runs it inside its container (core's
-  ``execute_single_node``), which is what ends the run or branch in FAIL;
+  ``execute_single_node``), which is what ends the run or branch in FAIL; likewise a graph's
+  success step is run by the container of each step leading to it (``--then-success``);
 * a composite step is a DAG template ``fan-out`` -> branch task(s) -> ``fan-in``; the fan-in
   depends on every branch having ended (or the fan-out having failed), so it always runs and
   decides the composite's status;
@@ -32,6 +33,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Hashable
+from pathlib import Path
 from typing import Any
 
 from hera.workflows import models as m
@@ -40,20 +42,42 @@ from magnus.composites import CompositeNode
 from magnus.context import RunContext
 from magnus.exceptions import ConfigurationError
 from magnus.graph import Graph
+from magnus.orchestrated_lifecycle import reused_before_start
 from magnus_executor_argo import kubernetes
 from magnus_executor_argo.arguments import exposed_parameters, workflow_arguments
 from magnus_executor_argo.composite_templates import composite_templates
-from magnus_executor_argo.config import ArgoConfig, filled, step_settings
-from magnus_executor_argo.containers import ContainerTemplates
+from magnus_executor_argo.config import ArgoConfig, Metadata, filled, step_settings
+from magnus_executor_argo.containers import PIPELINE_LABEL, TMP_VOLUME, ContainerTemplates
+from magnus_executor_argo.control_flow_templates import (
+    control_flow_template_kinds,
+    control_flow_templates,
+    is_control_flow,
+)
 from magnus_executor_argo.document import Workflow, dump_yaml, to_document
-from magnus_executor_argo.graph_walk import branch_graphs, dependencies, rendered_nodes
+from magnus_executor_argo.exit_handler import EXIT_HANDLER, exit_handler
+from magnus_executor_argo.graph_walk import (
+    branch_graphs,
+    dependencies,
+    leads_to_folded_success,
+    rendered_nodes,
+    single_leaf,
+)
 from magnus_executor_argo.map_scope import inputs, pass_down
 from magnus_executor_argo.naming import dns_label, unique_names
+from magnus_executor_argo.rerun_start import (
+    RERUN_START,
+    RERUN_START_TASK,
+    first_to_run,
+    rerun_start,
+)
 
 logger = logging.getLogger(__name__)
 
 API_VERSION = "argoproj.io/v1alpha1"
 ENTRYPOINT = "magnus-dag"
+#: the longest pipeline label in a generated name: Kubernetes adds 5 characters to a
+#: generateName of at most 58
+_NAME_ROOM = 52
 
 # ---------------------------------------------------------------------------- entry points
 
@@ -92,6 +116,7 @@ class _Renderer:
                 "run it with `magnus execute -f <pipeline.yaml>`"
             )
         self.dag = context.dag
+        _warn_of_host_paths(context)
         variables = dict(context.variables)
         # Steps' settings are resolved from the configuration as read (filling twice would
         # undo `$$`); the workflow's own keys come filled.
@@ -100,9 +125,15 @@ class _Renderer:
         self.templates: list[m.Template] = []
         template_names = self._name_templates()
         self.exposed = exposed_parameters(self.config, context)
+        # A re-run: the steps it reuses first cost no pod (rerun_start).
+        self.rerun = context.use_cached
+        self.reused = reused_before_start(context)
         self.containers = ContainerTemplates(
             context, config, self.config, variables, self.defaults, template_names, self.exposed
         )
+        # Named after the pipeline (or job) file unless configured: `argo list` tells runs apart.
+        self.pipeline_label = dns_label(Path(context.pipeline_file).stem)[:_NAME_ROOM].strip("-")
+        self.name = self.config.name if self.config.name is not None else f"{self.pipeline_label}-"
         self._check_name()
         if self.defaults.retry_strategy.limit:
             logger.info(
@@ -115,40 +146,56 @@ class _Renderer:
 
     def workflow(self) -> Workflow:
         self._graph_template(self.dag, ENTRYPOINT, (), root=True)
+        self.templates.append(exit_handler(self.containers))
+        config, defaults = self.config, self.defaults
+        where = "executor service 'argo'"
+        pipeline = {PIPELINE_LABEL: self.pipeline_label}
         spec = m.WorkflowSpec(
-            active_deadline_seconds=self.config.max_workflow_duration_in_seconds,
+            active_deadline_seconds=config.max_workflow_duration_in_seconds,
+            affinity=self.containers.affinity(defaults, where),
+            archive_logs=config.archive_logs,
             arguments=m.Arguments(parameters=workflow_arguments(self.exposed)),
             entrypoint=ENTRYPOINT,
-            node_selector=self.defaults.node_selector,
-            parallelism=self.defaults.parallelism,
-            pod_gc=m.PodGC(strategy="OnPodCompletion"),
-            retry_strategy=kubernetes.retry_strategy(self.defaults.retry_strategy),
-            service_account_name=self.config.service_account_name,
-            template_defaults=m.Template(
-                active_deadline_seconds=m.IntOrString(self.defaults.max_step_duration_in_seconds)
-            ),
-            templates=self.templates,
-            tolerations=kubernetes.tolerations(self.defaults.tolerations),
-            volumes=[
-                m.Volume(
-                    name=f"executor-{index}",
-                    persistent_volume_claim=m.PersistentVolumeClaimVolumeSource(
-                        claim_name=volume.name
-                    ),
-                )
-                for index, volume in enumerate(self.config.persistent_volumes)
-            ]
+            image_pull_secrets=[m.LocalObjectReference(name=s) for s in config.image_pull_secrets]
             or None,
+            on_exit=EXIT_HANDLER,
+            node_selector=defaults.node_selector,
+            parallelism=defaults.parallelism,
+            pod_gc=kubernetes.pod_gc(config.pod_gc),
+            pod_metadata=_metadata(config.pod_metadata, pipeline),
+            pod_priority_class_name=defaults.priority_class_name,
+            pod_spec_patch=kubernetes.pod_spec_patch(defaults.pod_spec_patch),
+            # Only a limit above 0 is written: task steps never take the workflow's retries.
+            retry_strategy=kubernetes.retry_strategy(defaults.retry_strategy)
+            if defaults.retry_strategy.limit
+            else None,
+            security_context=None
+            if config.pod_security_context is None
+            else kubernetes.kubernetes_object(
+                m.PodSecurityContext,
+                config.pod_security_context,
+                f"{where}, key 'pod_security_context'",
+            ),
+            service_account_name=config.service_account_name,
+            template_defaults=self.containers.template_defaults(),
+            templates=self.templates,
+            tolerations=kubernetes.tolerations(defaults.tolerations),
+            ttl_strategy=kubernetes.ttl_strategy(config.ttl_strategy),
+            volumes=self._volumes(),
+            workflow_metadata=_workflow_metadata(config.workflow_metadata, pipeline),
         )
-        annotations = self.config.annotations or None
-        labels = self.config.labels or None
-        schedule = self.config.schedule
+        annotations = config.annotations or None
+        labels = {**pipeline, **config.labels}
+        schedule = config.schedule
         if schedule is None:
             return m.Workflow(
                 api_version=API_VERSION,
                 kind="Workflow",
                 metadata=m.ObjectMeta(
-                    generate_name=self.config.name, annotations=annotations, labels=labels
+                    generate_name=self.name,
+                    namespace=config.namespace,
+                    annotations=annotations,
+                    labels=labels,
                 ),
                 spec=spec,
             )
@@ -158,18 +205,36 @@ class _Renderer:
             api_version=API_VERSION,
             kind="CronWorkflow",
             metadata=m.ObjectMeta(
-                name=self.config.name.rstrip("-.") or ENTRYPOINT,
+                name=self.name.rstrip("-.") or self.pipeline_label,
+                namespace=config.namespace,
                 annotations=annotations,
                 labels=labels,
             ),
             spec=m.CronWorkflowSpec(
                 schedules=[schedule] if isinstance(schedule, str) else list(schedule),
+                concurrency_policy=config.concurrency_policy,
+                timezone=config.timezone,
+                starting_deadline_seconds=config.starting_deadline_seconds,
+                successful_jobs_history_limit=config.successful_jobs_history_limit,
+                failed_jobs_history_limit=config.failed_jobs_history_limit,
                 workflow_spec=spec,
             ),
         )
 
+    def _volumes(self) -> list[m.Volume] | None:
+        volumes = [
+            m.Volume(
+                name=f"executor-{index}",
+                persistent_volume_claim=m.PersistentVolumeClaimVolumeSource(claim_name=volume.name),
+            )
+            for index, volume in enumerate(self.config.persistent_volumes)
+        ]
+        if self.containers.read_only:
+            volumes.append(m.Volume(name=TMP_VOLUME, empty_dir=m.EmptyDirVolumeSource()))
+        return volumes or None
+
     def _check_name(self) -> None:
-        name = self.config.name
+        name = self.name
         if not re.fullmatch(r"[a-z0-9][-a-z0-9.]*", name) or len(name) > 63:
             raise ConfigurationError(
                 f"executor service 'argo': key 'name': {name!r} is not a valid Kubernetes name "
@@ -189,6 +254,8 @@ class _Renderer:
                         ("composite", ""),
                         ("fan-out", "-fan-out"),
                         ("fan-in", "-fan-in"),
+                        ("batch", "-batch"),
+                        *control_flow_template_kinds(node),
                     ):
                         key = (kind, node.internal_name)
                         items.append((key, f"{label}{suffix}", f"{kind} {node.internal_name}"))
@@ -202,7 +269,7 @@ class _Renderer:
                     items.append((key, label, f"leaf {node.internal_name}"))
 
         collect(self.dag)
-        return unique_names(items, reserved=[ENTRYPOINT])
+        return unique_names(items, reserved=[ENTRYPOINT, EXIT_HANDLER, RERUN_START])
 
     # ------------------------------------------------------------------ graphs
 
@@ -211,9 +278,20 @@ class _Renderer:
     ) -> None:
         """The DAG template of a graph, then the templates of its steps."""
         nodes = rendered_nodes(graph)
-        task_names = unique_names((n.name, dns_label(n.name), n.name) for n in nodes)
-        depends = dependencies(nodes, task_names, graph)
         tasks = []
+        rerun = root and self.rerun
+        if rerun:
+            start = first_to_run(graph, self.reused)
+            nodes = rendered_nodes(graph, start.name) if start is not None else []
+            tasks.append(m.DAGTask(name=RERUN_START_TASK, template=RERUN_START))
+            self.templates.append(rerun_start(self.containers, self.containers.context))
+        reserved = [RERUN_START_TASK] if rerun else []
+        task_names = unique_names(
+            ((n.name, dns_label(n.name), n.name) for n in nodes), reserved=reserved
+        )
+        depends = dependencies(nodes, task_names, graph)
+        if rerun and nodes:
+            depends[nodes[0].name] = f"{RERUN_START_TASK}.Succeeded"
         for node in nodes:
             kind = "composite" if isinstance(node, CompositeNode) else "leaf"
             tasks.append(
@@ -232,12 +310,57 @@ class _Renderer:
             )
         )
         for node in nodes:
-            first = root and node.name == graph.start_at
+            first = root and node.name == graph.start_at and not rerun
+            then_success = leads_to_folded_success(graph, node)
             if not isinstance(node, CompositeNode):
-                self.templates.append(self.containers.leaf(node, scope, first))
+                self.templates.append(self.containers.leaf(node, scope, first, then_success))
                 continue
-            templates, branch_scope = composite_templates(node, scope, first, self.containers)
-            self.templates += templates
-            for branch in branch_graphs(node):
-                name = self.containers.template_names[("branch", branch.internal_branch_name)]
-                self._graph_template(branch, name, branch_scope)
+            build = control_flow_templates if is_control_flow(node) else composite_templates
+            composite = build(node, scope, first, self.containers, then_success)
+            self.templates += composite.templates
+            for branch in composite.branches:
+                self._branch_templates(branch, composite.branch_scope)
+
+    def _branch_templates(self, branch: Graph, scope: tuple[str, ...]) -> None:
+        """A branch's templates: its DAG's, or only its step's when it is one leaf step."""
+        leaf = single_leaf(branch)
+        if leaf is not None:
+            then_success = leads_to_folded_success(branch, leaf)
+            self.templates.append(self.containers.leaf(leaf, scope, False, then_success))
+            return
+        name = self.containers.template_names[("branch", branch.internal_branch_name)]
+        self._graph_template(branch, name, scope)
+
+
+def _warn_of_host_paths(context: RunContext) -> None:
+    """Warn of the files the containers read at an absolute path of this machine.
+
+    Every container runs from the image's working directory: a path absolute here (a home
+    folder, a checkout) rarely exists in the image, and the pods would fail to start the step.
+    """
+    files = (
+        ("pipeline", context.pipeline_file),
+        ("configuration", context.configuration_file),
+        ("parameters", context.parameters_file),
+    )
+    for what, path in files:
+        if path and Path(path).is_absolute():
+            logger.warning(
+                "The %s file %s is an absolute path on this machine: every container reads it "
+                "at that path in its image; give it relative to the project (the image's "
+                "working directory)",
+                what,
+                path,
+            )
+
+
+def _metadata(config: Metadata, labels: dict[str, str]) -> m.Metadata:
+    """Pod metadata: magnus' labels, then the configured ones."""
+    return m.Metadata(labels={**labels, **config.labels}, annotations=config.annotations or None)
+
+
+def _workflow_metadata(config: Metadata, labels: dict[str, str]) -> m.WorkflowMetadata:
+    """The metadata of the Workflow objects a run creates (a CronWorkflow's runs too)."""
+    return m.WorkflowMetadata(
+        labels={**labels, **config.labels}, annotations=config.annotations or None
+    )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from magnus.composites import BranchRun, CompositeNode
 from magnus.exceptions import StepLogNotFoundError
 from magnus.executors import rerun
-from magnus.executors.fanning import fan_in, fan_out
+from magnus.executors.fanning import fan_in, fan_next, fan_out
 from magnus.executors.leaf import execute_leaf
 from magnus.executors.pending import processing_record
 from magnus.internal_names import resolve
@@ -108,7 +108,9 @@ class BaseExecutor(BaseService):
             context.observers.before_composite(
                 step_log=step_log, node=node, branches=len(runs), context=context
             )
-            self.run_branches(context, node, runs)
+            while runs:
+                self.run_branches(context, node, runs)
+                runs = fan_next(context, node, map_variables, runs[-1].name)
             step_log = fan_in(context, node, map_variables)
             context.observers.after_composite(step_log=step_log, node=node, context=context)
             return step_log

@@ -19,6 +19,7 @@ from typing import IO, Any, TextIO, cast
 
 from magnus import scopes
 from magnus.context import RunContext, StepContext, current_step
+from magnus.control_flow import loop_iteration_of
 from magnus.exceptions import CatalogError, MagnusError, PluginError
 from magnus.executors import reuse, step_calls
 from magnus.executors.ending import reason_of
@@ -27,6 +28,7 @@ from magnus.executors.pending import store_final_step_log
 from magnus.internal_names import MAX_FILE_NAME_BYTES, branch_name_of, fit_file_name
 from magnus.nodes import BaseNode, ExecutableNode
 from magnus.orchestration import ATTEMPT_ENV
+from magnus.parameters.sharing import SharedValueMemo
 from magnus.redaction import RedactingStream, redact_exception, redactor
 from magnus.runlog.base import parent_branch_name
 from magnus.runlog.models import (
@@ -316,14 +318,41 @@ def _redact_step_log(step_log: StepLog) -> None:
     step_log.user_defined_metrics = redactor.redact(step_log.user_defined_metrics)
 
 
+# Shared parameter values found to hold no reference to a secret: not searched again.
+_without_references = SharedValueMemo[bool]()
+
+
 def _resolve_secrets(
     context: RunContext, parameters: dict[str, Any]
 ) -> tuple[dict[str, Any], MagnusError | None]:
-    """The parameters with references to secrets resolved; or the error failing the step."""
+    """The parameters with references to secrets resolved; or the error failing the step.
+
+    Each value is searched for references once while it is the same shared value: a map's
+    elements do not search the iterated list again each.
+    """
+    resolved = parameters
     try:
-        return resolve_references(parameters, context.secrets), None
+        for key, value in parameters.items():
+            if _without_references.get(key, value):
+                continue
+            alone = {key: value}
+            found = resolve_references(alone, context.secrets)
+            if found is alone:
+                _without_references.remember(key, value, True)
+                continue
+            if resolved is parameters:
+                resolved = dict(parameters)
+            resolved[key] = found[key]
     except MagnusError as exc:
         return parameters, exc
+    return resolved, None
+
+
+def _loop_iteration(context: RunContext, node: BaseNode, map_variables: dict[str, Any]) -> Any:
+    """The iteration of the loop around the step (``None`` outside loops)."""
+    if not map_variables or context.dag is None:
+        return None
+    return loop_iteration_of(context.dag, node.internal_name, map_variables)
 
 
 def _run_attempt(
@@ -340,6 +369,7 @@ def _run_attempt(
         step_name=node.internal_name,
         parameters=dict(step_context.parameters),
         map_variables=map_variables,
+        loop_iteration=_loop_iteration(context, node, map_variables),
         iterated=reuse.iterated_parameters(context, node),
     )
     task_input.store_file = functools.partial(_store_file, context, step_context.step_log)

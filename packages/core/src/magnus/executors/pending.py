@@ -10,8 +10,12 @@ in an unexpected way first, it is written at once.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import logging
+import os
 import threading
+import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
@@ -47,17 +51,15 @@ class PendingRecord:
             }
         )
         self._lock = threading.Lock()
-        self._done = False
-        self._timer = threading.Timer(delay, self.write)
-        self._timer.daemon = True
-        self._timer.start()
+        self.done = False
+        _timers.add(time.monotonic() + delay, self)
 
     def write(self) -> None:
         """Store the PROCESSING record now, unless the final one was (or is being) stored."""
         with self._lock:
-            if self._done:
+            if self.done:
                 return
-            self._done = True
+            self.done = True
             try:
                 self._context.run_log_store.add_step_log(self._snapshot, self._context.run_id)
             except Exception as exc:  # the final write will surface a broken store
@@ -70,9 +72,58 @@ class PendingRecord:
 
         Waits for a write in progress, so the final record always lands last.
         """
-        self._timer.cancel()
         with self._lock:
-            self._done = True
+            self.done = True
+
+
+class _Timers:
+    """One thread per process writes the records that come due, in order of their time.
+
+    A thread per step (``threading.Timer``) cost more to start than a short step costs in all;
+    a step now only puts its record in a heap, and a record that settles first is dropped when
+    it comes due.
+    """
+
+    def __init__(self) -> None:
+        self._pid = 0
+        self._due: list[tuple[float, int, PendingRecord]] = []
+        self._order = itertools.count()
+        self._changed = threading.Condition()
+
+    def add(self, when: float, record: PendingRecord) -> None:
+        with _starting:
+            if self._pid != os.getpid():
+                # First use, or a forked child: the parent's thread and waiters are not here.
+                self._pid = os.getpid()
+                self._due = []
+                self._changed = threading.Condition()
+                thread = threading.Thread(target=self._run, name="magnus-records", daemon=True)
+                thread.start()
+        with self._changed:
+            heapq.heappush(self._due, (when, next(self._order), record))
+            if self._due[0][2] is record:  # sooner than what the thread waits for
+                self._changed.notify()
+
+    def _run(self) -> None:
+        changed, due = self._changed, self._due
+        while True:
+            with changed:
+                while True:
+                    while due and due[0][2].done:
+                        heapq.heappop(due)
+                    if not due:
+                        changed.wait()
+                        continue
+                    wait = due[0][0] - time.monotonic()
+                    if wait <= 0:
+                        record = heapq.heappop(due)[2]
+                        break
+                    changed.wait(wait)
+            record.write()
+
+
+_starting = threading.Lock()
+_timers = _Timers()
 
 
 @contextlib.contextmanager

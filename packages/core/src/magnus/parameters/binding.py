@@ -14,6 +14,7 @@ with pydantic. Decisions taken where 0.5 behaved differently from its documentat
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import logging
@@ -266,7 +267,7 @@ def bind_arguments(
     for slot in plan.by_name:
         if slot.name in candidates:
             bound[slot.name] = cast_value(
-                candidates[slot.name],
+                _own_copy(candidates[slot.name]),
                 slot.annotation,
                 slot.name,
                 step_name=step_name,
@@ -283,9 +284,16 @@ def bind_arguments(
         for key, value in candidates.items():
             if key not in bound:
                 bound[key] = cast_value(
-                    value, annotation, key, step_name=step_name, func_name=plan.func_name
+                    _own_copy(value), annotation, key, step_name=step_name, func_name=plan.func_name
                 )
     return bound
+
+
+def _own_copy(value: Any) -> Any:
+    """A copy of a list or dict for the function: it may change it in place, and the values read
+    from the run log are shared between steps (:mod:`magnus.parameters.sharing`). Those are JSON
+    values; anything else was given by the caller and passes as it is."""
+    return copy.deepcopy(value) if type(value) in (list, dict) else value
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from magnus.parameters.sharing import SharedValueMemo
 from magnus.parameters.values import SCALARS, check_name, jsonable_value, unreadable_int
 
 logger = logging.getLogger(__name__)
@@ -19,13 +20,20 @@ logger = logging.getLogger(__name__)
 PARAMETER_PREFIX = "MAGNUS_PRM_"
 
 
+# The text of each shared value exported: a map's iterated list is written once, not per element.
+_exported = SharedValueMemo[str]()
+
+
 def to_environment(parameters: Mapping[str, Any]) -> dict[str, str]:
     """``MAGNUS_PRM_<key>`` = JSON text for every parameter, keys keeping their case."""
     environment: dict[str, str] = {}
     for key, value in parameters.items():
-        check_name(key, "", "")
-        jsonable = jsonable_value(key, value, "", "")
-        environment[PARAMETER_PREFIX + key] = json.dumps(jsonable)
+        text = _exported.get(key, value)
+        if text is None:
+            check_name(key, "", "")
+            text = json.dumps(jsonable_value(key, value, "", ""))
+            _exported.remember(key, value, text)
+        environment[PARAMETER_PREFIX + key] = text
     return environment
 
 

@@ -140,6 +140,22 @@ class BaseRunLogStore(BaseService):
     def get_parameters(self, run_id: str) -> dict[str, Any]:
         """The run's current parameters."""
 
+    def read_parameters_shared(self, run_id: str) -> dict[str, Any]:
+        """The run's current parameters, their values not copied: what every step reads.
+
+        The values may be the very objects an earlier call gave (when they have not changed
+        since), so that a step's cost does not grow with a large parameter it leaves alone (a
+        map's iterated list): the caller must never change one in place. The dict is new.
+        """
+        return self.get_parameters(run_id)
+
+    def _reads_parameters_as(self, implementer: type[Any]) -> bool:
+        """Whether ``get_parameters`` is still ``implementer``'s, whose shared read agrees with it.
+
+        A subclass that changes what ``get_parameters`` gives must be read through it.
+        """
+        return type(self).get_parameters is implementer.get_parameters
+
     @abstractmethod
     def set_parameters(self, run_id: str, parameters: dict[str, Any]) -> None:
         """Merge ``parameters`` into the run's parameters (parameters are never deleted)."""

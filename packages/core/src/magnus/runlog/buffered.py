@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 from pydantic import PrivateAttr
 
 from magnus.exceptions import RunLogExistsError, RunLogNotFoundError
 from magnus.runlog.fingerprint_index import FingerprintHit
-from magnus.runlog.memory import WholeRunLogStore
+from magnus.runlog.memory import ResultT, RunChange, WholeRunLogStore, apply_change
 from magnus.runlog.models import RunLog
 
 
@@ -32,16 +31,18 @@ class BufferedRunLogStore(WholeRunLogStore):
     def location(self, run_id: str) -> str:
         return "memory"
 
-    def _read(self, run_id: str) -> RunLog:
+    def _stored(self, run_id: str) -> RunLog:
         try:
             return self._runs[run_id]
         except KeyError:
             raise RunLogNotFoundError(run_id) from None
 
-    @contextmanager
-    def _modify(self, run_id: str) -> Iterator[RunLog]:
-        # The stored object is changed in place; the helpers check before they change anything.
-        yield self._read(run_id)
+    def _view(self, run_id: str, use: Callable[[RunLog], ResultT]) -> ResultT:
+        return use(self._stored(run_id))
+
+    def _change(self, run_id: str, change: RunChange) -> None:
+        # The stored object is changed in place; apply_change checks before it changes anything.
+        apply_change(self._stored(run_id), change)
 
     def _create(self, run_log: RunLog) -> None:
         if run_log.run_id in self._runs:

@@ -13,6 +13,7 @@ store.
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
@@ -33,6 +34,7 @@ from magnus.runlog.chunks import (
     KIND_FOLDERS,
     PARAMETER,
     RUN_FILE,
+    SNAPSHOT_FILE,
     STEP,
     attach_descendants,
     chunk_file_name,
@@ -49,7 +51,7 @@ from magnus.runlog.files import encode_name
 from magnus.runlog.fingerprint_index import INDEX_RUN
 from magnus.runlog.folders import folder_storage
 from magnus.runlog.memory import new_run_log, set_status, sort_runs, unreadable_run
-from magnus.runlog.models import PROCESSING, BranchLog, RunLog, StepLog
+from magnus.runlog.models import PROCESSING, TERMINAL_STATUSES, BranchLog, RunLog, StepLog
 from magnus.runlog.storage import RecordStorage
 
 __all__ = [
@@ -61,6 +63,8 @@ __all__ = [
     "decode_chunk",
     "encode_chunk",
 ]
+
+logger = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -116,6 +120,7 @@ class ChunkedRunLogStore(BaseRunLogStore):
                 raise RunLogNotFoundError(run_id, where=storage.location(run_id))
             run_log = self._validate(storage, run_id, RUN_FILE, RunLog, data)
             change(run_log)
+            self._drop_snapshot(storage, run_id)
             return self._head(run_log)
 
         storage.update(run_id, RUN_FILE, changed)
@@ -127,10 +132,13 @@ class ChunkedRunLogStore(BaseRunLogStore):
 
     @staticmethod
     def _read_chunk(
-        storage: RecordStorage, run_id: str, record: str
+        storage: RecordStorage, run_id: str, record: str, shared: bool = False
     ) -> tuple[int, dict[str, Any]] | None:
-        """``(created_ns, record)`` of a chunk; ``None`` if there is no such record."""
-        data = storage.read(run_id, record)
+        """``(created_ns, record)`` of a chunk; ``None`` if there is no such record.
+
+        ``shared``: the record may be one read before (:meth:`RecordStorage.read_shared`).
+        """
+        data = storage.read_shared(run_id, record) if shared else storage.read(run_id, record)
         if data is None:
             return None
         parts = chunk_parts(data)
@@ -157,7 +165,43 @@ class ChunkedRunLogStore(BaseRunLogStore):
             stamp = next_stamp()
         else:
             stamp = existing[0]
+        self._drop_snapshot(storage, run_id)
         storage.write(run_id, record, encode_chunk(data, stamp))
+
+    @staticmethod
+    def _drop_snapshot(storage: RecordStorage, run_id: str) -> None:
+        """Remove the run's snapshot before a change (the run's lock is held): it would be stale."""
+        if storage.keeps_snapshots:
+            storage.delete(run_id, [SNAPSHOT_FILE])
+
+    def _read_snapshot(self, storage: RecordStorage, run_id: str) -> RunLog | None:
+        """The whole run from its snapshot, if it has one that can be read."""
+        if not storage.keeps_snapshots:
+            return None
+        try:
+            data = storage.read(run_id, SNAPSHOT_FILE)
+            return None if data is None else RunLog.model_validate(data)
+        except (RunLogStoreError, ValidationError):
+            # Only a shortcut: the records themselves are read instead.
+            return None
+
+    def _assemble_and_snapshot(self, storage: RecordStorage, run_id: str) -> RunLog | None:
+        """The whole run assembled from its records under its lock, kept as its snapshot.
+
+        Only for a run that has ended, so that ``runs show`` (and ``retry``, reports) read one
+        file rather than one per step; ``None`` when the snapshot cannot be made (a read-only
+        store, say): the caller reads the records as usual.
+        """
+        try:
+            with storage.lock(run_id):
+                run_log = self._read_head(storage, run_id)
+                run_log.parameters = self._read_parameters(storage, run_id)
+                self._attach_descendants(storage, run_id, run_log)
+                storage.write(run_id, SNAPSHOT_FILE, run_log)
+        except (RunLogStoreError, OSError) as exc:
+            logger.debug("No snapshot of run %s: %s", run_id, exc)
+            return None
+        return run_log
 
     def _check_new_step(self, storage: RecordStorage, run_id: str, internal_name: str) -> None:
         """A new step log needs its run and its parent branch (a stored one implies them)."""
@@ -174,7 +218,12 @@ class ChunkedRunLogStore(BaseRunLogStore):
             raise StepLogNotFoundError(run_id, parent)
 
     def _read_chunks(
-        self, storage: RecordStorage, run_id: str, kind: str, under: str | None = None
+        self,
+        storage: RecordStorage,
+        run_id: str,
+        kind: str,
+        under: str | None = None,
+        shared: bool = False,
     ) -> list[_Chunk]:
         """The chunks of ``kind`` in creation order; with ``under``, only those named below it."""
         folder = KIND_FOLDERS[kind]
@@ -198,7 +247,7 @@ class ChunkedRunLogStore(BaseRunLogStore):
                 continue
             names.append(name)
         found = storage.map(
-            lambda name: self._read_chunk(storage, run_id, f"{folder}/{name}"), names
+            lambda name: self._read_chunk(storage, run_id, f"{folder}/{name}", shared), names
         )
         chunks = []
         for name, chunk in zip(names, found, strict=True):
@@ -229,9 +278,11 @@ class ChunkedRunLogStore(BaseRunLogStore):
         )
         attach_descendants(run_id, root, steps, branches)
 
-    def _read_parameters(self, storage: RecordStorage, run_id: str) -> dict[str, Any]:
+    def _read_parameters(
+        self, storage: RecordStorage, run_id: str, shared: bool = False
+    ) -> dict[str, Any]:
         parameters: dict[str, Any] = {}
-        for _, _, record in self._read_chunks(storage, run_id, PARAMETER):
+        for _, _, record in self._read_chunks(storage, run_id, PARAMETER, shared=shared):
             parameters.update(record)
         return parameters
 
@@ -257,7 +308,15 @@ class ChunkedRunLogStore(BaseRunLogStore):
 
     def get_run_log_by_id(self, run_id: str, full: bool = True) -> RunLog:
         storage = self.storage()
+        if full:
+            kept = self._read_snapshot(storage, run_id)
+            if kept is not None:
+                return kept
         run_log = self._read_head(storage, run_id)
+        if full and storage.keeps_snapshots and run_log.status in TERMINAL_STATUSES:
+            assembled = self._assemble_and_snapshot(storage, run_id)
+            if assembled is not None:
+                return assembled
         run_log.parameters = self._read_parameters(storage, run_id)
         if full:
             self._attach_descendants(storage, run_id, run_log)
@@ -269,6 +328,7 @@ class ChunkedRunLogStore(BaseRunLogStore):
         limit = storage.name_limit
         storage.make_run(run_id, KIND_FOLDERS.values())
         with storage.lock(run_id):
+            self._drop_snapshot(storage, run_id)
             before = {
                 f"{folder}/{name}"
                 for kind, folder in KIND_FOLDERS.items()
@@ -334,6 +394,13 @@ class ChunkedRunLogStore(BaseRunLogStore):
         storage = self.storage()
         self._require_run(storage, run_id)
         return self._read_parameters(storage, run_id)
+
+    def read_parameters_shared(self, run_id: str) -> dict[str, Any]:
+        if not self._reads_parameters_as(ChunkedRunLogStore):
+            return self.get_parameters(run_id)
+        storage = self.storage()
+        self._require_run(storage, run_id)
+        return self._read_parameters(storage, run_id, shared=True)
 
     def set_parameters(self, run_id: str, parameters: dict[str, Any]) -> None:
         storage = self.storage()

@@ -3,6 +3,8 @@
 A run's records, relative to the run (a folder on disk, a key prefix in a bucket):
 
 * ``RunLog.json`` -- the run-level fields and ``run_config``; ``steps`` and ``parameters`` empty;
+* ``RunLog.snapshot.json`` -- where the storage keeps snapshots, the whole run as it was when it
+  was first read whole after it ended; any change removes it first (under the run's lock);
 * ``parameters/Parameter-<key>.json`` -- one parameter, record ``{"<key>": value}``;
 * ``steps/StepLog-<internal name>.json`` -- one step log without its ``branches``;
 * ``branches/BranchLog-<internal branch name>.json`` -- one branch log without its ``steps``.
@@ -33,6 +35,9 @@ from magnus.runlog.models import BranchLog, RunLog, StepLog
 logger = logging.getLogger(__name__)
 
 RUN_FILE = "RunLog.json"
+#: The whole run in one file, written when an ended run is first read whole and removed by any
+#: change after: ``runs show`` of a long run reads one file, not one per step.
+SNAPSHOT_FILE = "RunLog.snapshot.json"
 PARAMETER = "Parameter"
 STEP = "StepLog"
 BRANCH = "BranchLog"

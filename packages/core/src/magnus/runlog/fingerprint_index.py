@@ -60,9 +60,27 @@ def index_record(key: str, limit: int | None = None) -> str:
 
 
 def record_hit(storage: RecordStorage, hit: FingerprintHit) -> None:
-    """Write ``hit`` as the index record of its key, replacing any earlier one."""
+    """Write ``hit`` as the index record of its key, replacing any earlier one.
+
+    A key this process already recorded for the same run is not written again: the record it
+    wrote names a step of that run with the same fingerprint, hence the same result, and
+    replacing a file costs more than a short step (steps that do the same thing with the same
+    inputs share a key). Another run's record always replaces it.
+    """
+    record = index_record(hit.key, storage.name_limit)
+    where = storage.where(INDEX_RUN, record)
+    if _written.get(where) == hit.run_id:
+        return
     storage.make_run(INDEX_RUN, [""])
-    storage.write(INDEX_RUN, index_record(hit.key, storage.name_limit), hit)
+    storage.write(INDEX_RUN, record, hit)
+    if len(_written) >= _REMEMBERED:
+        _written.clear()
+    _written[where] = hit.run_id
+
+
+# The run whose hit this process last wrote, by index record (its place in its storage).
+_written: dict[str, str] = {}
+_REMEMBERED = 100_000
 
 
 def find_hit(storage: RecordStorage, key: str) -> FingerprintHit | None:

@@ -27,6 +27,8 @@ from magnus.runlog.files import (
 from magnus.runlog.storage import RecordStorage
 
 LOCK_FILE = ".lock"
+#: How many records read_shared keeps parsed (the parameters of the runs a process works on).
+_KEPT_RECORDS = 1024
 
 
 class FolderStorage(RecordStorage):
@@ -34,11 +36,14 @@ class FolderStorage(RecordStorage):
 
     # File systems allow 255 bytes per name; a writer's temporary file adds up to 40.
     name_limit: ClassVar[int | None] = MAX_FILE_NAME_BYTES
+    keeps_snapshots: ClassVar[bool] = True
 
     def __init__(self, root: Path) -> None:
         self.root = root
         # The folder of the run last asked for: a process works on one run, mostly.
         self._last: tuple[str, Path] | None = None
+        # Records read by read_shared: path -> ((inode, size, mtime_ns), parsed record).
+        self._parsed: dict[str, tuple[tuple[int, int, int], Any]] = {}
 
     def _folder(self, run_id: str) -> Path:
         last = self._last
@@ -59,6 +64,27 @@ class FolderStorage(RecordStorage):
             return read_json(self._folder(run_id) / record)
         except FileNotFoundError:
             return None
+
+    def read_shared(self, run_id: str, record: str) -> Any:
+        # A record is replaced by renaming a new file over it: a new inode, so the inode, size
+        # and modification time tell whether the parsed record kept is still the record.
+        path = self._folder(run_id) / record
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise RunLogStoreError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+        key = str(path)
+        version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        kept = self._parsed.get(key)
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        data = self.read(run_id, record)
+        if len(self._parsed) >= _KEPT_RECORDS:
+            self._parsed.clear()
+        self._parsed[key] = (version, data)
+        return data
 
     def exists(self, run_id: str, record: str) -> bool:
         return (self._folder(run_id) / record).exists()

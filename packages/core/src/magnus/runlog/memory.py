@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import copy
 from abc import abstractmethod
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from magnus.exceptions import BranchLogNotFoundError, StepLogNotFoundError
 from magnus.runlog.base import BaseRunLogStore, parent_branch_name, parent_step_name
@@ -27,6 +27,8 @@ from magnus.runlog.models import (
     RunLog,
     StepLog,
 )
+
+ResultT = TypeVar("ResultT")
 
 
 def new_run_log(
@@ -101,25 +103,83 @@ def find_branch(run_log: RunLog, internal_branch_name: str) -> BranchLog | RunLo
     return branch
 
 
-def place_step(run_log: RunLog, step_log: StepLog) -> None:
-    """Insert a copy of ``step_log`` under its parent branch, or replace its own fields."""
+def place_step(run_log: RunLog, step_log: StepLog, keep: bool = False) -> None:
+    """Insert a copy of ``step_log`` under its parent branch, or replace its own fields.
+
+    With ``keep``, ``step_log`` itself is placed (its ``branches`` dropped): the caller made it
+    for the tree and holds no other reference.
+    """
     container = find_branch(run_log, parent_branch_name(step_log.internal_name))
     existing = container.steps.get(step_log.internal_name)
-    stored = copy.deepcopy(step_log.model_copy(update={"branches": {}}))
+    if keep:
+        stored = step_log
+        stored.branches = {}
+    else:
+        stored = copy.deepcopy(step_log.model_copy(update={"branches": {}}))
     if existing is not None:
         stored.branches = existing.branches
     # Assigning to an existing key keeps its position: a replaced step keeps its place.
     container.steps[step_log.internal_name] = stored
 
 
-def place_branch(run_log: RunLog, branch_log: BranchLog) -> None:
-    """Insert a copy of ``branch_log`` under its parent step, or replace its own fields."""
+def place_branch(run_log: RunLog, branch_log: BranchLog, keep: bool = False) -> None:
+    """Insert a copy of ``branch_log`` under its parent step, or replace its own fields.
+
+    With ``keep``, ``branch_log`` itself is placed (its ``steps`` dropped), as for
+    :func:`place_step`.
+    """
     step = find_step(run_log, parent_step_name(branch_log.internal_name))
     existing = step.branches.get(branch_log.internal_name)
-    stored = copy.deepcopy(branch_log.model_copy(update={"steps": {}}))
+    if keep:
+        stored = branch_log
+        stored.steps = {}
+    else:
+        stored = copy.deepcopy(branch_log.model_copy(update={"steps": {}}))
     if existing is not None:
         stored.steps = existing.steps
     step.branches[branch_log.internal_name] = stored
+
+
+#: The kinds of :class:`RunChange`.
+STATUS_CHANGE = "status"
+PARAMETERS_CHANGE = "parameters"
+RUN_CONFIG_CHANGE = "run_config"
+STEP_CHANGE = "step"
+BRANCH_CHANGE = "branch"
+
+
+@dataclass(frozen=True)
+class RunChange:
+    """One change to a stored run: what ``add_step_log``, ``set_parameters``... ask for.
+
+    ``value`` is, by ``kind``: a ``StepLog`` or ``BranchLog`` to place; the parameters or
+    ``run_config`` keys to merge; ``{"status", "message", "now"}`` for a status.
+    """
+
+    kind: str
+    value: Any
+
+
+def apply_change(run_log: RunLog, change: RunChange, keep: bool = False) -> None:
+    """Make ``change`` to ``run_log`` in place; ``keep``: place step or branch logs uncopied.
+
+    Every change sets values rather than adding to them, so making a sequence of changes again
+    to a run that already has them leaves it as it was (what replaying a journal relies on).
+    Whatever is missing (a parent step or branch) raises before anything is changed.
+    """
+    kind, value = change.kind, change.value
+    if kind == STEP_CHANGE:
+        place_step(run_log, value, keep)
+    elif kind == BRANCH_CHANGE:
+        place_branch(run_log, value, keep)
+    elif kind == PARAMETERS_CHANGE:
+        run_log.parameters.update(value if keep else copy.deepcopy(value))
+    elif kind == RUN_CONFIG_CHANGE:
+        run_log.run_config.update(value if keep else copy.deepcopy(value))
+    elif kind == STATUS_CHANGE:
+        set_status(run_log, value["status"], value["now"], value["message"])
+    else:
+        raise ValueError(f"Unknown run log change {kind!r}")
 
 
 class WholeRunLogStore(BaseRunLogStore):
@@ -129,12 +189,13 @@ class WholeRunLogStore(BaseRunLogStore):
     """
 
     @abstractmethod
-    def _read(self, run_id: str) -> RunLog:
-        """The stored run (``RunLogNotFoundError`` if absent); callers must not change it."""
+    def _view(self, run_id: str, use: Callable[[RunLog], ResultT]) -> ResultT:
+        """``use(stored run)`` (``RunLogNotFoundError`` if absent); ``use`` must not change it
+        and returns copies of what it hands out."""
 
     @abstractmethod
-    def _modify(self, run_id: str) -> AbstractContextManager[RunLog]:
-        """The stored run to change inside the ``with`` block; saved if the block succeeds."""
+    def _change(self, run_id: str, change: RunChange) -> None:
+        """Make ``change`` to the stored run (``RunLogNotFoundError`` if absent) and keep it."""
 
     @abstractmethod
     def _create(self, run_log: RunLog) -> None:
@@ -166,15 +227,16 @@ class WholeRunLogStore(BaseRunLogStore):
         return run_log
 
     def get_run_log_by_id(self, run_id: str, full: bool = True) -> RunLog:
-        stored = self._read(run_id)
-        return stored.model_copy(deep=True) if full else without_steps(stored)
+        return self._view(
+            run_id, lambda stored: stored.model_copy(deep=True) if full else without_steps(stored)
+        )
 
     def put_run_log(self, run_log: RunLog) -> None:
         self._replace(run_log.model_copy(deep=True))
 
     def update_run_log_status(self, run_id: str, status: str, message: str = "") -> None:
-        with self._modify(run_id) as run_log:
-            set_status(run_log, status, self.now(), message)
+        value = {"status": status, "message": message, "now": self.now()}
+        self._change(run_id, RunChange(STATUS_CHANGE, value))
 
     def list_runs(self) -> list[RunLog]:
         return sort_runs(without_steps(run) for run in self._stored_runs())
@@ -182,44 +244,53 @@ class WholeRunLogStore(BaseRunLogStore):
     # ------------------------------------------------------------------ parameters and config
 
     def get_parameters(self, run_id: str) -> dict[str, Any]:
-        return copy.deepcopy(self._read(run_id).parameters)
+        return self._view(run_id, lambda stored: copy.deepcopy(stored.parameters))
+
+    def read_parameters_shared(self, run_id: str) -> dict[str, Any]:
+        if not self._reads_parameters_as(WholeRunLogStore):
+            return self.get_parameters(run_id)
+        # A change replaces a parameter's value, never changes it in place: stored values can
+        # be handed out.
+        return self._view(run_id, lambda stored: dict(stored.parameters))
 
     def set_parameters(self, run_id: str, parameters: dict[str, Any]) -> None:
-        with self._modify(run_id) as run_log:
-            run_log.parameters.update(copy.deepcopy(parameters))
+        self._change(run_id, RunChange(PARAMETERS_CHANGE, parameters))
 
     def get_run_config(self, run_id: str) -> dict[str, Any]:
-        return copy.deepcopy(self._read(run_id).run_config)
+        return self._view(run_id, lambda stored: copy.deepcopy(stored.run_config))
 
     def set_run_config(self, run_id: str, run_config: dict[str, Any]) -> None:
-        with self._modify(run_id) as run_log:
-            run_log.run_config.update(copy.deepcopy(run_config))
+        self._change(run_id, RunChange(RUN_CONFIG_CHANGE, run_config))
 
     # ------------------------------------------------------------------ steps and branches
 
     def get_step_log(self, internal_name: str, run_id: str, full: bool = True) -> StepLog:
-        found = find_step(self._read(run_id), internal_name)
-        if not full:
-            found = found.model_copy(update={"branches": {}})
-        return found.model_copy(deep=True)
+        def copied(stored: RunLog) -> StepLog:
+            found = find_step(stored, internal_name)
+            if not full:
+                found = found.model_copy(update={"branches": {}})
+            return found.model_copy(deep=True)
+
+        return self._view(run_id, copied)
 
     def add_step_log(self, step_log: StepLog, run_id: str) -> None:
-        with self._modify(run_id) as run_log:
-            place_step(run_log, step_log)
+        self._change(run_id, RunChange(STEP_CHANGE, step_log))
 
     def get_branch_log(
         self, internal_branch_name: str, run_id: str, full: bool = True
     ) -> BranchLog | RunLog:
-        found = find_branch(self._read(run_id), internal_branch_name)
-        if not full:
-            if isinstance(found, RunLog):
-                return without_steps(found)
-            found = found.model_copy(update={"steps": {}})
-        return found.model_copy(deep=True)
+        def copied(stored: RunLog) -> BranchLog | RunLog:
+            found = find_branch(stored, internal_branch_name)
+            if not full:
+                if isinstance(found, RunLog):
+                    return without_steps(found)
+                found = found.model_copy(update={"steps": {}})
+            return found.model_copy(deep=True)
+
+        return self._view(run_id, copied)
 
     def add_branch_log(self, branch_log: BranchLog | RunLog, run_id: str) -> None:
         if isinstance(branch_log, RunLog):
             self.put_run_log(branch_log)
             return
-        with self._modify(run_id) as run_log:
-            place_branch(run_log, branch_log)
+        self._change(run_id, RunChange(BRANCH_CHANGE, branch_log))

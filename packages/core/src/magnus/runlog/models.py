@@ -150,6 +150,9 @@ class StepLog(_Record):
     branches: dict[str, BranchLog] = Field(default_factory=dict)
     data_catalog: list[DataCatalog] = Field(default_factory=list)
     map_values: list[Any] | None = _when_set("a map step: the elements it fanned out over")
+    chosen_branch: str | None = _when_set("a conditional step: the branch it ran")
+    condition_value: Any = _when_set("a conditional step: the parameter value that chose it")
+    iterations: int | None = _when_set("a loop step: how many iterations it started")
     output_parameters: dict[str, Any] | None = _when_set(
         "a composite or reused step: what it passed on to the enclosing scope"
     )

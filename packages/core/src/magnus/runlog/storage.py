@@ -32,6 +32,9 @@ class RecordStorage(ABC):
     #: The longest file name of a record, in bytes of UTF-8; ``None``: no limit. The store
     #: shortens longer names to a readable prefix and a digest.
     name_limit: ClassVar[int | None] = None
+    #: Whether the store keeps a snapshot of each ended run beside its records (one read for
+    #: ``runs show``); it is removed, under the run's :meth:`lock`, before every change.
+    keeps_snapshots: ClassVar[bool] = False
 
     @abstractmethod
     def location(self, run_id: str) -> str:
@@ -44,6 +47,12 @@ class RecordStorage(ABC):
     @abstractmethod
     def read(self, run_id: str, record: str) -> Any:
         """The record's parsed JSON; ``None`` if there is no such record."""
+
+    def read_shared(self, run_id: str, record: str) -> Any:
+        """As :meth:`read`, but the same parsed object may be given again while the record is
+        unchanged (the caller never changes it); override where telling that is cheaper than
+        reading the record."""
+        return self.read(run_id, record)
 
     def exists(self, run_id: str, record: str) -> bool:
         """Whether the record exists (override when that is cheaper than reading it)."""

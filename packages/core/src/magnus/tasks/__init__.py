@@ -5,13 +5,14 @@
 execution log and the console. The names below are what plugins import from ``magnus.tasks``.
 """
 
-from magnus.tasks.base import MAP_VARIABLE_ENV, BaseTaskType, TaskInput
+from magnus.tasks.base import LOOP_ITERATION_ENV, MAP_VARIABLE_ENV, BaseTaskType, TaskInput
 from magnus.tasks.notebook import NotebookTaskType
 from magnus.tasks.output import task_output
 from magnus.tasks.python import PythonTaskType, import_function
 from magnus.tasks.shell import ShellTaskType
 
 __all__ = [
+    "LOOP_ITERATION_ENV",
     "MAP_VARIABLE_ENV",
     "BaseTaskType",
     "NotebookTaskType",

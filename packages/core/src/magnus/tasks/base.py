@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 #: the environment variable holding the map variables in scope, as JSON
 MAP_VARIABLE_ENV = "MAGNUS_MAP_VARIABLE"
+#: the environment variable holding the iteration of the innermost loop around the step
+LOOP_ITERATION_ENV = "MAGNUS_LOOP_ITERATION"
 
 
 @dataclass
@@ -28,6 +31,8 @@ class TaskInput:
     step_name: str
     parameters: dict[str, Any]
     map_variables: dict[str, Any] = field(default_factory=dict)
+    #: the iteration (from 0) of the innermost loop around the step, if any
+    loop_iteration: int | None = None
     #: where the task's stdout and stderr go (the execution log, tee'd to the console)
     output: IO[str] = field(default_factory=io.StringIO)
     #: filled by the task as soon as it knows what it consumes, so failed attempts record it too
@@ -79,6 +84,16 @@ class BaseTaskType(BaseModel):
             **{k: v for k, v in task_input.parameters.items() if k not in task_input.iterated},
             **task_input.map_variables,
         }
+
+
+def scope_environment(task_input: TaskInput) -> dict[str, str]:
+    """The variables that tell a task where it runs: its map variables and loop iteration."""
+    found = {}
+    if task_input.map_variables:
+        found[MAP_VARIABLE_ENV] = json.dumps(task_input.map_variables)
+    if task_input.loop_iteration is not None:
+        found[LOOP_ITERATION_ENV] = str(task_input.loop_iteration)
+    return found
 
 
 def clear_prefixed(prefix: str) -> dict[str, str]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import json
 import logging
 import os
 import re
@@ -40,11 +39,11 @@ from magnus.internal_names import MAX_FILE_NAME_BYTES, branch_name_of, fit_file_
 from magnus.redaction import get_redactor
 from magnus.tasks import kernel_channel
 from magnus.tasks.base import (
-    MAP_VARIABLE_ENV,
     BaseTaskType,
     TaskInput,
     clear_prefixed,
     exported_environment,
+    scope_environment,
 )
 from magnus.tasks.output import task_output
 
@@ -190,8 +189,7 @@ class NotebookTaskType(BaseTaskType):
 
         injected = {**task_input.parameters, **task_input.map_variables}
         exported = params_mod.to_environment(task_input.parameters)
-        if task_input.map_variables:
-            exported[MAP_VARIABLE_ENV] = json.dumps(task_input.map_variables)
+        exported.update(scope_environment(task_input))
         # A notebook left by an earlier run must not pass for this run's if papermill fails
         # before writing it.
         output_path.unlink(missing_ok=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import sys
 import traceback
@@ -14,11 +13,11 @@ from typing import Any, ClassVar
 from magnus import parameters as params_mod
 from magnus.exceptions import TaskError
 from magnus.tasks.base import (
-    MAP_VARIABLE_ENV,
     BaseTaskType,
     TaskInput,
     clear_prefixed,
     exported_environment,
+    scope_environment,
 )
 from magnus.tasks.output import task_output
 from magnus.tracking.metrics import pop_environment_metrics
@@ -74,8 +73,7 @@ class PythonTaskType(BaseTaskType):
         function, bound = self._bind(task_input)
         task_input.consumed = params_mod.consumed_parameters(bound)
         exported = params_mod.to_environment(task_input.parameters)
-        if task_input.map_variables:
-            exported[MAP_VARIABLE_ENV] = json.dumps(task_input.map_variables)
+        exported.update(scope_environment(task_input))
         with (
             exported_environment(exported),
             # What the function and the processes it starts print: to the log and the console.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from typing import Any, ClassVar
 
 from magnus import parameters as params_mod
 from magnus.exceptions import TaskError
-from magnus.tasks.base import MAP_VARIABLE_ENV, BaseTaskType, TaskInput
+from magnus.tasks.base import BaseTaskType, TaskInput, scope_environment
 from magnus.tracking.metrics import collect_environment_metrics
 
 _ENV_DUMP = "MAGNUS_ENV_DUMP_FILE"
@@ -31,8 +30,7 @@ class ShellTaskType(BaseTaskType):
         task_input.consumed = self.consumes(task_input)
         inputs = params_mod.to_environment(task_input.parameters)
         env = {**os.environ, **inputs}
-        if task_input.map_variables:
-            env[MAP_VARIABLE_ENV] = json.dumps(task_input.map_variables)
+        env.update(scope_environment(task_input))
         fd, dump_path = tempfile.mkstemp(prefix="magnus-env-")
         os.close(fd)
         env[_ENV_DUMP] = dump_path
