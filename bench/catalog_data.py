@@ -1,4 +1,5 @@
-"""The files of the catalog workloads: one 1 GiB file, and 10,000 files of 4 KiB.
+"""The files of the catalog workloads: one 1 GiB file, 10,000 files of 4 KiB, and the S3 put's
+200 MiB file.
 
 Content is random so that no layer (file system, page cache) can shortcut it; files are made
 once and reused while their size and count are right.
@@ -10,6 +11,8 @@ import os
 from pathlib import Path
 
 BIG_SIZE = 1024**3
+#: the file the S3 catalog puts (moto keeps objects on this machine: a few rounds must fit)
+S3_SIZE = 200 * 1024**2
 SMALL_COUNT = 10_000
 SMALL_SIZE = 4096
 _BLOCK = 64 * 1024 * 1024
@@ -18,6 +21,8 @@ _BLOCK = 64 * 1024 * 1024
 #: set, with ``-absent`` when the originals are removed before the get, so that no catalog can
 #: skip rewriting them.
 PATTERNS = {"catalog-1g": "data/big.bin", "catalog-10k": "data/small/*"}
+#: S3 workload -> the file it puts (through ``catalog_s3_driver.py``, not ``catalog_driver.py``)
+S3_PATHS = {"catalog-s3-put": "data/large.bin"}
 
 
 def data_set(workload: str) -> str:
@@ -30,14 +35,22 @@ def get_mode(workload: str) -> str:
     return "absent" if workload.endswith("-absent") else "over"
 
 
-def _big(folder: Path) -> None:
-    target = folder / "data" / "big.bin"
-    if target.is_file() and target.stat().st_size == BIG_SIZE:
+def _random_file(target: Path, size: int) -> None:
+    if target.is_file() and target.stat().st_size == size:
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target, "wb") as handle:
-        for _ in range(BIG_SIZE // _BLOCK):
+        for _ in range(size // _BLOCK):
             handle.write(os.urandom(_BLOCK))
+        handle.write(os.urandom(size % _BLOCK))
+
+
+def _big(folder: Path) -> None:
+    _random_file(folder / "data" / "big.bin", BIG_SIZE)
+
+
+def _s3(folder: Path) -> None:
+    _random_file(folder / S3_PATHS["catalog-s3-put"], S3_SIZE)
 
 
 def _small(folder: Path) -> None:
@@ -53,5 +66,5 @@ def prepare(work: Path, workload: str) -> Path:
     """The folder of a catalog ``workload`` with its data in place (shared by both get modes)."""
     name = data_set(workload)
     folder = work / name
-    (_big if name == "catalog-1g" else _small)(folder)
+    {"catalog-1g": _big, "catalog-s3-put": _s3}.get(name, _small)(folder)
     return folder

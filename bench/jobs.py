@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import catalog_data
+import catalog_s3_env
 import html_report_data
+import looking_data
 import reuse_data
 import workloads
 from report import Cell
@@ -73,6 +75,16 @@ def catalog_job(cell: Cell, tool: str, tools: dict[str, Tool], repetition: int) 
     return Job(command, runner.env(), reports_json=True, clean=_remove_catalog)
 
 
+def catalog_s3_job(cell: Cell, tool: str) -> Job | None:
+    """Ours (the ``s3`` catalog) or the floor (raw boto3), in the S3 virtualenv; not 0.5.1."""
+    if tool not in (OURS, FLOOR):
+        return None
+    python = catalog_s3_env.ensure(BENCH / ".work")
+    driver = str(BENCH / "catalog_s3_driver.py")
+    command = [str(python), driver, tool, catalog_data.S3_PATHS[cell.workload]]
+    return Job(command, Tool(tool, python).env(), reports_json=True)
+
+
 #: reuse workload -> how many earlier runs its store holds (none: it starts empty)
 REUSE_RUNS = {"reuse-miss": 0, "reuse-hit-1": 1, "reuse-hit-1000": 1000}
 #: lookup workload -> how many earlier runs its store holds
@@ -131,6 +143,18 @@ def report_job(cell: Cell, tool: str, tools: dict[str, Tool]) -> Job | None:
     return Job(driver, ours.env(), reports_json=True)
 
 
+def looking_job(cell: Cell, tool: str, tools: dict[str, Tool]) -> Job | None:
+    """Ours: ``runs show`` / ``runs list`` (output to the log, as when piped); the floor: the
+    same JSON parsed and a line printed per step or run."""
+    what = cell.workload.removeprefix("looking-")
+    if tool == FLOOR:
+        return Job(looking_data.floor_command(tools[OURS], what), tools[OURS].env())
+    if tool != OURS:
+        return None
+    command = looking_data.show_command if what == "show" else looking_data.list_command
+    return Job(command(tools[OURS]), tools[OURS].env())
+
+
 def job_for(
     cell: Cell, tool: str, tools: dict[str, Tool], folder: Path, repetition: int
 ) -> Job | None:
@@ -144,6 +168,8 @@ def job_for(
         return None
     if cell.workload in workloads.WORKLOADS:
         return pipeline_job(cell, tool, tools, folder)
+    if cell.workload in catalog_data.S3_PATHS:
+        return catalog_s3_job(cell, tool)
     if catalog_data.data_set(cell.workload) in catalog_data.PATTERNS:
         return catalog_job(cell, tool, tools, repetition)
     if cell.workload in REUSE_RUNS:
@@ -154,6 +180,8 @@ def job_for(
         return stat_cache_job(cell, tool, tools)
     if cell.workload.startswith("report-"):
         return report_job(cell, tool, tools)
+    if cell.workload.startswith("looking-"):
+        return looking_job(cell, tool, tools)
     if cell.workload == "help":
         if tool == FLOOR:
             # The floor of a command line: an interpreter that starts and stops.

@@ -27,6 +27,7 @@ import catalog_data
 import html_report_data
 import jobs
 import kedro_env
+import looking_data
 import reuse_data
 import stat_cache_data
 import workloads
@@ -39,9 +40,9 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 DEFAULT_SIZES = (10, 100, 1000)
 FULL_SIZES = (10, 100, 1000, 10000)
-#: --only names: every pipeline workload, plus the catalog, start-up, reuse, stat-cache and
-#: report groups
-GROUPS = (*workloads.WORKLOADS, "catalog", "startup", "reuse", "stat-cache", "report")
+#: --only names: every pipeline workload, plus the catalog, start-up, reuse, stat-cache, report
+#: and looking (``runs show`` / ``runs list``) groups
+GROUPS = (*workloads.WORKLOADS, "catalog", "startup", "reuse", "stat-cache", "report", "looking")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -116,6 +117,7 @@ def plan(args: argparse.Namespace) -> Iterator[Cell]:
         yield Cell("catalog-1g-absent", "(e) catalog 1 GB file, original removed", 1, "")
         yield Cell("catalog-10k", "(e) catalog 10,000 files", small, "")
         yield Cell("catalog-10k-absent", "(e) catalog 10,000 files, originals removed", small, "")
+        yield Cell("catalog-s3-put", "(e) S3 catalog put of 200 MiB (floor: boto3)", 1, "")
     if "reuse" in selected:
         # One pipeline size: the largest selected up to 1,000 (``--sizes 10`` makes it quick).
         steps = max((n for n in sizes if n <= reuse_data.MAX_STEPS), default=reuse_data.MAX_STEPS)
@@ -135,6 +137,11 @@ def plan(args: argparse.Namespace) -> Iterator[Cell]:
         elements, store = html_report_data.ELEMENTS, html_report_data.STORE
         yield Cell("report-write", "(i) magnus report, map of 10,000", elements, store)
         yield Cell("report-paint", "(i) report painted in chromium", elements, store)
+    if "looking" in selected:
+        # One size, whatever --sizes says: the targets speak of 10,000 steps and 10,000 runs.
+        steps, store = looking_data.STEPS, looking_data.STORE
+        yield Cell("looking-show", "(j) magnus runs show, 10,000 steps", steps, store)
+        yield Cell("looking-list", "(j) magnus runs list, 10,000 runs", looking_data.RUNS, store)
 
 
 @dataclass
@@ -182,6 +189,11 @@ class Harness:
                 html_report_data.prepare(work, self.tools[OURS])
                 self.prepared.add(("report", cell.n))
             return html_report_data.folder(work)
+        if cell.workload.startswith("looking-"):
+            if ("looking", 0) not in self.prepared:
+                looking_data.prepare(work, self.tools[OURS])
+                self.prepared.add(("looking", 0))
+            return looking_data.folder(work)
         return work
 
     def measure(self, cell: Cell) -> None:

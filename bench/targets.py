@@ -19,6 +19,8 @@ MARGINAL_LIMIT_MS = {"noop": 0.5, "params": 0.8, "map": 1.0}
 KEDRO_FACTOR = 2.0
 SMALL_FILES_LIMIT = 1.5
 CATALOG_LIMIT = 1.3
+#: the S3 catalog's put of a large file against boto3's upload_file with the same settings
+S3_PUT_LIMIT = 1.10
 OVERHEAD_FACTOR = 10.0
 GROWTH_LIMIT = 12.0
 #: lookups with 1,000 earlier runs in the store may take this much longer than with 1 (noise)
@@ -26,6 +28,8 @@ LOOKUP_NOISE = 1.2
 NO_CHANGE_LIMIT_S = 2.0
 REPORT_SIZE_LIMIT_MB = 5.0
 REPORT_PAINT_LIMIT_S = 3.0
+#: ``runs show`` of 10,000 steps and ``runs list`` of 10,000 runs, whole process
+LOOKING_LIMIT_S = 1.0
 
 
 @dataclass
@@ -175,6 +179,23 @@ def catalog_speed(cells: list[Cell], workload: str = "catalog-1g") -> Verdict:
     return Verdict(target, "MISS", f"{detail} ({ratio / CATALOG_LIMIT:.2f}x over the limit)")
 
 
+def s3_put(cells: list[Cell]) -> Verdict:
+    """The ``s3`` catalog's put of 200 MiB within 10% of raw boto3 (same client and config)."""
+    target = (
+        f"S3 catalog put of a 200 MiB file within {S3_PUT_LIMIT:.2f}x of boto3 upload_file "
+        "(same client and TransferConfig, moto on this machine)"
+    )
+    cell = _find(cells, "catalog-s3-put", 1, "")
+    ours, floor = _seconds(cell, OURS), _seconds(cell, FLOOR)
+    if ours is None or floor is None:
+        return Verdict(target, "N/A", "not measured (or failed)")
+    ratio = ours / floor
+    detail = f"ours {ours:.2f} s vs boto3 {floor:.2f} s: {ratio:.2f}x"
+    if ratio <= S3_PUT_LIMIT:
+        return Verdict(target, "PASS", detail)
+    return Verdict(target, "MISS", f"{detail} ({ratio / S3_PUT_LIMIT:.2f}x over the limit)")
+
+
 def help_speed(cells: list[Cell]) -> Verdict:
     target = f"`magnus --help` under {HELP_LIMIT_S} s"
     seconds = _seconds(_find(cells, "help", 1, ""), OURS)
@@ -300,6 +321,21 @@ def report_paint(cells: list[Cell]) -> Verdict:
     return Verdict(target, "MISS", f"{detail} ({seconds - REPORT_PAINT_LIMIT_S:.2f} s over)")
 
 
+def looking(cells: list[Cell], what: str) -> Verdict:
+    """``magnus runs show`` of a 10,000-step run, or ``runs list`` of 10,000 runs, under 1 s."""
+    subject = {"show": "of a 10,000-step run", "list": "over 10,000 runs"}[what]
+    target = f"`magnus runs {what}` {subject} under {LOOKING_LIMIT_S:.0f} s"
+    cell = next((c for c in cells if c.workload == f"looking-{what}"), None)
+    seconds = _seconds(cell, OURS)
+    if seconds is None:
+        return Verdict(target, "N/A", "not measured (or failed)")
+    floor = _seconds(cell, FLOOR)
+    detail = f"{seconds:.2f} s" + (f" (floor: {floor:.2f} s)" if floor is not None else "")
+    if seconds < LOOKING_LIMIT_S:
+        return Verdict(target, "PASS", detail)
+    return Verdict(target, "MISS", f"{detail} ({seconds - LOOKING_LIMIT_S:.2f} s over)")
+
+
 def check_all(cells: list[Cell], heavy: dict[str, list[str]]) -> list[Verdict]:
     return [
         per_step_overhead(cells, "noop"),
@@ -316,6 +352,7 @@ def check_all(cells: list[Cell], heavy: dict[str, list[str]]) -> list[Verdict]:
         catalog_speed(cells, "catalog-1g-absent"),
         small_files(cells, "catalog-10k"),
         small_files(cells, "catalog-10k-absent"),
+        s3_put(cells),
         help_speed(cells),
         import_purity(heavy),
         lookup_flat(cells),
@@ -323,4 +360,6 @@ def check_all(cells: list[Cell], heavy: dict[str, list[str]]) -> list[Verdict]:
         no_change_check(cells),
         report_size(cells),
         report_paint(cells),
+        looking(cells, "show"),
+        looking(cells, "list"),
     ]

@@ -16,6 +16,8 @@ from magnus_catalog_s3.runlog import ChunkedS3RunLogStore
 
 from magnus.exceptions import RunLogNotFoundError, RunLogStoreError
 from magnus.runlog.chunked import ChunkedFileSystemRunLogStore
+from magnus.runlog.chunks import KIND_FOLDERS
+from magnus.runlog.folders import folder_storage
 from magnus.runlog.models import (
     FAIL,
     PROCESSING,
@@ -47,7 +49,7 @@ def fill(store: Any) -> None:
     store.set_parameters(RUN, {"Size": 2, "x": [1]})
 
 
-def test_keys_are_the_chunked_fs_file_names(
+def test_keys_are_the_chunked_fs_record_names(
     make_store: Callable[..., ChunkedS3RunLogStore],
     tmp_path: Path,
     s3_server: str,
@@ -58,10 +60,15 @@ def test_keys_are_the_chunked_fs_file_names(
     file_system = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
     fill(file_system)
 
+    # chunked-fs keeps RunLog.json as a file and the other records in the run's journal.
+    records = folder_storage(str(tmp_path))
     on_disk = sorted(
-        path.relative_to(tmp_path).as_posix()
-        for path in tmp_path.rglob("*")
-        if path.is_file() and path.name != ".lock"
+        [f"{RUN}/RunLog.json"]
+        + [
+            f"{RUN}/{kind}/{name}"
+            for kind in KIND_FOLDERS.values()
+            for name in records.names(RUN, kind)
+        ]
     )
     assert keys(s3_server, s3_bucket) == [f"logs/{name}" for name in on_disk]
     assert "logs/run-1/steps/StepLog-Par.a b%2Fc.%C3%BC^1.json" in keys(s3_server, s3_bucket)
@@ -70,7 +77,7 @@ def test_keys_are_the_chunked_fs_file_names(
     client = s3_client(s3_server)
     for name in on_disk:
         stored = json.loads(client.get_object(Bucket=s3_bucket, Key=f"logs/{name}")["Body"].read())
-        local = json.loads((tmp_path / name).read_text())
+        local = records.read(RUN, name.removeprefix(f"{RUN}/"))
         if name.endswith("RunLog.json"):
             assert stored.keys() == local.keys()
             assert stored["tag"] == local["tag"] == "t"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 from pathlib import Path
@@ -404,7 +405,7 @@ def test_copy_of_a_missing_source_creates_nothing(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         copy_with_hash(tmp_path / "missing", tmp_path / "out" / "dest")
 
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()
 
 
 def test_copy_keeps_permission_bits(tmp_path: Path) -> None:
@@ -442,6 +443,92 @@ def test_copy_falls_back_to_user_space_where_sendfile_is_refused(
 
     assert copy_with_hash(source, tmp_path / "copy.bin") == sha256(content)
     assert (tmp_path / "copy.bin").read_bytes() == content
+
+
+class _Counted:
+    """Counts the calls of one ``os`` function the copies make (all else goes through)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+        self.calls = 0
+        self.real = getattr(os, name)
+
+        def counted(*args: object, **kwargs: object) -> object:
+            self.calls += 1
+            return self.real(*args, **kwargs)
+
+        monkeypatch.setattr(magnus.catalog.copying.os, name, counted)
+
+
+@pytest.mark.skipif(
+    not magnus.catalog.copying._UNNAMED_FILES, reason="no unnamed files (O_TMPFILE) here"
+)
+def test_a_put_and_get_of_new_files_give_each_copy_one_name_and_read_each_byte_once(
+    catalog: FileSystemCatalog, work: Path, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a copy of a small file costs is the names it creates: one per copy, no temporary
+    # name renamed into place; and one hashing read of what was written.
+    contents = {f"data/part-{number:02d}.bin": os.urandom(100 + number) for number in range(20)}
+    for name, content in contents.items():
+        write(work, name, content)
+    links, renames = _Counted(monkeypatch, "link"), _Counted(monkeypatch, "replace")
+    hashed: list[int] = []
+    real_hash = magnus.catalog.copying._hash_stream
+
+    def counting_hash(reader: io.FileIO, size_hint: int = CHUNK_SIZE) -> str:
+        hashed.append(os.fstat(reader.fileno()).st_size)
+        return real_hash(reader, size_hint)
+
+    monkeypatch.setattr(magnus.catalog.copying, "_hash_stream", counting_hash)
+
+    put = catalog.put("data/*", RUN)
+    for name in contents:
+        (work / name).unlink()
+    got = catalog.get("data/*", RUN)
+
+    assert (links.calls, renames.calls) == (2 * len(contents), 0)
+    assert sorted(hashed) == sorted(2 * [len(content) for content in contents.values()])
+    assert {record.name: record.data_hash for record in put} == {
+        name: sha256(content) for name, content in contents.items()
+    }
+    assert [record.data_hash for record in got] == [record.data_hash for record in put]
+    assert {name: (work / name).read_bytes() for name in contents} == contents
+    assert not [path for path in tree(store / RUN) if "partial" in path]
+
+
+def test_copy_through_a_named_temporary_file_where_unnamed_files_are_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(magnus.catalog.copying, "_UNNAMED_FILES", False)
+    renames = _Counted(monkeypatch, "replace")
+    content = os.urandom(1000)
+    source = write(tmp_path, "source.bin", content)
+
+    assert copy_with_hash(source, tmp_path / "out" / "copy.bin") == sha256(content)
+    assert renames.calls == 1
+    assert tree(tmp_path / "out") == ["copy.bin"]
+
+
+@pytest.mark.skipif(
+    not magnus.catalog.copying._UNNAMED_FILES, reason="no unnamed files (O_TMPFILE) here"
+)
+def test_a_copy_whose_target_appears_meanwhile_replaces_it_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = os.urandom(1000)
+    source = write(tmp_path, "source.bin", content)
+    target = tmp_path / "out" / "copy.bin"
+    real_link = os.link
+
+    def another_writer_first(src: str, dst: str, **kwargs: object) -> None:
+        if Path(dst) == target and not target.exists():
+            target.write_bytes(b"the other writer's")
+        real_link(src, dst, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(magnus.catalog.copying.os, "link", another_writer_first)
+
+    assert copy_with_hash(source, target) == sha256(content)
+    assert target.read_bytes() == content
+    assert tree(tmp_path / "out") == ["copy.bin"]
 
 
 # ------------------------------------------------------------------------------------------------

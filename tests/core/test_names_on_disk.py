@@ -14,6 +14,7 @@ from magnus.internal_names import MAX_FILE_NAME_BYTES, fit_file_name
 from magnus.nodes import StubNode
 from magnus.notebook import output_path_in_map
 from magnus.runlog.chunked import ChunkedFileSystemRunLogStore, chunk_file_name, chunk_path_name
+from magnus.runlog.folders import folder_storage
 
 RUN_ID = "long-names"
 
@@ -81,7 +82,7 @@ def test_chunked_store_reads_back_long_names(tmp_path: Path) -> None:
     run_log.steps.pop(outer)
     store.put_run_log(run_log)
     assert list(store.get_run_log_by_id(RUN_ID).steps) == ["short"]
-    assert len(os.listdir(tmp_path / RUN_ID / "steps")) == 1
+    assert len(folder_storage(str(tmp_path)).names(RUN_ID, "steps")) == 1
 
 
 LONG_STEP = "a-step-with-a-very-long-name-" + "x" * 230

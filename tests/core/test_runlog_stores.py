@@ -11,18 +11,25 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from magnus.exceptions import RunLogStoreError
-from magnus.runlog import filesystem
+from magnus.internal_names import MAX_FILE_NAME_BYTES
+from magnus.runlog import chunked, filesystem
 from magnus.runlog.base import BaseRunLogStore
 from magnus.runlog.buffered import BufferedRunLogStore
 from magnus.runlog.chunked import ChunkedFileSystemRunLogStore
+from magnus.runlog.chunks import BRANCH, PARAMETER, STEP, chunk_record, encode_chunk
+from magnus.runlog.files import write_json
 from magnus.runlog.filesystem import FileSystemRunLogStore
+from magnus.runlog.folders import FolderStorage
+from magnus.runlog.journal import frame
 from magnus.runlog.models import PROCESSING, SUCCESS, UNREADABLE, BranchLog, RunLog
+from magnus.runlog.record_journal import JOURNAL_FILE
 from magnus.testing.runlog_store import RunLogStoreContract, count_storage_calls
 
 RUN_ID = "wobbly-hopper-0915"
@@ -384,6 +391,15 @@ def test_values_that_are_not_json_are_refused(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- chunked-fs
 
 
+def _journal_records(folder: Path) -> dict[str, Any]:
+    """The records of a run's journal, by name, as its last line for each gives them."""
+    records: dict[str, Any] = {}
+    for line in (folder / JOURNAL_FILE).read_bytes().splitlines():
+        name, _, data = line.partition(b" ")[2].partition(b"\t")
+        records[name.decode()] = json.loads(data) if data else None
+    return records
+
+
 def test_chunked_layout_has_exact_file_names(tmp_path: Path) -> None:
     store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
     _populate(store)
@@ -392,14 +408,12 @@ def test_chunked_layout_has_exact_file_names(tmp_path: Path) -> None:
     store.set_parameters(RUN_ID, {"ü": 1, "Foo": 2, "foo": 3})
     folder = tmp_path / RUN_ID
     assert store.location(RUN_ID) == str(folder)
-    # one folder per kind of record, so reading parameters never lists the steps
-    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == sorted(
+    # The run-level record is a file; every other record is a line of the run's journal.
+    assert sorted(p.name for p in folder.iterdir()) == [".lock", "RunLog.json", JOURNAL_FILE]
+    records = _journal_records(folder)
+    # one folder per kind of record, so reading parameters never walks the steps
+    assert sorted(records) == sorted(
         [
-            ".lock",
-            "RunLog.json",
-            "parameters",
-            "steps",
-            "branches",
             "parameters/Parameter-x.json",
             "parameters/Parameter-xy.json",
             "parameters/Parameter-%C3%BC.json",
@@ -423,18 +437,16 @@ def test_chunked_layout_has_exact_file_names(tmp_path: Path) -> None:
     assert head["parameters"] == {}
     assert head["run_config"] == {"executor": {"service_name": "local"}}
     assert head["status"] == SUCCESS
-    x = json.loads((folder / "parameters" / "Parameter-x.json").read_text())
-    xy = json.loads((folder / "parameters" / "Parameter-xy.json").read_text())
+    x, xy = records["parameters/Parameter-x.json"], records["parameters/Parameter-xy.json"]
     assert x["record"] == {"x": 3}
     assert xy["record"] == {"xy": 2}
     # Rewriting x kept its creation stamp, so it still sorts before xy.
     assert isinstance(x["created_ns"], int)
     assert x["created_ns"] < xy["created_ns"]
-    fan = json.loads((folder / "steps" / "StepLog-fan.json").read_text())
+    fan = records["steps/StepLog-fan.json"]
     assert fan["record"]["status"] == SUCCESS
     assert "branches" not in fan["record"]
-    branch = json.loads((folder / "branches" / "BranchLog-fan.b.json").read_text())
-    assert "steps" not in branch["record"]
+    assert "steps" not in records["branches/BranchLog-fan.b.json"]["record"]
 
 
 def test_chunked_ended_run_is_read_whole_from_its_snapshot(
@@ -459,57 +471,61 @@ def test_chunked_ended_run_is_read_whole_from_its_snapshot(
     assert "late" in store.get_run_log_by_id(RUN_ID).steps
 
 
-def test_chunked_full_false_reads_no_step_files(
+def _record_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The records read through the chunked-fs storage from now on, in order."""
+    read: list[str] = []
+    real_read = FolderStorage.read
+
+    def spying_read(self: FolderStorage, run_id: str, record: str) -> Any:
+        read.append(record)
+        return real_read(self, run_id, record)
+
+    monkeypatch.setattr(FolderStorage, "read", spying_read)
+    return read
+
+
+def test_chunked_full_false_reads_no_step_records(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
     _populate(store)
-    opened = _record_opens(monkeypatch)
+    read = _record_reads(monkeypatch)
     summary = store.get_run_log_by_id(RUN_ID, full=False)
     assert summary.steps == {}
     assert summary.parameters == {"x": 3, "xy": 2}
-    assert {Path(p).name for p in opened} == {
+    assert sorted(read) == [
         "RunLog.json",
-        "Parameter-x.json",
-        "Parameter-xy.json",
-    }
+        "parameters/Parameter-x.json",
+        "parameters/Parameter-xy.json",
+    ]
 
 
 def _record_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    import builtins
-
     opened: list[str] = []
-    real_open = builtins.open
+    real_open, real_os_open = builtins.open, os.open
 
     def spying_open(file: Any, *args: Any, **kwargs: Any) -> Any:
         opened.append(str(file))
         return real_open(file, *args, **kwargs)
 
+    def spying_os_open(path: Any, *args: Any, **kwargs: Any) -> int:
+        opened.append(str(path))
+        return real_os_open(path, *args, **kwargs)
+
     monkeypatch.setattr(builtins, "open", spying_open)
+    monkeypatch.setattr(os, "open", spying_os_open)
     return opened
 
 
-def _record_replaces(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    replaced: list[str] = []
-    real_replace = os.replace
-
-    def spying_replace(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
-        replaced.append(str(dst))
-        real_replace(src, dst, *args, **kwargs)
-
-    monkeypatch.setattr(os, "replace", spying_replace)
-    return replaced
-
-
-def _forbid_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+def _forbid_listing_and_replacing(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("a step write listed the run folder")
+        raise AssertionError("a step write listed the run folder or replaced a file")
 
-    monkeypatch.setattr(os, "listdir", refuse)
-    monkeypatch.setattr(os, "scandir", refuse)
+    for name in ("listdir", "scandir", "replace", "rename"):
+        monkeypatch.setattr(os, name, refuse)
 
 
-def test_chunked_step_writes_touch_only_that_step(
+def test_chunked_step_writes_append_only_that_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
@@ -520,9 +536,10 @@ def test_chunked_step_writes_touch_only_that_step(
         store.add_step_log(store.create_step_log(f"s{i}", f"s{i}"), RUN_ID)
         store.add_step_log(store.create_step_log(f"x{i}", f"par.a.x{i}"), RUN_ID)
     folder = tmp_path / RUN_ID
+    journal = folder / JOURNAL_FILE
+    lines_before = journal.read_bytes().count(b"\n")
     opened = _record_opens(monkeypatch)
-    replaced = _record_replaces(monkeypatch)
-    _forbid_listing(monkeypatch)
+    _forbid_listing_and_replacing(monkeypatch)
 
     # A new step, a replaced early step, a step in a branch, a branch, a parameter.
     new_step = store.create_step_log("new", "new")
@@ -535,19 +552,20 @@ def test_chunked_step_writes_touch_only_that_step(
     store.set_parameters(RUN_ID, {"p": 1})
     store.add_step_log(store.create_step_log("par", "par"), RUN_ID)
 
-    expected = [
-        "StepLog-new.json",
-        "StepLog-s0.json",
-        "StepLog-par.a.x7.json",
-        "BranchLog-par.b.json",
-        "Parameter-p.json",
-        "StepLog-par.json",
-    ]
-    assert [Path(p).name for p in replaced] == expected
-    assert all(Path(p).parent.parent == folder for p in replaced)
-    # Reading is limited to the chunk being replaced (for its creation stamp).
-    assert {Path(p).name for p in opened} <= set(expected)
     monkeypatch.undo()
+    # Each write appended one line, of its own record, and nothing else was written: no file
+    # was created or replaced, only the journal (and the run's lock) opened.
+    appended = journal.read_bytes().splitlines()[lines_before:]
+    assert [line.partition(b" ")[2].partition(b"\t")[0].decode() for line in appended] == [
+        "steps/StepLog-new.json",
+        "steps/StepLog-s0.json",
+        "steps/StepLog-par.a.x7.json",
+        "branches/BranchLog-par.b.json",
+        "parameters/Parameter-p.json",
+        "steps/StepLog-par.json",
+    ]
+    assert {Path(p).name for p in opened} == {JOURNAL_FILE, ".lock"}
+    assert sorted(p.name for p in folder.iterdir()) == [".lock", "RunLog.json", JOURNAL_FILE]
     full = store.get_run_log_by_id(RUN_ID)
     assert len(full.steps) == 502
     assert list(full.steps)[:2] == ["par", "s0"]
@@ -557,25 +575,191 @@ def test_chunked_step_writes_touch_only_that_step(
     assert len(full.steps["par"].branches["par.a"].steps) == 500
 
 
-def test_chunked_corrupt_chunk_names_the_file(tmp_path: Path) -> None:
+def _fresh_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every operation from now on reads as a process that never read the run would."""
+    monkeypatch.setattr(chunked, "folder_storage", lambda root: FolderStorage(Path(root)))
+
+
+def test_chunked_damaged_records_name_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
     _populate(store)
-    step_file = tmp_path / RUN_ID / "steps" / "StepLog-a.json"
-    step_file.write_text("{ not json")
-    with pytest.raises(RunLogStoreError, match=str(step_file)):
-        store.get_run_log_by_id(RUN_ID)
-    with pytest.raises(RunLogStoreError, match=str(step_file)):
-        store.get_step_log("a", RUN_ID)
-    step_file.write_text('{"a": 1}')  # valid JSON, but not a chunk
-    with pytest.raises(RunLogStoreError, match=str(step_file)):
-        store.get_step_log("a", RUN_ID)
-    step_file.write_text('{"created_ns": 1, "record": {"status": "x"}}')  # not a step log
-    with pytest.raises(RunLogStoreError, match=str(step_file)):
-        store.get_step_log("a", RUN_ID)
+    journal = tmp_path / RUN_ID / JOURNAL_FILE
+    intact = journal.read_bytes()
+    # A line whose checksum no longer matches its content.
+    journal.write_bytes(intact.replace(b'"x":3', b'"x":4'))
+    _fresh_reader(monkeypatch)
+    with pytest.raises(RunLogStoreError, match=f"{journal} is damaged at byte"):
+        ChunkedFileSystemRunLogStore(log_folder=str(tmp_path)).get_run_log_by_id(RUN_ID)
+    # Intact lines whose record is not JSON, not a chunk, not a step log.
+    for record, message in (
+        (b"{ not json", "not valid JSON"),
+        (b'{"a": 1}', "not a chunk"),
+        (b'{"created_ns": 1, "record": {"status": "x"}}', "not a valid StepLog"),
+    ):
+        journal.write_bytes(intact + frame(b"steps/StepLog-a.json\t" + record))
+        _fresh_reader(monkeypatch)
+        reader = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
+        for read in (reader.get_run_log_by_id, partial(reader.get_step_log, "a")):
+            with pytest.raises(RunLogStoreError, match=message) as raised:
+                read(RUN_ID)
+            assert "StepLog-a.json" in str(raised.value)
+            assert str(tmp_path / RUN_ID) in str(raised.value)
     head = tmp_path / RUN_ID / "RunLog.json"
     head.write_text("[")
     with pytest.raises(RunLogStoreError, match=str(head)):
         store.get_run_log_by_id(RUN_ID, full=False)
+
+
+def test_chunked_torn_journal_tail_is_ignored_then_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
+    store.create_run_log(RUN_ID)
+    store.add_step_log(store.create_step_log("a", "a"), RUN_ID)
+    journal = tmp_path / RUN_ID / JOURNAL_FILE
+    whole = journal.read_bytes()
+    # What a writer killed in the middle of its append leaves: a line without its end.
+    with open(journal, "ab") as handle:
+        handle.write(whole[: len(whole) // 2].replace(b"StepLog-a", b"StepLog-b"))
+    _fresh_reader(monkeypatch)
+    store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
+    assert list(store.get_run_log_by_id(RUN_ID).steps) == ["a"]
+    store.add_step_log(store.create_step_log("c", "c"), RUN_ID)
+    _fresh_reader(monkeypatch)
+    store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
+    assert list(store.get_run_log_by_id(RUN_ID).steps) == ["a", "c"]
+    assert journal.read_bytes().count(b"\n") == 2 and journal.read_bytes().endswith(b"\n")
+
+
+def test_chunked_log_survives_kill_at_any_moment(tmp_path: Path) -> None:
+    """A writer killed at random moments: another process reads the steps it had completed,
+    and the next writer carries on."""
+    script = (
+        "import sys\n"
+        "from magnus.runlog.chunked import ChunkedFileSystemRunLogStore\n"
+        "store = ChunkedFileSystemRunLogStore(log_folder=sys.argv[1])\n"
+        "start = int(sys.argv[2])\n"
+        "print('ready', flush=True)\n"
+        "for index in range(start, start + 100000):\n"
+        "    store.add_step_log(store.create_step_log(f's{index}', f's{index}'), 'r')\n"
+        "    store.set_parameters('r', {'last': index})\n"
+    )
+    reader = (
+        "import json, sys\n"
+        "from magnus.runlog.chunked import ChunkedFileSystemRunLogStore\n"
+        "run_log = ChunkedFileSystemRunLogStore(log_folder=sys.argv[1]).get_run_log_by_id('r')\n"
+        "print(json.dumps([list(run_log.steps), run_log.parameters.get('last')]))\n"
+    )
+    store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
+    store.create_run_log("r")
+    seen = 0
+    for delay in (0.05, 0.11, 0.23):
+        process = subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path), str(seen)], stdout=subprocess.PIPE
+        )
+        assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        # Read by a process that never saw the run, and by this one, which read it before.
+        shown = subprocess.run(
+            [sys.executable, "-c", reader, str(tmp_path)], capture_output=True, check=True
+        )
+        steps, last = json.loads(shown.stdout)
+        run_log = store.get_run_log_by_id("r")
+        assert list(run_log.steps) == steps and run_log.parameters.get("last") == last
+        # Every step up to the last one recorded, in order, and the parameter at most one behind.
+        assert steps == [f"s{index}" for index in range(len(steps))]
+        assert len(steps) > seen
+        assert last in (len(steps) - 1, len(steps) - 2)
+        seen = len(steps)
+    store.add_step_log(store.create_step_log("after", "after"), "r")
+    store.update_run_log_status("r", SUCCESS)
+    assert list(store.get_run_log_by_id("r").steps)[seen:] == ["after"]
+    assert (tmp_path / "r" / JOURNAL_FILE).read_bytes().endswith(b"\n")
+
+
+def _write_previous_layout(folder: Path, run_log: RunLog) -> None:
+    """What chunked-fs wrote before journals: one file per record, each with its stamp."""
+    limit = MAX_FILE_NAME_BYTES
+    folder.mkdir(parents=True)
+    write_json(folder / "RunLog.json", run_log.model_copy(update={"steps": {}, "parameters": {}}))
+    records = [
+        (chunk_record(PARAMETER, key, limit), {key: value})
+        for key, value in run_log.parameters.items()
+    ]
+    pending: list[Any] = list(reversed(run_log.steps.values()))
+    while pending:
+        item = pending.pop()
+        if isinstance(item, BranchLog):
+            records.append(
+                (
+                    chunk_record(BRANCH, item.internal_name, limit),
+                    item.model_dump(exclude={"steps"}),
+                )
+            )
+            pending.extend(reversed(item.steps.values()))
+        else:
+            records.append(
+                (
+                    chunk_record(STEP, item.internal_name, limit),
+                    item.model_dump(exclude={"branches"}),
+                )
+            )
+            pending.extend(reversed(item.branches.values()))
+    for stamp, (record, data) in enumerate(records, start=1):
+        (folder / record).parent.mkdir(parents=True, exist_ok=True)
+        write_json(folder / record, encode_chunk(data, stamp))
+
+
+def test_chunked_reads_and_carries_on_a_run_of_the_layout_before_journals(
+    tmp_path: Path,
+) -> None:
+    written = BufferedRunLogStore()
+    _populate(written)
+    old = written.get_run_log_by_id(RUN_ID)
+    old.status = PROCESSING
+    _write_previous_layout(tmp_path / RUN_ID, old)
+    store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
+    assert store.get_run_log_by_id(RUN_ID) == old
+    assert [run.run_id for run in store.list_runs()] == [RUN_ID]
+    assert store.get_step_log("fan.b.work", RUN_ID).status == SUCCESS
+    # Carried on: a replaced record (its stamp kept), a new one, a new parameter.
+    replaced = store.get_step_log("a-1", RUN_ID, full=False)
+    replaced.status = SUCCESS
+    store.add_step_log(replaced, RUN_ID)
+    store.add_step_log(store.create_step_log("b", "b"), RUN_ID)
+    store.set_parameters(RUN_ID, {"y": 1})
+    store.update_run_log_status(RUN_ID, SUCCESS)
+    again = store.get_run_log_by_id(RUN_ID)
+    assert list(again.steps) == ["fan", "a-1", "a", "b"]
+    assert again.steps["a-1"].status == SUCCESS
+    assert list(again.parameters) == ["x", "xy", "y"]
+    assert again.steps["fan"] == old.steps["fan"]
+    # A whole put drops the records of the old files too.
+    again.steps.pop("a")
+    store.put_run_log(again)
+    assert list(store.get_run_log_by_id(RUN_ID).steps) == ["fan", "a-1", "b"]
+    assert not (tmp_path / RUN_ID / "steps" / "StepLog-a.json").exists()
+
+
+def test_chunked_corrupt_record_file_of_the_layout_before_journals_names_the_file(
+    tmp_path: Path,
+) -> None:
+    written = BufferedRunLogStore()
+    _populate(written)
+    _write_previous_layout(tmp_path / RUN_ID, written.get_run_log_by_id(RUN_ID))
+    step_file = tmp_path / RUN_ID / "steps" / "StepLog-a.json"
+    step_file.write_text("{ not json")
+    store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
+    for call in (
+        lambda: store.get_run_log_by_id(RUN_ID),
+        lambda: store.get_step_log("a", RUN_ID),
+    ):
+        with pytest.raises(RunLogStoreError, match=str(step_file)):
+            call()
 
 
 def test_chunked_leftover_temp_files_are_ignored(tmp_path: Path) -> None:
@@ -611,11 +795,17 @@ def test_chunked_per_step_reads_do_not_grow_with_the_run(
         store.add_step_log(store.create_step_log(f"x{i}", f"par.a.x{i}"), RUN_ID)
     store.set_parameters(RUN_ID, {"p": 1})
     listed: list[str] = []
-    real_listdir = os.listdir
-    monkeypatch.setattr(os, "listdir", lambda path: listed.append(str(path)) or real_listdir(path))
+    real_names = FolderStorage.names
+
+    def spying_names(self: FolderStorage, run_id: str, folder: str, prefix: str = "") -> list[str]:
+        listed.append(folder)
+        return real_names(self, run_id, folder, prefix)
+
+    monkeypatch.setattr(FolderStorage, "names", spying_names)
+    _forbid_listing_and_replacing(monkeypatch)  # the records are lines of the journal
 
     assert store.get_parameters(RUN_ID) == {"p": 1}
-    assert [Path(p).name for p in listed] == ["parameters"]
+    assert listed == ["parameters"]
     listed.clear()
     shallow = store.get_branch_log("par.a", RUN_ID, full=False)
     assert isinstance(shallow, BranchLog) and shallow.parameters == {"inner": 1}

@@ -104,11 +104,12 @@ def test_python_pipeline_end_to_end(project: Path, run_magnus: Any) -> None:
     assert config["environment"]["python"] == ".".join(map(str, sys.version_info[:3]))
     assert any(d.startswith("pydantic==") for d in config["environment"]["distributions"])
 
-    # chunked-fs: one record per run, step and parameter
+    # chunked-fs: the run's record, and one record per step and parameter in its journal
     folder = project / ".run_log_store" / "first-run"
     assert (folder / "RunLog.json").is_file()
-    assert (folder / "parameters" / "Parameter-score.json").is_file()
-    assert (folder / "steps" / "StepLog-train.json").is_file()
+    journal = (folder / "records.journal").read_bytes()
+    assert b" parameters/Parameter-score.json\t" in journal
+    assert b" steps/StepLog-train.json\t" in journal
 
 
 def test_a_failing_step_fails_the_run(project: Path, run_magnus: Any) -> None:
@@ -348,10 +349,10 @@ def test_an_interrupted_run_leaves_a_readable_log(project: Path, run_magnus: Any
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    marker = project / ".run_log_store" / "killed" / "steps" / "StepLog-slow.json"
+    journal = project / ".run_log_store" / "killed" / "records.journal"
     try:
         deadline = time.monotonic() + 60
-        while not marker.exists():
+        while not (journal.is_file() and b" steps/StepLog-slow.json\t" in journal.read_bytes()):
             assert time.monotonic() < deadline, "the slow step never started"
             assert process.poll() is None, "magnus exited early"
             time.sleep(0.05)

@@ -18,7 +18,7 @@ without a Kubernetes cluster. What it does, and what it leaves out:
   ``workflow.parameters.X``, ``workflow.uid``, ``workflow.name``, ``item``,
   ``tasks.T.outputs.parameters.P`` and, in a template with a retry strategy, ``retries``.
   Expressions ``{{=...}}`` may use numbers, strings, those names, ``asInt``/``asFloat``/
-  ``string`` and ``+ - * /``. A reference that cannot be resolved is an error, never left in.
+  ``string``, ``sprig.trunc`` and ``+ - * /``. A reference that cannot be resolved is an error, never left in.
 * **DAGs.** Tasks run one at a time, in waves: every task whose dependencies have all ended
   is decided, in declaration order (a wave is what Argo would start together). ``depends``
   takes ``T.Succeeded|Failed|Errored|Skipped|Omitted|Daemoned|AnySucceeded|AllFailed``, a bare
@@ -39,8 +39,13 @@ without a Kubernetes cluster. What it does, and what it leaves out:
   ``MAGNUS_*``, then ``env=``, then the container's ``env`` (``valueFrom.secretKeyRef`` read
   from ``secrets=``, keyed ``(secret name, key)``). A command starting with ``magnus`` runs
   ``python -m magnus`` with this interpreter. Exit status 0 is *Succeeded*, anything else
-  *Failed* (message ``Error (exit code N)``). Output parameters with ``valueFrom.path`` are
-  read from that file after the container exits (else their ``default``); each container gets
+  *Failed* (message ``Error (exit code N)``). A container one of whose strings -- an
+  argument, an environment variable ``NAME=value``, or the template as Argo hands it to its
+  executor in the one variable ``ARGO_TEMPLATE`` (before Argo 4.1) -- reaches Linux's 128 KiB
+  limit on one string (``MAX_ARG_STRLEN``) fails without starting, as Argo's executor does
+  (``exec /bin/argoexec: argument list too long``, exit code 1). Output parameters with
+  ``valueFrom.path`` are read from that file after the container exits (else their
+  ``default``); each container gets
   a fresh temporary file for every such path, and an env value or argument equal to the path
   is pointed at it (two "pods" never share ``/tmp/output.txt``).
 * **Retries.** A template's ``retryStrategy`` (or ``spec.retryStrategy``) re-runs a failed
@@ -51,16 +56,25 @@ without a Kubernetes cluster. What it does, and what it leaves out:
   ``{{workflow.status}}`` (``Succeeded``, ``Failed`` or ``Error``) and ``{{workflow.failures}}``
   (the JSON list of failed nodes -- ``displayName``, ``message``, ``templateName``, ``phase``,
   ``podName``, ``finishedAt`` -- JSON-quoted once more, as Argo writes it since 3.5); its nodes
-  are under ``<workflow>.onExit``. Its failure fails a workflow that succeeded.
+  are under ``<workflow>.onExit``, and ``Result.failures`` holds what it was given. Its
+  failure fails a workflow that succeeded.
 * **Interruptions** (``interruptions=``): what an operator or the cluster does to a running
-  container, the first time a container of the named template runs and the interruption's
-  ``when`` callable holds (polled): ``stop`` (``argo stop``) and ``terminate``
-  (``argo terminate``) send it SIGTERM (SIGKILL after ``grace`` seconds), fail it and shut the
+  container, the first time (or the first ``times`` times) a container of the named template
+  runs and the interruption's ``when`` callable holds (polled): ``stop`` (``argo stop``) and
+  ``terminate`` (``argo terminate``) send it SIGTERM (SIGKILL after ``grace`` seconds), fail it and shut the
   workflow down -- no new task starts, every running DAG fails -- with the exit handler after
-  a stop only, as Argo does;
+  a stop only, as Argo does; the children of an expanded task that had not run yet fail with
+  the same message (Argo had started their pods with the first);
   ``deadline`` is the workflow's deadline passing then, as a stop with Argo's message; ``delete``
   (a pod deleted, evicted or OOM-killed) sends SIGKILL: the node is *Error* and the workflow
   goes on. ``spec.activeDeadlineSeconds`` is honoured too, in real time.
+* **Read-only containers.** A container whose ``securityContext`` (its own, else
+  ``spec.templateDefaults``') sets ``readOnlyRootFilesystem`` is watched: its ``HOME`` and
+  ``TMPDIR`` are folders of its own "pod", and ``Node.written`` lists what it created or changed
+  in ``cwd`` outside the ``mountPath`` of its ``volumeMounts``, in ``HOME``, and in ``TMPDIR``
+  unless a volume is mounted at ``/tmp`` -- what a cluster would refuse to write. Python is told
+  not to write bytecode (on a read-only filesystem it silently does not), and ``cwd``'s ``.git``
+  is not watched (git refreshes its index only where it can).
 * **Left out:** concurrency and ``parallelism``, template deadlines and timeouts (a container
   gets ``timeout=`` seconds, then the play stops with an error), ``dag.target``,
   lifecycle hooks, volumes (the shared ``cwd`` stands for them), resources, pod metadata,
@@ -110,6 +124,12 @@ INTERRUPTION_MESSAGES = {
     DELETE: "pod deleted",
 }
 _POLL_SECONDS = 0.02
+#: Linux's limit on one argument or environment string, its final NUL included
+#: (``MAX_ARG_STRLEN``: 32 pages)
+ARGUMENT_LIMIT = 131072
+#: what Argo's executor says when one of them is over it
+TOO_LONG = "exec /bin/argoexec: argument list too long"
+
 _TAG = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 
@@ -140,6 +160,9 @@ class Node:
     outputs: dict[str, str] = field(default_factory=dict)
     #: why a node failed, as Argo says it (``Error (exit code 1)``, ``pod deleted``)
     message: str = ""
+    #: with a read-only root filesystem: the files it wrote outside its volumes (see *Read-only
+    #: containers*), relative to ``cwd`` or named ``$HOME/...`` and ``$TMPDIR/...``
+    written: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -149,12 +172,14 @@ class Interruption:
     ``action``: :data:`STOP`, :data:`TERMINATE`, :data:`DEADLINE` or :data:`DELETE`;
     ``template``: the container template whose (first) running container it hits; ``when``:
     polled while that container runs, the interruption happens once it returns true (``None``:
-    at once).
+    at once); ``times``: how many containers of the template it hits, one after the other.
     """
 
     action: str
     template: str
     when: Callable[[], bool] | None = None
+    #: how many containers of the template it hits, one after the other
+    times: int = 1
 
     def __post_init__(self) -> None:
         if self.action not in INTERRUPTION_MESSAGES:
@@ -176,6 +201,8 @@ class Result:
     message: str = ""
     #: the interruptions that happened, in order
     interrupted: list[str] = field(default_factory=list)
+    #: ``{{workflow.failures}}`` as the exit handler was given it ("" without one)
+    failures: str = ""
 
     def containers(self, template: str | None = None) -> list[Node]:
         """The containers that ran (every attempt), optionally of one template only."""
@@ -188,6 +215,10 @@ class Result:
     def exit_handler(self) -> list[Node]:
         """The containers of the exit handler (``spec.onExit``) that ran."""
         return [n for n in self.containers() if ".onExit" in n.name]
+
+    def written(self) -> dict[str, list[str]]:
+        """Node name -> what it wrote outside its volumes, for every container that did."""
+        return {node.name: node.written for node in self.containers() if node.written}
 
     def phases(self) -> dict[str, str]:
         """Node name -> phase, for every node (retried containers: their last attempt)."""
@@ -279,6 +310,15 @@ def _substitute_all(value: Any, scope: Mapping[str, str], where: str) -> Any:
 
 
 _FUNCTIONS: dict[str, Callable[[Any], Any]] = {"asInt": int, "asFloat": float, "string": str}
+
+
+def _trunc(count: Any, text: Any) -> str:
+    """sprig's ``trunc``: the first ``count`` bytes (a character cut in two is replaced, as
+    Argo's JSON encoding of the template replaces it)."""
+    return str(text).encode()[: int(count)].decode(errors="replace")
+
+
+_SPRIG: dict[str, Callable[[Any, Any], Any]] = {"trunc": _trunc}
 _OPERATORS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: lambda a, b: a + b,
     ast.Sub: lambda a, b: a - b,
@@ -317,6 +357,15 @@ def evaluate_expression(expression: str, scope: Mapping[str, str], where: str) -
             and not node.keywords
         ):
             return _FUNCTIONS[node.func.id](value(node.args[0]))
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and dotted(node.func.value) == "sprig"
+            and node.func.attr in _SPRIG
+            and len(node.args) == 2
+            and not node.keywords
+        ):
+            return _SPRIG[node.func.attr](value(node.args[0]), value(node.args[1]))
         raise HarnessError(f"{where}: unsupported expression {expression!r}")
 
     try:
@@ -576,6 +625,8 @@ class _Player:
         self.name = name
         self.nodes: list[Node] = []
         self.interruptions = interruptions
+        #: how many more containers each interruption hits
+        self.hits = {id(interruption): interruption.times for interruption in interruptions}
         self.interrupted: list[str] = []
         self.grace = grace
         self.started = time.monotonic()
@@ -609,11 +660,12 @@ class _Player:
         if message:
             phase = FAILED
         on_exit = self.spec.get("onExit")
+        failures = ""
         if on_exit and self.exit_handler_runs:
             self.shutdown = ""  # Argo runs the exit handler after a stop and a deadline
             self.deadline = None
             self.scope["workflow.status"] = phase
-            self.scope["workflow.failures"] = self._failures()
+            failures = self.scope["workflow.failures"] = self._failures()
             handled = self._template(str(on_exit), {}, f"{self.name}.onExit")
             if _failed(handled.phase) and phase == SUCCEEDED:
                 phase = handled.phase
@@ -624,6 +676,7 @@ class _Player:
             nodes=self.nodes,
             message=message,
             interrupted=self.interrupted,
+            failures=failures,
         )
 
     def _failures(self) -> str:
@@ -724,14 +777,23 @@ class _Player:
                 raise HarnessError(f"{where}: the container has no command")
             if command[0] == "magnus":
                 command = [sys.executable, "-m", "magnus", *command[1:]]
+            watch = self._read_only_watch(container, Path(pod), env)
             streams = Path(pod) / "stdout", Path(pod) / "stderr"
-            with streams[0].open("w") as stdout, streams[1].open("w") as stderr:
-                process = subprocess.Popen(
-                    command, cwd=self.cwd, env=env, stdout=stdout, stderr=stderr, text=True
-                )
-                phase, message = self._wait(process, template["name"], where)
+            returncode: int | None
+            if _too_long(template, container, env):
+                phase, message, returncode = FAILED, "Error (exit code 1)", 1
+                streams[1].write_text(TOO_LONG + "\n")
+                streams[0].touch()
+            else:
+                with streams[0].open("w") as stdout, streams[1].open("w") as stderr:
+                    process = subprocess.Popen(
+                        command, cwd=self.cwd, env=env, stdout=stdout, stderr=stderr, text=True
+                    )
+                    phase, message = self._wait(process, template["name"], where)
+                returncode = process.returncode
             values = self._output_values(outputs, files, phase, where) if phase != ERROR else {}
             output = [stream.read_text(errors="replace") for stream in streams]
+            written = watch.written() if watch is not None else []
         self.nodes.append(
             Node(
                 name=path,
@@ -741,14 +803,37 @@ class _Player:
                 retries=retries,
                 command=command,
                 env={k: env[k] for k in (v["name"] for v in container.get("env") or [])},
-                returncode=process.returncode,
+                returncode=returncode,
                 stdout=output[0],
                 stderr=output[1],
                 outputs=values,
                 message=message,
+                written=written,
             )
         )
         return _Outcome(phase, values)
+
+    def _read_only_watch(
+        self, container: Mapping[str, Any], pod: Path, env: dict[str, str]
+    ) -> _Watch | None:
+        """For a container with a read-only root filesystem: its ``HOME`` and ``TMPDIR`` set in
+        ``env``, and what it may write watched; ``None`` for any other."""
+        defaults = (self.spec.get("templateDefaults") or {}).get("container") or {}
+        context = {
+            **(defaults.get("securityContext") or {}),
+            **(container.get("securityContext") or {}),
+        }
+        if not context.get("readOnlyRootFilesystem"):
+            return None
+        mounts = [*(defaults.get("volumeMounts") or []), *(container.get("volumeMounts") or [])]
+        paths = {str(mount["mountPath"]).rstrip("/") or "/" for mount in mounts}
+        home, tmp = pod / "home", pod / "tmp"
+        home.mkdir()
+        tmp.mkdir()
+        env.update(HOME=str(home), TMPDIR=str(tmp), PYTHONDONTWRITEBYTECODE="1")
+        watched = {"$HOME": home} if "/tmp" in paths else {"$HOME": home, "$TMPDIR": tmp}
+        volumes = [Path(path).resolve() for path in paths]
+        return _Watch(self.cwd, volumes, watched, _files(self.cwd, volumes))
 
     def _wait(self, process: subprocess.Popen[str], template: str, where: str) -> tuple[str, str]:
         """Wait for a container, interrupting it as asked; its phase and message."""
@@ -766,7 +851,9 @@ class _Player:
                 process.wait()
                 raise HarnessError(f"{where}: the container ran over {self.timeout} s")
             if interruption is not None and (interruption.when is None or interruption.when()):
-                self.interruptions.remove(interruption)
+                self.hits[id(interruption)] -= 1
+                if not self.hits[id(interruption)]:
+                    self.interruptions.remove(interruption)
                 return self._interrupt(process, interruption.action)
             if self._deadline_passed():
                 return self._interrupt(process, DEADLINE)
@@ -941,10 +1028,14 @@ class _Player:
                 return _Outcome(SKIPPED)
             children = []
             for index, item in enumerate(items):
-                if self.shutdown:
-                    children.append(FAILED)  # never started: the workflow shut down
-                    break
                 text = item_text(item)
+                if self.shutdown:
+                    # Argo had started its pod with the others: the shutdown fails it.
+                    child = Node(f"{path}({index}:{text})", task["template"], "Task", FAILED)
+                    child.message = self.shutdown
+                    self.nodes.append(child)
+                    children.append(FAILED)
+                    continue
                 arguments = self._arguments(task, {**scope, "item": text}, where)
                 outcome = self._template(task["template"], arguments, f"{path}({index}:{text})")
                 children.append(outcome.phase)
@@ -960,6 +1051,52 @@ class _Player:
             parameter["name"]: substitute(str(parameter.get("value", "")), scope, where)
             for parameter in parameters
         }
+
+
+def _files(root: Path, volumes: list[Path]) -> dict[str, tuple[int, int]]:
+    """``relative path -> (mtime, size)`` of every file under ``root``, outside ``volumes``
+    and ``.git``."""
+    found: dict[str, tuple[int, int]] = {}
+    for folder, names, files in os.walk(root):
+        here = Path(folder)
+        names[:] = [n for n in names if n != ".git" and (here / n).resolve() not in volumes]
+        for name in files:
+            path = here / name
+            stat = path.lstat()
+            found[str(path.relative_to(root))] = (stat.st_mtime_ns, stat.st_size)
+    return found
+
+
+@dataclass
+class _Watch:
+    """What a read-only container might write: ``cwd`` outside its volumes, and folders of its
+    own (``HOME``...) that must stay empty."""
+
+    cwd: Path
+    volumes: list[Path]
+    empty: dict[str, Path]
+    before: dict[str, tuple[int, int]]
+
+    def written(self) -> list[str]:
+        """What was created or changed since the container started."""
+        after = _files(self.cwd, self.volumes)
+        changed = sorted(path for path, stat in after.items() if self.before.get(path) != stat)
+        for name, folder in self.empty.items():
+            changed += [f"{name}/{p.relative_to(folder)}" for p in sorted(folder.rglob("*"))]
+        return changed
+
+
+def _too_long(
+    template: Mapping[str, Any], container: Mapping[str, Any], env: dict[str, str]
+) -> bool:
+    """Whether a container cannot start: one of its strings reaches Linux's limit -- an
+    argument, a ``NAME=value``, or the template Argo's executor gets in ``ARGO_TEMPLATE`` (the
+    template filled in, its input parameters left out as Argo 3.6 does)."""
+    arguments = [*(container.get("command") or []), *(container.get("args") or [])]
+    strings = [*arguments, *(f"{name}={value}" for name, value in env.items())]
+    argo_template = {k: v for k, v in template.items() if k != "inputs"}
+    strings.append("ARGO_TEMPLATE=" + json.dumps({**argo_template, "container": container}))
+    return any(len(str(text).encode()) + 1 > ARGUMENT_LIMIT for text in strings)
 
 
 def _depends_of(task: Mapping[str, Any]) -> str:

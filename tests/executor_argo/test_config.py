@@ -129,7 +129,7 @@ def test_workflow_level_keys(every_key: dict[str, Any]) -> None:
 
 def test_container_level_keys_reach_every_container(every_key: dict[str, Any]) -> None:
     templates = containers(every_key)
-    # 4 steps + fan-out + fan-in of the map + the exit handler; success steps are folded
+    # 4 steps + fan-out + fan-in of the map + the exit handler's; success steps are folded
     assert len(templates) == 7
     for template in templates:
         container = template["container"]

@@ -18,6 +18,7 @@ import copy
 import hashlib
 import json
 import signal
+import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 from executor_argo.argo_harness import (
+    ARGUMENT_LIMIT,
     DEADLINE,
     DELETE,
     ERROR,
@@ -38,10 +40,12 @@ from executor_argo.argo_harness import (
     STOP,
     SUCCEEDED,
     TERMINATE,
+    TOO_LONG,
     HarnessError,
     Interruption,
     Result,
     evaluate_depends,
+    evaluate_expression,
     play,
 )
 from executor_argo.argo_helpers import prepare_run
@@ -279,6 +283,33 @@ def test_the_exit_handler_hears_the_status_and_the_failures(tmp_path: Path) -> N
         ("a", "bad", FAILED, "Error (exit code 3)"),
         ("harness-harness", "main", FAILED, ""),
     ]
+
+
+def test_sprig_trunc_cuts_bytes_as_argo_does() -> None:
+    scope = {"workflow.failures": "é" * 3}
+    text = evaluate_expression("sprig.trunc(3, workflow.failures)", scope, "test")
+    assert text == "é\ufffd"  # a character cut in two is replaced
+
+
+@pytest.mark.parametrize("over", [False, True])
+def test_a_container_starts_only_with_its_strings_under_linux_limit(
+    tmp_path: Path, over: bool
+) -> None:
+    long = _container("long", "open('ran', 'w').write('yes')")
+    # The template, argument included, also travels in one variable (ARGO_TEMPLATE).
+    long["container"]["args"] = ["x" * (ARGUMENT_LIMIT if over else ARGUMENT_LIMIT - 1000)]
+    result = play(_workflow([_dag("main", {"name": "a", "template": "long"}), long]), cwd=tmp_path)
+    (node,) = result.containers()
+    if over:
+        assert (node.phase, node.message, node.stderr) == (
+            FAILED, "Error (exit code 1)", TOO_LONG + "\n"
+        )  # fmt: skip
+        assert not (tmp_path / "ran").exists()
+        # The limit is Linux's own: the same argument, given to a process here.
+        with pytest.raises(OSError, match="Argument list too long"):
+            subprocess.run(["true", "x" * ARGUMENT_LIMIT], check=False)
+    else:
+        assert node.phase == SUCCEEDED and (tmp_path / "ran").exists(), result.trace()
 
 
 SLEEPER = _container(

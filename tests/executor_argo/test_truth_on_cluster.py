@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from executor_argo.argo_harness import (
+    ARGUMENT_LIMIT,
     DEADLINE,
     DELETE,
     ERROR,
@@ -38,14 +39,21 @@ from executor_argo.argo_harness import (
     play,
 )
 from executor_argo.argo_helpers import command_of, prepare_run, tasks_by_name, templates_by_name
+from fixtures.mlflow_server import MlflowServer, runs_by_name
 from helpers import RUN_HOOKS, run_magnus
+from magnus_executor_argo.exit_handler import RETRIES
 
 from magnus.runlog.models import TERMINAL_STATUSES
 
 pytestmark = pytest.mark.e2e
 
-#: the exit handler's container
-END_RUN = "magnus-exit-handler"
+#: what ``truth_tasks.slow`` writes once it started, on the claim
+STARTED = "claim/slow-started"
+#: what the ``run_hooks`` observer writes in the project: the one file a container writes
+#: outside its volumes (the harness watches, every container being read-only)
+HOOKS_FILE = "run-hooks.jsonl"
+#: the exit handler's container template (its first task calls it)
+END_RUN = "magnus-end-run"
 
 TASKS = '''
 import time
@@ -55,7 +63,7 @@ from pathlib import Path
 def slow():
     """Says it started, then works for long enough to be stopped."""
     time.sleep(1)  # long enough for its PROCESSING record to be stored
-    Path("slow-started").write_text("yes")
+    Path("claim", "slow-started").write_text("yes")  # on the claim: the image is read-only
     time.sleep(120)
 
 
@@ -85,28 +93,32 @@ class Cluster:
         (self.root / name).write_text(textwrap.dedent(text))
         return name
 
-    def render(self, pipeline: str, parameters_file: str = "", **options: Any) -> dict[str, Any]:
-        """The workflow ``magnus execute -f pipeline -c argo.yaml [options]`` writes, checked."""
+    def render(
+        self, pipeline: str, parameters_file: str = "", config: str = "argo.yaml", **options: Any
+    ) -> dict[str, Any]:
+        """The workflow ``magnus execute -f pipeline -c config [options]`` writes, checked."""
         from magnus_executor_argo.render import render_document
 
         from magnus import entrypoints
 
         if options:
             prepared = entrypoints.prepare_run(
-                configuration_file="argo.yaml",
+                configuration_file=config,
                 pipeline_file=pipeline,
                 parameters_file=parameters_file,
                 **options,
             )
         else:
-            prepared = prepare_run(pipeline, "argo.yaml", parameters_file)
+            prepared = prepare_run(pipeline, config, parameters_file)
         document = render_document(prepared.executor, prepared.context)
         self.check_workflow(document)
         return document
 
     def play(self, document: dict[str, Any], run_id: str, **kwargs: Any) -> Result:
-        """Play a workflow as run ``run_id``, the ``run_hooks`` observer in every container."""
-        return play(
+        """Play a workflow as run ``run_id``, the ``run_hooks`` observer in every container;
+        checked: its containers, read-only, wrote nothing outside their volumes but that
+        observer's file."""
+        result = play(
             document,
             cwd=self.root,
             arguments={"run_id": run_id},
@@ -114,6 +126,9 @@ class Cluster:
             grace=20,
             **kwargs,
         )
+        stray = {node: paths for node, paths in result.written().items() if paths != [HOOKS_FILE]}
+        assert not stray, f"written outside the volumes of read-only containers: {stray}"
+        return result
 
     def show(self, run_id: str) -> dict[str, Any]:
         """The run log, as ``magnus runs show --json`` prints it."""
@@ -158,6 +173,7 @@ def cluster(project: Path, check_workflow: Callable[[dict[str, Any]], None]) -> 
         "config": {
             "image": "registry.example.com/magnus:truth",
             "persistent_volumes": [{"name": "magnus-claim", "mount_path": str(claim)}],
+            "security_context": {"readOnlyRootFilesystem": True},
         },
     }
     for name, executor in (("argo.yaml", argo), ("local.yaml", {"type": "local"})):
@@ -216,11 +232,13 @@ dag:
 @pytest.mark.parametrize("action", [STOP, DEADLINE, DELETE])
 def test_a_stopped_timed_out_or_lost_step_ends_the_run_fail(cluster: Cluster, action: str) -> None:
     pipeline = cluster.write("slow.yaml", SLOW)
-    interruption = Interruption(action, "slow", when=cluster.started("slow-started"))
+    interruption = Interruption(action, "slow", when=cluster.started(STARTED))
     result = cluster.play(cluster.render(pipeline), f"{action}-run", interruptions=[interruption])
     assert result.phase in (FAILED, ERROR) and result.interrupted == [action], result.trace()
     assert _templates_run(result) == ["slow", END_RUN], result.trace()
     assert result.exit_handler()[0].phase == SUCCEEDED, result.trace()
+    # Watched, read-only, the containers that started and ended the run wrote the observer's file.
+    assert [name.rsplit(".", 1)[-1] for name in result.written()] == ["slow", "end-run"]
     log = cluster.show(f"{action}-run")
     reason = f"the workflow ended {result.phase}: slow: {INTERRUPTION_MESSAGES[action]}"
     assert (log["status"], log["message"]) == ("FAIL", reason)
@@ -237,7 +255,7 @@ def test_a_terminated_workflow_runs_no_exit_handler_and_end_run_ends_it(
     cluster: Cluster,
 ) -> None:
     pipeline = cluster.write("slow.yaml", SLOW)
-    interruption = Interruption(TERMINATE, "slow", when=cluster.started("slow-started"))
+    interruption = Interruption(TERMINATE, "slow", when=cluster.started(STARTED))
     result = cluster.play(cluster.render(pipeline), "terminated", interruptions=[interruption])
     assert result.phase == FAILED and not result.exit_handler(), result.trace()
     log = cluster.show("terminated")
@@ -254,6 +272,137 @@ def test_a_terminated_workflow_runs_no_exit_handler_and_end_run_ends_it(
     assert (log["status"], log["message"]) == ("FAIL", "the workflow ended Terminated")
     _nothing_open(log)
     assert cluster.hooks() == [("before_run", "PROCESSING"), ("after_run", "FAIL")]
+
+
+# ---------------------------------------------------------------------------- the exit handler
+
+
+BIG_MAP = """\
+dag:
+  start_at: each
+  steps:
+    each:
+      type: map
+      iterate_on: items
+      iterate_as: item
+      next: success
+      branch:
+        start_at: work
+        steps:
+          work:
+            type: task
+            command: truth_tasks.slow
+            next: success
+          success:
+            type: success
+          fail:
+            type: fail
+    success:
+      type: success
+    fail:
+      type: fail
+"""
+
+
+def test_a_map_stopped_half_way_ends_the_run_whatever_the_size_of_its_failures(
+    cluster: Cluster,
+) -> None:
+    pipeline = cluster.write("big.yaml", BIG_MAP)
+    parameters = cluster.write("items.yaml", yaml.safe_dump({"items": list(range(800))}))
+    document = cluster.render(pipeline, parameters)
+    element = tasks_by_name(templates_by_name(document)["each"])["map"]["template"]
+    # Stopped while the first element runs: Argo had started the others' pods with it.
+    stop = Interruption(STOP, element, when=cluster.started(STARTED))
+    result = cluster.play(document, "big-stop", interruptions=[stop])
+    assert result.phase == FAILED and result.interrupted == [STOP], result.trace(output=False)
+    # {{workflow.failures}} is over what one argument may hold: given whole, no container
+    # could start with it (the harness fails such a container as Argo's executor does).
+    assert len(result.failures.encode()) > ARGUMENT_LIMIT
+    ended = result.exit_handler()
+    assert [(node.name.rsplit(".", 1)[-1], node.phase) for node in ended] == [
+        ("end-run", SUCCEEDED)
+    ], result.trace()
+    log = cluster.show("big-stop")
+    assert log["status"] == "FAIL"
+    # It was given the start of the list, which names some of the stopped elements.
+    message = log["message"]
+    assert message.startswith("the workflow ended Failed: map("), message
+    assert message.endswith(f"{INTERRUPTION_MESSAGES[STOP]} (and more)"), message
+    assert len(log["steps"]["each"]["branches"]) == 800
+    _nothing_open(log)
+    assert cluster.hooks() == [("before_run", "PROCESSING"), ("after_run", "FAIL")]
+
+
+def test_the_run_ends_when_the_exit_handlers_first_container_cannot(cluster: Cluster) -> None:
+    pipeline = cluster.write("slow.yaml", SLOW)
+    stop = Interruption(STOP, "slow", when=cluster.started(STARTED))
+    # end-run's pod is lost on each of its attempts: the fallback ends the run.
+    lost = Interruption(DELETE, END_RUN, times=RETRIES + 1)
+    result = cluster.play(cluster.render(pipeline), "fallback", interruptions=[stop, lost])
+    ended = [(node.name.rsplit(".", 1)[-1], node.phase) for node in result.exit_handler()]
+    assert ended == [("end-run", ERROR)] * (RETRIES + 1) + [
+        ("end-run-without-failures", SUCCEEDED)
+    ], result.trace()
+    log = cluster.show("fallback")
+    assert (log["status"], log["message"]) == ("FAIL", "the workflow ended Failed")
+    assert log["steps"]["slow"]["message"] == "interrupted by SIGTERM"
+    _nothing_open(log)
+    assert cluster.hooks() == [("before_run", "PROCESSING"), ("after_run", "FAIL")]
+
+
+# ---------------------------------------------------------------------------- MLflow
+
+
+COUNT = """\
+dag:
+  start_at: count
+  steps:
+    count:
+      type: task
+      command: truth_tasks.count
+      next: success
+    success:
+      type: success
+    fail:
+      type: fail
+"""
+
+
+def test_the_mlflow_parent_run_closes_however_the_workflow_ends(
+    cluster: Cluster,
+    mlflow_server: MlflowServer,
+    mlflow_env: dict[str, str],
+    mlflow_client: Any,
+    mlflow_experiment: str,
+) -> None:
+    from magnus_tracker_mlflow.runs import FINAL_STATUS
+
+    config = yaml.safe_load((cluster.root / "argo.yaml").read_text())
+    config["experiment_tracker"] = {
+        "type": "mlflow",
+        "config": {"tracking_uri": mlflow_server.url, "experiment_name": mlflow_experiment},
+    }
+    tracked = cluster.write("argo-mlflow.yaml", yaml.safe_dump(config))
+    slow, count = cluster.write("slow.yaml", SLOW), cluster.write("count.yaml", COUNT)
+    stop = Interruption(STOP, "slow", when=cluster.started(STARTED))
+    stopped = cluster.play(
+        cluster.render(slow, config=tracked), "tracked-stop", interruptions=[stop]
+    )
+    assert stopped.phase == FAILED, stopped.trace()
+    succeeded = cluster.play(cluster.render(count, config=tracked), "tracked-success")
+    assert succeeded.phase == SUCCEEDED, succeeded.trace()
+
+    runs = runs_by_name(mlflow_client, mlflow_experiment)
+    for run_id, status in (("tracked-stop", "FAIL"), ("tracked-success", "SUCCESS")):
+        assert cluster.show(run_id)["status"] == status
+        parent = runs[run_id]
+        # Closed by the exit handler (the stopped run) or the last step's container.
+        assert parent.data.tags["magnus.status"] == status
+        assert parent.info.status == FINAL_STATUS[status], (run_id, parent.info.status)
+    assert runs["count"].info.status == FINAL_STATUS["SUCCESS"]  # the step's own run
+    # The stopped step's own run, opened in a pod that was stopped, is closed by the exit
+    # handler's process, which finds it on the server.
+    assert runs["slow"].info.status == "KILLED"
 
 
 # ---------------------------------------------------------------------------- a lost pod
@@ -280,7 +429,7 @@ dag:
 
 def test_a_deleted_pod_is_errored_and_takes_its_on_failure_route(cluster: Cluster) -> None:
     pipeline = cluster.write("routed.yaml", ROUTED)
-    interruption = Interruption(DELETE, "slow", when=cluster.started("slow-started"))
+    interruption = Interruption(DELETE, "slow", when=cluster.started(STARTED))
     result = cluster.play(cluster.render(pipeline), "deleted", interruptions=[interruption])
     assert result.phase == SUCCEEDED and result.interrupted == [DELETE], result.trace()
     slow = result.containers("slow")
@@ -325,13 +474,19 @@ dag:
 """
 
 
+def _bytes_of(path: Path) -> bytes:
+    return path.read_bytes() if path.is_file() else b""
+
+
 def test_a_fan_out_that_crashes_after_its_step_log_fails_the_run(cluster: Cluster) -> None:
     pipeline = cluster.write("fanned.yaml", FANNED)
     parameters = cluster.write("items.yaml", yaml.safe_dump({"items": list(range(1500))}))
-    steps = cluster.logs / "crashed" / "steps"
+    journal = cluster.logs / "crashed" / "records.journal"  # the run's records, appended
     # The fan-out's pod is lost once it wrote the map's step log (it creates the branch logs
     # next, 1500 of them).
-    crash = Interruption(DELETE, "each-fan-out", when=lambda: any(steps.glob("StepLog-each*")))
+    crash = Interruption(
+        DELETE, "each-fan-out", when=lambda: b"/StepLog-each" in _bytes_of(journal)
+    )
     result = cluster.play(cluster.render(pipeline, parameters), "crashed", interruptions=[crash])
     assert result.phase == FAILED and result.interrupted == [DELETE], result.trace()
     assert result.containers("each-fan-out")[0].phase == ERROR
@@ -430,6 +585,7 @@ def test_a_run_failed_on_argo_resumes_on_a_laptop_and_back_on_argo(cluster: Clus
 
 FAILED_NODE = {"displayName": "train", "message": "OOMKilled (exit code 137)", "phase": "Error"}
 DAG_NODE = {"displayName": "wf", "message": "child 'wf-1' failed", "phase": "Failed"}
+MANY = [{**FAILED_NODE, "displayName": f"s{i}"} for i in range(50)]
 
 
 @pytest.mark.parametrize(
@@ -441,6 +597,13 @@ DAG_NODE = {"displayName": "wf", "message": "child 'wf-1' failed", "phase": "Fai
         ('"null"', ""),
         ("{{workflow.failures}}", ""),  # not filled in: no failures to name
         (json.dumps([{**FAILED_NODE, "displayName": f"s{i}"} for i in range(5)]), " (and 2 more)"),
+        # Cut short (the exit handler is given the start of the list): what it names fully.
+        (json.dumps(json.dumps(MANY))[:400], "; s2: OOMKilled (exit code 137) (and more)"),
+        (
+            json.dumps(MANY)[:220],
+            ": s0: OOMKilled (exit code 137); s1: OOMKilled (exit code 137) (and more)",
+        ),
+        (json.dumps(json.dumps(MANY))[:40], ""),  # not one node whole
     ],
 )
 def test_the_reason_names_the_failed_nodes(failures: str, reason: str) -> None:

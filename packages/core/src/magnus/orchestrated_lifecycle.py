@@ -122,23 +122,38 @@ _FAILURES_NAMED = 3
 
 
 def workflow_end_reason(workflow_status: str, failures: str = "") -> str:
-    """Why what a workflow left open ends: the workflow's phase and its failed nodes."""
-    lines = _failure_lines(failures)
+    """Why what a workflow left open ends: the workflow's phase and its failed nodes.
+
+    ``failures`` may be cut short (an orchestrator bounds what reaches a command line): the
+    nodes it still names fully are named, followed by ``(and more)``.
+    """
+    lines, cut = _failure_lines(failures)
     named = "; ".join(lines[:_FAILURES_NAMED])
-    if len(lines) > _FAILURES_NAMED:
+    if cut and named:
+        named += " (and more)"
+    elif len(lines) > _FAILURES_NAMED:
         named += f" (and {len(lines) - _FAILURES_NAMED} more)"
     return f"the workflow ended {workflow_status}" + (f": {named}" if named else "")
 
 
-def _failure_lines(failures: str) -> list[str]:
-    """``node: message`` of each failed node, from Argo's JSON (quoted again since Argo 3.5)."""
+def _failure_lines(failures: str) -> tuple[list[str], bool]:
+    """``node: message`` of each failed node, from Argo's JSON (quoted again since Argo 3.5),
+    and whether the text was cut short."""
     text = failures.strip()
+    if not text or "{{" in text:  # not filled in: no failures to name
+        return [], False
+    cut = False
+    if text.startswith('"'):
+        unquoted = _json_prefix_string(text)
+        if unquoted is None:
+            return [], True
+        text, cut = unquoted[0].strip(), unquoted[1]
     try:
         value = json.loads(text) if text else None
-        if isinstance(value, str):
-            value = json.loads(value) if value.strip() else None
     except json.JSONDecodeError:
-        return [] if not text or "{{" in text else [text]
+        if not text.startswith("["):
+            return [text], False  # a message of its own, not JSON
+        value, cut = _json_prefix_list(text), True
     lines: list[str] = []
     for entry in value if isinstance(value, list) else []:
         if not isinstance(entry, dict):
@@ -151,4 +166,41 @@ def _failure_lines(failures: str) -> list[str]:
         line = f"{name}: {message}" if name else message
         if line not in lines:
             lines.append(line)
-    return lines
+    return lines, cut
+
+
+#: the longest escape (``\uXXXX``) a cut JSON string may end inside
+_ESCAPE_LENGTH = 6
+
+
+def _json_prefix_string(text: str) -> tuple[str, bool] | None:
+    """A JSON string literal, or the start of one cut short: its value and whether it was cut;
+    ``None`` when it is not JSON."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    else:
+        return (value, False) if isinstance(value, str) else None
+    for end in range(len(text), max(len(text) - _ESCAPE_LENGTH, 1) - 1, -1):
+        try:
+            value = json.loads(text[:end] + '"')
+        except json.JSONDecodeError:
+            continue
+        return (value, True) if isinstance(value, str) else None
+    return None
+
+
+def _json_prefix_list(text: str) -> list[object]:
+    """The complete elements at the start of a JSON list cut short."""
+    decoder = json.JSONDecoder()
+    elements: list[object] = []
+    position = 1  # after "["
+    while True:
+        while position < len(text) and text[position] in " \t\r\n,":
+            position += 1
+        try:
+            element, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError:
+            return elements
+        elements.append(element)

@@ -1,9 +1,14 @@
-"""Readable views of run logs and plugins for the terminal (rich, imported lazily)."""
+"""Readable views of run logs and plugins for the terminal: trees and tables.
+
+They are written line by line as rich draws them (rich itself is imported only to wrap a table
+too wide for the terminal, and to measure wide characters).
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -21,21 +26,164 @@ if TYPE_CHECKING:
     from magnus.runlog.models import BranchLog, RunLog, StepLog
 
 
-def _console() -> Any:
-    import sys
+#: one piece of a line: (style, text); style "" is plain, else a key of ``_ANSI``
+Part = tuple[str, str]
+#: ANSI codes of the styles the views use
+_ANSI = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33"}
+#: the controls rich drops from text (bell, backspace, vertical tab, form feed, carriage return)
+_DROPPED = dict.fromkeys((7, 8, 11, 12, 13))
+#: a tree's guides (space, continue, fork, end), as rich draws them; plain ASCII if need be
+_GUIDES = ("    ", "│   ", "├── ", "└── ")
+_ASCII_GUIDES = ("    ", "|   ", "+-- ", "`-- ")
+#: the widest a view is when standard output is not a terminal (piped into grep or a file)
+_PIPED_WIDTH = 200
 
-    from rich.console import Console
 
-    # Piped into grep or a file, a table must not be cut to 80 columns.
-    width = None if sys.stdout.isatty() else 200
-    return Console(highlight=False, soft_wrap=True, width=width)
+def _width() -> int:
+    """The columns a line may take: the terminal's, else :data:`_PIPED_WIDTH`."""
+    import shutil
+
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else _PIPED_WIDTH
 
 
-def _status(status: str) -> str:
+def _unicode_out() -> bool:
+    """Whether standard output takes more than ASCII (rich's test: a UTF encoding)."""
+    return (getattr(sys.stdout, "encoding", None) or "utf-8").lower().startswith("utf")
+
+
+def _cells(text: str) -> int:
+    """How many terminal columns ``text`` takes (East Asian wide characters take two)."""
+    if text.isascii():
+        return len(text)
+    from rich.cells import cell_len
+
+    return int(cell_len(text))
+
+
+def _cropped(parts: list[Part], width: int) -> list[Part]:
+    """``parts`` cut to ``width`` columns, as rich crops a line of a tree."""
+    kept: list[Part] = []
+    left = width
+    for style, text in parts:
+        size = _cells(text)
+        if size < left:
+            kept.append((style, text))
+            left -= size
+            continue
+        if text.isascii():
+            kept.append((style, text[:left]))
+        else:
+            from rich.cells import set_cell_size
+
+            kept.append((style, set_cell_size(text, left)))
+        break
+    return kept
+
+
+def _clean(text: str) -> str:
+    """Text as rich shows it: the controls it drops removed, tabs expanded."""
+    if text.isprintable():
+        return text
+    text = text.translate(_DROPPED)
+    return text.expandtabs(8) if "\t" in text else text
+
+
+def _label_lines(parts: list[Part]) -> list[list[Part]]:
+    """A label's lines: its parts split where its text has a newline."""
+    lines: list[list[Part]] = [[]]
+    for style, text in parts:
+        for index, piece in enumerate(_clean(text).split("\n")):
+            if index:
+                lines.append([])
+            if piece:
+                lines[-1].append((style, piece))
+    return lines
+
+
+class _Writer:
+    """Writes lines of parts to standard output, in colour when colour is wanted.
+
+    The views are written line by line rather than laid out by rich: a run of 10,000 steps is
+    30,000 lines, which rich takes seconds to lay out.
+    """
+
+    def __init__(self) -> None:
+        from magnus.console import _wants_colour
+
+        self.colour = _wants_colour(sys.stdout)
+        self.out = sys.stdout
+
+    def line(self, parts: list[Part]) -> str:
+        if not self.colour:
+            return "".join(text for _, text in parts)
+        return "".join(
+            f"\x1b[{_ANSI[style]}m{text}\x1b[0m" if style and text else text
+            for style, text in parts
+        )
+
+    def write(self, lines: Iterable[list[Part]]) -> None:
+        self.out.writelines(self.line(parts) + "\n" for parts in lines)
+        self.out.flush()
+
+
+class Node:
+    """A node of a tree view: its label (parts) and the nodes under it."""
+
+    __slots__ = ("children", "label")
+
+    def __init__(self, *label: Part) -> None:
+        self.label = list(label)
+        self.children: list[Node] = []
+
+    def add(self, *label: Part) -> Node:
+        """A new node under this one, labelled ``label``."""
+        child = Node(*label)
+        self.children.append(child)
+        return child
+
+    def lines(
+        self, width: int, guides: tuple[str, str, str, str] = _GUIDES
+    ) -> Iterator[list[Part]]:
+        """The tree as rich draws it: guides before each label, each line cropped to ``width``."""
+        yield from self._label(self.label, "", "", width)
+        yield from self._below(self, "", width, guides)
+
+    @classmethod
+    def _below(
+        cls, node: Node, prefix: str, width: int, guides: tuple[str, str, str, str]
+    ) -> Iterator[list[Part]]:
+        space, carry_on, fork, end = guides
+        last = len(node.children) - 1
+        for index, child in enumerate(node.children):
+            inner = prefix + (space if index == last else carry_on)
+            yield from cls._label(
+                child.label, prefix + (end if index == last else fork), inner, width
+            )
+            if child.children:
+                yield from cls._below(child, inner, width, guides)
+
+    @staticmethod
+    def _label(label: list[Part], first: str, then: str, width: int) -> Iterator[list[Part]]:
+        room = max(width - len(first), 0)
+        text = "".join(text for _, text in label)
+        if text.isascii() and text.isprintable() and len(text) <= room:
+            # Nearly every label: one line of plain text that fits, nothing to clean or crop.
+            yield [("", first), *label]
+            return
+        for index, parts in enumerate(_label_lines(label)):
+            yield [("", then if index else first), *_cropped(parts, room)]
+
+
+def _print_tree(tree: Node) -> None:
+    unicode_out = _unicode_out()
+    _Writer().write(tree.lines(_width(), _GUIDES if unicode_out else _ASCII_GUIDES))
+
+
+def _status(status: str) -> Part:
     colour = {"SUCCESS": "green", "FAIL": "red", ABANDONED: "red", UNREADABLE: "red"}.get(
         status, "yellow"
     )
-    return f"[{colour}]{status}[/{colour}]"
+    return (colour, status)
 
 
 #: how a PROCESSING run whose process is gone is shown (never stored: see ``magnus.owner``)
@@ -75,89 +223,92 @@ def _attempt_times(start: str, end: str) -> str:
     """``1.50s, started 2026-12-06 12:01:02 UTC+01:00``: its duration, and when it started."""
     if not start:
         return ""
-    took = duration_text((parse_time(end) - parse_time(start)).total_seconds()) if end else ""
-    return ", ".join(part for part in (took, f"started {time_text(parse_time(start))}") if part)
+    started = parse_time(start)
+    took = duration_text((parse_time(end) - started).total_seconds()) if end else ""
+    return ", ".join(part for part in (took, f"started {time_text(started)}") if part)
 
 
-def _add_step(tree: Any, step: StepLog) -> None:
-    from rich.markup import escape
-
+def _add_step(tree: Node, step: StepLog) -> None:
     node = tree.add(
-        f"{escape(step.name)} [dim]{step.step_type}[/dim] {_status(step.status)}"
-        + (" [dim](mocked)[/dim]" if step.mock else "")
+        ("", f"{step.name} "),
+        ("dim", step.step_type),
+        ("", " "),
+        _status(step.status),
+        *((("", " "), ("dim", "(mocked)")) if step.mock else ()),
     )
     if step.message:
-        node.add(f"[red]{escape(step.message)}[/red]")
+        node.add(("red", step.message))
     if step.chosen_branch is not None:
         node.add(
-            f"[dim]chose[/dim] {escape(step.chosen_branch)} [dim]by value[/dim] "
-            f"{escape(_short(step.condition_value))}"
+            ("dim", "chose"),
+            ("", f" {step.chosen_branch} "),
+            ("dim", "by value"),
+            ("", f" {_short(step.condition_value)}"),
         )
     if step.iterations is not None:
-        node.add(f"[dim]iterations[/dim] {step.iterations}")
+        node.add(("dim", "iterations"), ("", f" {step.iterations}"))
     for attempt in step.attempts:
         times = _attempt_times(attempt.start_time, attempt.end_time)
-        line = f"attempt {attempt.attempt_number} {_status(attempt.status)} {times}"
+        line = [("", f"attempt {attempt.attempt_number} "), _status(attempt.status)]
+        line.append(("", f" {times}"))
         if attempt.message:
-            line += f" [red]{escape(attempt.message)}[/red]"
-        branch = node.add(line)
+            line += [("", " "), ("red", attempt.message)]
+        branch = node.add(*line)
         if attempt.parameters:
-            branch.add(f"[dim]parameters[/dim] {escape(_short(attempt.parameters))}")
+            branch.add(("dim", "parameters"), ("", f" {_short(attempt.parameters)}"))
         if attempt.output_parameters:
-            branch.add(f"[dim]produced[/dim] {escape(_short(attempt.output_parameters))}")
+            branch.add(("dim", "produced"), ("", f" {_short(attempt.output_parameters)}"))
     for entry in step.data_catalog:
-        node.add(f"[dim]{entry.stage}[/dim] {escape(entry.name)} [dim]{entry.data_hash[:12]}[/dim]")
+        node.add(("dim", entry.stage), ("", f" {entry.name} "), ("dim", entry.data_hash[:12]))
     if step.user_defined_metrics:
-        node.add(f"[dim]metrics[/dim] {escape(_short(step.user_defined_metrics))}")
+        node.add(("dim", "metrics"), ("", f" {_short(step.user_defined_metrics)}"))
     for branch_log in step.branches.values():
         _add_branch(node, branch_log)
 
 
-def _add_branch(tree: Any, branch: BranchLog) -> None:
-    from rich.markup import escape
-
-    node = tree.add(f"branch {escape(branch.internal_name)} {_status(branch.status)}")
+def _add_branch(tree: Node, branch: BranchLog) -> None:
+    node = tree.add(("", f"branch {branch.internal_name} "), _status(branch.status))
     for step in branch.steps.values():
         _add_step(node, step)
 
 
 def render_run_log(run_log: RunLog) -> None:
     """The run log as a tree: steps, attempts, parameters, catalog entries, branches."""
-    from rich.markup import escape
-    from rich.tree import Tree
-
     status = status_of(run_log)
-    tree = Tree(
-        f"[bold]{run_log.run_id}[/bold] {_status(status)} {duration_of(run_log)}"
-        + (f", started {time_text(parse_time(run_log.start_time))}" if run_log.start_time else "")
-        + (f" tag={escape(run_log.tag)}" if run_log.tag else "")
+    started = f", started {time_text(parse_time(run_log.start_time))}" if run_log.start_time else ""
+    tree = Node(
+        ("bold", run_log.run_id),
+        ("", " "),
+        _status(status),
+        ("", f" {duration_of(run_log)}{started}" + (f" tag={run_log.tag}" if run_log.tag else "")),
     )
     if status == ABANDONED:
         owner = describe_owner(run_log.run_config.get("owner"))
         tree.add(
-            f"[red]still PROCESSING in the log, but {escape(owner)} that ran it is gone "
-            f"(killed?); `magnus retry {escape(run_log.run_id)}` resumes it[/red]"
+            (
+                "red",
+                f"still PROCESSING in the log, but {owner} that ran it is gone "
+                f"(killed?); `magnus retry {run_log.run_id}` resumes it",
+            )
         )
     if run_log.message:
-        tree.add(f"[red]{escape(run_log.message)}[/red]")
+        tree.add(("red", run_log.message))
     code = next((s.code_identities[0] for s in run_log.steps.values() if s.code_identities), None)
     if code is not None:
         dependable = "clean" if code.code_identifier_dependable else "dirty"
-        tree.add(f"[dim]code[/dim] {code.code_identifier} ({dependable})")
+        tree.add(("dim", "code"), ("", f" {code.code_identifier} ({dependable})"))
     if run_log.parameters:
-        tree.add(f"[dim]parameters[/dim] {escape(_short(run_log.parameters, 200))}")
+        tree.add(("dim", "parameters"), ("", f" {_short(run_log.parameters, 200)}"))
     for step in run_log.steps.values():
         _add_step(tree, step)
-    _console().print(tree)
+    _print_tree(tree)
 
 
 def render_step(step: StepLog) -> None:
     """One step's attempts, parameters, catalog entries and branches, as a tree."""
-    from rich.tree import Tree
-
-    tree = Tree(f"[bold]{step.internal_name}[/bold]")
+    tree = Node(("bold", step.internal_name))
     _add_step(tree, step)
-    _console().print(tree)
+    _print_tree(tree)
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -304,48 +455,122 @@ def _cell(value: Any) -> str:
     return value if isinstance(value, str) else _short(value, 40)
 
 
+def _table_lines(
+    headers: Sequence[str], rows: list[list[list[Part]]], width: int
+) -> list[list[Part]]:
+    """A table as rich draws its default (heavy head) table, or ``[]`` if rich must lay it out.
+
+    A row has a cell per column, a cell one line of parts. Laid out here when every column takes
+    its widest cell and the table still fits in ``width``, and every cell is printable text;
+    otherwise rich shrinks columns and wraps cells, which only rich can say how.
+    """
+    if not _unicode_out():
+        return []
+    rows = list(rows)  # cells are cleaned in this copy, not in the caller's
+    widths = [_cells(header) for header in headers]
+    for index, row in enumerate(rows):
+        texts = ["".join(text for _, text in cell) for cell in row]
+        if not all(text.isprintable() for text in texts):
+            rows[index] = row = [[(style, _clean(text)) for style, text in cell] for cell in row]
+            texts = ["".join(text for _, text in cell) for cell in row]
+            if not all(text.isprintable() for text in texts):
+                return []
+        widths = [max(size, _cells(text)) for size, text in zip(widths, texts, strict=True)]
+    if sum(widths) + 3 * len(widths) + 1 > width:
+        return []
+
+    def rule(left: str, line: str, middle: str, right: str) -> list[Part]:
+        return [("", left + middle.join(line * (size + 2) for size in widths) + right)]
+
+    def cells(row: list[list[Part]], bar: str) -> list[Part]:
+        line: list[Part] = [("", bar)]
+        for cell, size in zip(row, widths, strict=True):
+            used = sum(_cells(text) for _, text in cell)
+            line += [("", " "), *cell, ("", " " * (size - used + 1) + bar)]
+        return line
+
+    lines = [rule("┏", "━", "┳", "┓"), cells([[("bold", h)] for h in headers], "┃")]
+    lines.append(rule("┡", "━", "╇", "┩"))
+    lines += [cells(row, "│") for row in rows]
+    lines.append(rule("└", "─", "┴", "┘"))
+    return lines
+
+
+def _print_table(
+    headers: Sequence[str], rows: list[list[list[Part]]], after: Iterable[Part] = ()
+) -> None:
+    """The table, then a line for each of ``after``."""
+    width = _width()
+    writer = _Writer()
+    lines = _table_lines(headers, rows, width)
+    if not lines:
+        _print_with_rich(headers, rows, width, writer.colour)
+    writer.write([*lines, *(line for part in after for line in _label_lines([part]))])
+
+
+def _print_with_rich(
+    headers: Sequence[str], rows: list[list[list[Part]]], width: int, colour: bool
+) -> None:
+    """The table laid out by rich: columns shrunk and cells wrapped to fit ``width``."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table()
+    for header in headers:
+        table.add_column(Text(header))
+    for row in rows:
+        table.add_row(*(Text.assemble(*((text, style) for style, text in cell)) for cell in row))
+    console = Console(
+        highlight=False,
+        soft_wrap=True,
+        width=width,
+        color_system="auto" if colour else None,
+        force_terminal=colour or None,
+    )
+    console.print(table)
+
+
 def render_run_list(
     rows: list[RunRow], params: Sequence[str] = (), metrics: Sequence[str] = ()
 ) -> None:
     """A table of runs in the order given: one column per parameter and metric asked for."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    columns = [escape(name) for name in (*params, *metrics)]
-    table = Table("run id", "status", "start", "duration", "tag", *columns)
-    unreadable = []
+    cells = []
     for row in rows:
         run_log = row.run_log
-        table.add_row(
-            escape(run_log.run_id),
-            _status(status_of(run_log)),
-            run_log.start_time[:19],
-            duration_of(run_log),
-            escape(run_log.tag),
-            *(escape(_cell(row.params.get(n))) for n in params),
-            *(escape(_cell(row.metrics.get(n))) for n in metrics),
+        cells.append(
+            [
+                [("", run_log.run_id)],
+                [_status(status_of(run_log))],
+                [("", run_log.start_time[:19])],
+                [("", duration_of(run_log))],
+                [("", run_log.tag)],
+                *([("", _cell(row.params.get(n)))] for n in params),
+                *([("", _cell(row.metrics.get(n)))] for n in metrics),
+            ]
         )
-        if run_log.status == UNREADABLE:
-            unreadable.append(run_log)
-    console = _console()
-    console.print(table)
-    for run_log in unreadable:
-        console.print(f"[red]{escape(run_log.run_id)} cannot be read: {escape(run_log.message)}[/]")
+    unreadable = [
+        ("red", f"{r.run_log.run_id} cannot be read: {r.run_log.message}")
+        for r in rows
+        if r.run_log.status == UNREADABLE
+    ]
+    headers = ["run id", "status", "start", "duration", "tag", *params, *metrics]
+    _print_table(headers, cells, unreadable)
 
 
 def render_plugins(infos: list[PluginInfo]) -> None:
     """A table of plugins with their services and hooks."""
-    from rich.table import Table
-
-    table = Table("plugin", "distribution", "version", "services", "hooks")
+    rows = []
     for info in infos:
         services = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(info.services.items()))
-        table.add_row(
-            info.name + (" [red](disabled)[/red]" if info.blocked else ""),
-            info.distribution,
-            info.version,
-            services,
-            # What a plugin provides shows under services; its other hooks are listed here.
-            ", ".join(h for h in info.hooks if h not in PROVIDER_HOOKS.values()),
+        rows.append(
+            [
+                [("", info.name), *((("", " "), ("red", "(disabled)")) if info.blocked else ())],
+                [("", info.distribution)],
+                [("", info.version)],
+                [("", services)],
+                # What a plugin provides shows under services; its other hooks are listed here.
+                [("", ", ".join(h for h in info.hooks if h not in PROVIDER_HOOKS.values()))],
+            ]
         )
-    _console().print(table)
+    _print_table(["plugin", "distribution", "version", "services", "hooks"], rows)

@@ -54,7 +54,7 @@ from magnus_executor_argo.control_flow_templates import (
     is_control_flow,
 )
 from magnus_executor_argo.document import Workflow, dump_yaml, to_document
-from magnus_executor_argo.exit_handler import EXIT_HANDLER, exit_handler
+from magnus_executor_argo.exit_handler import END_RUN_TEMPLATE, EXIT_HANDLER, exit_handler
 from magnus_executor_argo.graph_walk import (
     branch_graphs,
     dependencies,
@@ -146,7 +146,7 @@ class _Renderer:
 
     def workflow(self) -> Workflow:
         self._graph_template(self.dag, ENTRYPOINT, (), root=True)
-        self.templates.append(exit_handler(self.containers))
+        self.templates.extend(exit_handler(self.containers))
         config, defaults = self.config, self.defaults
         where = "executor service 'argo'"
         pipeline = {PIPELINE_LABEL: self.pipeline_label}
@@ -269,7 +269,9 @@ class _Renderer:
                     items.append((key, label, f"leaf {node.internal_name}"))
 
         collect(self.dag)
-        return unique_names(items, reserved=[ENTRYPOINT, EXIT_HANDLER, RERUN_START])
+        return unique_names(
+            items, reserved=[ENTRYPOINT, EXIT_HANDLER, END_RUN_TEMPLATE, RERUN_START]
+        )
 
     # ------------------------------------------------------------------ graphs
 

@@ -458,14 +458,29 @@ class MLflowTracker(BaseExperimentTracker):
         run_id = getattr(step_log, STEP_LOG_FIELD, None)
         return run_id or self._state.step_runs.get(step_log.internal_name)
 
+    def _open_step_runs(self, parent: str) -> set[str]:
+        """The step runs under ``parent`` still RUNNING on the server."""
+        if self._state is None or self._state.experiment_id is None:
+            return set()
+        found = self._server.call(
+            "find the step runs left open",
+            "search_runs",
+            [self._state.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent}' and attributes.status = 'RUNNING'",
+        )
+        return {run.info.run_id for run in found or []}
+
     def finish_tracking(self, run_log: RunLog, context: RunContext) -> None:
         """``after_run``: the run's final status on the parent run, which is closed."""
         parent = self._parent_run(context, create=False)
         if parent is None:
             return
         if self._state is not None and self.nested_runs:
-            # A run stopped mid-step: the steps it was in never reached after_step.
-            for run_id in set(self._state.step_runs.values()) - self._state.closed_step_runs:
+            # A run stopped mid-step: the steps it was in never reached after_step -- in this
+            # process, or in another one (an orchestrator's pod, stopped; the exit handler ends
+            # the run), whose step runs only the server knows.
+            still_open = set(self._state.step_runs.values()) | self._open_step_runs(parent)
+            for run_id in still_open - self._state.closed_step_runs:
                 self._server.call("close a stopped step's run", "set_terminated", run_id, "KILLED")
                 self._state.closed_step_runs.add(run_id)
         self._server.call("tag the run's status", "set_tag", parent, STATUS_TAG, run_log.status)

@@ -1,13 +1,15 @@
 """Copying and hashing local files for catalogs: chunked, atomic, and never a partial file.
 
 Every catalog that moves local files records the SHA-256 of what it moved; these helpers compute
-it while copying, write through a temporary file renamed into place, and skip rewriting a target
-that already holds the same bytes.
+it while copying, give a copy its name only when it is complete (a file without a name linked in,
+or a temporary file renamed into place), and skip rewriting a target that already holds the same
+bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
@@ -38,10 +40,11 @@ def file_hash(path: str | os.PathLike[str]) -> str:
 def copy_with_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> str:
     """Copy ``src`` to ``dst`` and return the SHA-256 hex digest of the content.
 
-    The digest is that of the bytes written, read back from the copy. The copy is written to a
-    temporary file beside ``dst`` and renamed over it, so a copy killed half-way never leaves a
-    truncated ``dst`` (an existing ``dst`` stays intact until the rename). Parent folders of
-    ``dst`` are created and the permission bits of ``src`` are kept.
+    The digest is that of the bytes written, read back from the copy. A copy killed half-way
+    never leaves a truncated ``dst``: on Linux a new ``dst`` is written as a file without a name
+    (``O_TMPFILE``) and linked in when complete; elsewhere, and over an existing ``dst`` (which
+    stays intact until then), the copy goes to a temporary file beside ``dst`` renamed over it.
+    Parent folders of ``dst`` are created and the permission bits of ``src`` are kept.
 
     When ``dst`` is already a regular file with the same size, permission bits and content, it
     is left untouched (its modification time too) and the source is only read: getting unchanged
@@ -49,28 +52,38 @@ def copy_with_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> 
     each other. Raises ``OSError`` when either side fails.
     """
     target = Path(dst)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Open the source first so that a missing source leaves no temporary file behind.
+    # Open the source first so that a missing source leaves nothing behind.
     with open(src, "rb", buffering=0) as reader:
         source = os.fstat(reader.fileno())
-        digest = _hash_if_identical(reader, source, target)
-        if digest is not None:
-            return digest
-        reader.seek(0)
+        try:
+            existing: os.stat_result | None = os.lstat(target)
+        except OSError:
+            existing = None
+        if existing is not None:
+            digest = _hash_if_identical(reader, source, existing, target)
+            if digest is not None:
+                return digest
+            reader.seek(0)
         mode = stat.S_IMODE(source.st_mode)
-        return _copy_to_temporary_then_rename(reader, mode, target, source.st_size + 1)
+        size_hint = source.st_size + 1
+        if existing is None and _UNNAMED_FILES:
+            digest = _copy_unnamed_then_link(reader, mode, target, size_hint)
+            if digest is not None:
+                return digest
+            reader.seek(0)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return _copy_to_temporary_then_rename(reader, mode, target, size_hint)
 
 
-def _hash_if_identical(reader: io.FileIO, source: os.stat_result, target: Path) -> str | None:
-    """The source's digest when ``target`` already holds the same bytes, else ``None``.
+def _hash_if_identical(
+    reader: io.FileIO, source: os.stat_result, existing: os.stat_result, target: Path
+) -> str | None:
+    """The source's digest when ``target`` (whose ``lstat`` is ``existing``) already holds the
+    same bytes, else ``None``.
 
     Compares chunk by chunk and gives up at the first difference, so a changed file costs at
     most one extra partial read before it is copied.
     """
-    try:
-        existing = os.lstat(target)
-    except OSError:
-        return None
     if not stat.S_ISREG(existing.st_mode) or existing.st_size != source.st_size:
         return None
     if stat.S_IMODE(existing.st_mode) != stat.S_IMODE(source.st_mode):
@@ -96,24 +109,91 @@ def _hash_if_identical(reader: io.FileIO, source: os.stat_result, target: Path) 
     return digest.hexdigest()
 
 
-def _copy_to_temporary_then_rename(
-    reader: io.FileIO, mode: int, target: Path, size_hint: int = CHUNK_SIZE
-) -> str:
-    """Copy into a temporary file beside ``target``, hash the copy, rename it into place.
+def _fill_and_hash(reader: io.FileIO, copy: io.FileIO, mode: int, size_hint: int) -> str:
+    """Copy ``reader`` into the new file ``copy``, give it ``mode``, return the copy's hash.
 
     The bytes move inside the kernel, then the copy is hashed while it is still in the page
     cache: on Linux that is faster than hashing and writing from Python in one pass (user-space
     writes of a large file are throttled harder), and the digest is by construction that of the
     bytes stored, even if the source changes meanwhile.
     """
-    with replacing(target, mode) as copy:
-        _copy_bytes(reader, copy)
-        copy.seek(0)
-        digest = _hash_stream(copy, size_hint)
-        # The umask may have taken bits away; keep the source's, as shutil.copy does.
-        if stat.S_IMODE(os.fstat(copy.fileno()).st_mode) != mode:
-            os.fchmod(copy.fileno(), mode)
+    _copy_bytes(reader, copy)
+    copy.seek(0)
+    digest = _hash_stream(copy, size_hint)
+    # The umask may have taken bits away; keep the source's, as shutil.copy does.
+    if stat.S_IMODE(os.fstat(copy.fileno()).st_mode) != mode:
+        os.fchmod(copy.fileno(), mode)
     return digest
+
+
+def _copy_to_temporary_then_rename(
+    reader: io.FileIO, mode: int, target: Path, size_hint: int = CHUNK_SIZE
+) -> str:
+    """Copy into a temporary file beside ``target``, hash the copy, rename it into place."""
+    with replacing(target, mode) as copy:
+        return _fill_and_hash(reader, copy, mode, size_hint)
+
+
+#: Whether a file can be made without a name and linked in when complete: Linux's ``O_TMPFILE``,
+#: linked through ``/proc/self/fd`` (``linkat`` on the descriptor itself needs privileges).
+_UNNAMED_FILES = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+#: What ``open`` says on a file system that makes no unnamed files: copy through a named one.
+_NO_UNNAMED_FILES = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL})
+
+
+def _copy_unnamed_then_link(
+    reader: io.FileIO, mode: int, target: Path, size_hint: int
+) -> str | None:
+    """Copy into a file without a name in ``target``'s folder, hash it, link it as ``target``.
+
+    One name made per copy instead of a temporary name and a rename, and a copy killed half-way
+    leaves nothing at all (a temporary name would stay behind): the kernel frees a file that has
+    no name when it is closed. ``None`` when the file system makes no unnamed files (the caller
+    copies through a named temporary file).
+    """
+    folder = target.parent
+    flags = os.O_TMPFILE | os.O_RDWR | getattr(os, "O_CLOEXEC", 0)
+    try:
+        try:
+            handle = os.open(folder, flags, mode)
+        except FileNotFoundError:
+            # Folders are made when missing: a failed call, rather than a mkdir per file.
+            folder.mkdir(parents=True, exist_ok=True)
+            handle = os.open(folder, flags, mode)
+    except OSError as exc:
+        if exc.errno in _NO_UNNAMED_FILES:
+            return None
+        raise
+    with open(handle, "r+b", buffering=0) as copy:
+        digest = _fill_and_hash(reader, copy, mode, size_hint)
+        unnamed = f"/proc/self/fd/{handle}"
+        # linkat(2) follows the /proc link to the file only with AT_SYMLINK_FOLLOW, which os.link
+        # passes only when given a folder descriptor; the target is absolute, so it is ignored.
+        try:
+            os.link(unnamed, os.path.abspath(target), dst_dir_fd=handle, follow_symlinks=True)
+        except FileExistsError:
+            # Another writer made the target meanwhile: replace it, as a rename over it would.
+            while True:
+                temporary = _partial_name(target)
+                try:
+                    os.link(unnamed, temporary, dst_dir_fd=handle, follow_symlinks=True)
+                    break
+                except FileExistsError:
+                    continue
+            try:
+                os.replace(temporary, target)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary)
+                raise
+    return digest
+
+
+def _partial_name(target: Path) -> str:
+    """A new name beside ``target`` that catalog reads skip (:data:`PARTIAL_SUFFIX`)."""
+    return os.path.abspath(
+        target.with_name(f".{target.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}")
+    )
 
 
 #: Whether ``os.sendfile`` copies between regular files here (Linux; macOS only sends to sockets).
@@ -150,7 +230,7 @@ def replacing(target: Path, mode: int) -> Iterator[io.FileIO]:
     """
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     while True:
-        name = str(target.with_name(f".{target.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"))
+        name = _partial_name(target)
         try:
             handle = os.open(name, flags, mode)
             break

@@ -190,9 +190,9 @@ class FileSystemCatalog(BaseCatalog):
     ) -> str:
         """Copy ``source`` to ``target`` inside ``run_folder``; return the content's hash.
 
-        ``folders`` caches resolved folders across the files of one transfer.
+        ``folders`` caches resolved folders across the files of one transfer. The copy makes
+        the folders it needs (``run_folder`` among them) when they are missing.
         """
-        run_folder.mkdir(parents=True, exist_ok=True)
         check_destination(target, run_folder, f"putting {target.name!r}", run_id, folders)
         return copy_with_hash(source, target)
 

@@ -489,12 +489,14 @@ class ChunkedRunLogStore(BaseRunLogStore):
 
 
 class ChunkedFileSystemRunLogStore(ChunkedRunLogStore):
-    """Each run is a folder with one JSON file per parameter, step log and branch log.
+    """Each run is a folder: its run-level record, and a journal of its parameters, step logs
+    and branch logs.
 
-    The default store: ``<log_folder>/<run_id>/`` holds the records of
-    :mod:`magnus.runlog.chunks` and ``.lock``. Writers of one run (parallel branches in several
-    processes) serialise on a ``flock`` of that file, so nothing is lost; names too long for a
-    file name are shortened.
+    The default store: ``<log_folder>/<run_id>/`` holds ``RunLog.json``, ``.lock`` and
+    ``records.journal``, to which each record of :mod:`magnus.runlog.chunks` is appended
+    (:mod:`magnus.runlog.record_journal`: a step costs an append, not a file creation). Writers
+    of one run (parallel branches in several processes) serialise on a ``flock`` of ``.lock``,
+    so nothing is lost; runs written with one file per record are read as they are.
     """
 
     service_name: ClassVar[str] = "chunked-fs"

@@ -10,7 +10,9 @@ A run's records, relative to the run (a folder on disk, a key prefix in a bucket
 * ``branches/BranchLog-<internal branch name>.json`` -- one branch log without its ``steps``.
 
 One folder per kind of record: reading the parameters (which every step does) lists only the
-parameters, whatever the number of steps and branches.
+parameters, whatever the number of steps and branches. On a file system the records inside these
+folders are lines of the run's journal rather than files (:mod:`magnus.runlog.record_journal`);
+their names are the same.
 
 Names in file names are encoded by :func:`magnus.runlog.files.encode_name` and matched exactly;
 where file names are bounded, a name too long keeps a readable prefix and a digest

@@ -70,17 +70,23 @@ def ensure_folder(folder: Path) -> None:
         ) from exc
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Atomically replace ``path`` with ``data`` (pydantic models allowed) as indented JSON."""
+def encode_json(data: Any, where: str, indent: int | None = 4) -> bytes:
+    """``data`` (pydantic models allowed) as UTF-8 JSON; ``RunLogStoreError`` naming ``where``
+    for a value that is not JSON. Without ``indent``, on one line."""
     try:
         # pydantic's serialiser writes the same JSON as json.dumps(indent=4), several times as
         # fast (non-ASCII text is written as UTF-8 rather than escaped); NaN and infinities as
         # the NaN/Infinity tokens json reads back.
-        text = to_json(data, indent=4, inf_nan_mode="constants")
+        return to_json(data, indent=indent, inf_nan_mode="constants")
     except (TypeError, ValueError) as exc:
         raise RunLogStoreError(
-            f"Cannot write {path}: a value is not JSON serialisable: {exc}"
+            f"Cannot write {where}: a value is not JSON serialisable: {exc}"
         ) from exc
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically replace ``path`` with ``data`` (pydantic models allowed) as indented JSON."""
+    text = encode_json(data, str(path))
     # A unique name per writer, so concurrent writers of one record never share a temp file;
     # os.open (unlike mkstemp) honours the umask, keeping the log readable by other users.
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

@@ -1,14 +1,18 @@
-"""Records of runs as files in folders: the storage of the ``chunked-fs`` run-log store.
+"""Records of runs in folders: the storage of the ``chunked-fs`` run-log store.
 
-Each run is a folder ``<root>/<run_id>/`` holding its records as files, and ``.lock``, the lock
-file its writers ``flock``. Writes go through a temporary file renamed over the record
-(:func:`magnus.runlog.files.write_json`).
+Each run is a folder ``<root>/<run_id>/`` holding ``.lock``, the lock file its writers
+``flock``; its records inside a folder of the run (the chunks: ``steps/StepLog-train.json``...)
+as lines of the run's journal (:mod:`magnus.runlog.record_journal`); and the few records at the
+top of the run (``RunLog.json``, the snapshot; the fingerprint index's records) as files,
+written through a temporary file renamed over the record (:func:`magnus.runlog.files.write_json`).
+A chunk the journal has no line for is read from its file: the layout before journals.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, suppress
 from pathlib import Path
@@ -18,17 +22,26 @@ from urllib.parse import unquote
 from magnus.exceptions import RunLogNotFoundError, RunLogStoreError
 from magnus.internal_names import MAX_FILE_NAME_BYTES
 from magnus.runlog.files import (
+    encode_json,
     encode_run_id,
     ensure_folder,
     exclusive_lock,
     read_json,
     write_json,
 )
+from magnus.runlog.record_journal import JOURNAL_FILE, RecordJournal
 from magnus.runlog.storage import RecordStorage
 
 LOCK_FILE = ".lock"
 #: How many records read_shared keeps parsed (the parameters of the runs a process works on).
 _KEPT_RECORDS = 1024
+#: Runs whose journal a process keeps replayed (a process works on one run, mostly).
+_KEPT_JOURNALS = 8
+
+
+def _journaled(record: str) -> bool:
+    """Whether ``record`` lives in its run's journal: every record inside a folder of the run."""
+    return "/" in record
 
 
 class FolderStorage(RecordStorage):
@@ -42,8 +55,14 @@ class FolderStorage(RecordStorage):
         self.root = root
         # The folder of the run last asked for: a process works on one run, mostly.
         self._last: tuple[str, Path] | None = None
-        # Records read by read_shared: path -> ((inode, size, mtime_ns), parsed record).
-        self._parsed: dict[str, tuple[tuple[int, int, int], Any]] = {}
+        # Records read by read_shared: root, run id and record -> (version, parsed record); the
+        # version is (inode, size, mtime_ns) of a file, or (inode, offset) of a journal line.
+        self._parsed: dict[str, tuple[tuple[int, ...], Any]] = {}
+        self._journals: dict[str, RecordJournal] = {}
+        self._journals_guard = threading.Lock()
+        # (run id, folder) -> whether that folder of the run is on disk: it holds records of
+        # the layout before journals, which nothing writes any more, so once per run suffices.
+        self._file_folders: dict[tuple[str, str], bool] = {}
 
     def _folder(self, run_id: str) -> Path:
         last = self._last
@@ -53,60 +72,134 @@ class FolderStorage(RecordStorage):
         self._last = (run_id, folder)
         return folder
 
+    def _journal(self, run_id: str) -> RecordJournal:
+        with self._journals_guard:
+            journal = self._journals.get(run_id)
+            if journal is None:
+                if len(self._journals) >= _KEPT_JOURNALS:
+                    self._journals.clear()
+                    self._file_folders.clear()
+                journal = RecordJournal(self._folder(run_id) / JOURNAL_FILE)
+                self._journals[run_id] = journal
+            return journal
+
     def location(self, run_id: str) -> str:
         return str(self._folder(run_id))
 
     def where(self, run_id: str, record: str) -> str:
         return str(self._folder(run_id) / record)
 
+    def _has_files(self, run_id: str, record: str) -> bool:
+        """Whether ``record`` (of a folder of the run) may be a file of the layout before
+        journals: whether the run's folder of that name is on disk."""
+        key = (run_id, record.rpartition("/")[0])
+        found = self._file_folders.get(key)
+        if found is None:
+            found = self._file_folders[key] = os.path.isdir(self._folder(run_id) / key[1])
+        return found
+
     def read(self, run_id: str, record: str) -> Any:
+        if _journaled(record):
+            journal = self._journal(run_id)
+            entry = journal.entry(record)
+            if entry is not None:
+                data = entry[1]
+                return None if data is None else journal.parse(record, data)
+            if not self._has_files(run_id, record):
+                return None
         try:
             return read_json(self._folder(run_id) / record)
         except FileNotFoundError:
             return None
 
     def read_shared(self, run_id: str, record: str) -> Any:
-        # A record is replaced by renaming a new file over it: a new inode, so the inode, size
-        # and modification time tell whether the parsed record kept is still the record.
+        key = f"{self.root}\0{run_id}\0{record}"
+        if _journaled(record):
+            journal = self._journal(run_id)
+            entry = journal.entry(record)
+            if entry is not None:
+                version, data = entry
+                if data is None:
+                    return None
+                kept = self._parsed.get(key)
+                if kept is not None and kept[0] == version:
+                    return kept[1]
+                return self._keep_parsed(key, version, journal.parse(record, data))
+            if not self._has_files(run_id, record):
+                return None
         path = self._folder(run_id) / record
+        # A record file is replaced by renaming a new file over it: a new inode, so the inode,
+        # size and modification time tell whether the parsed record kept is still the record.
         try:
             stat = os.stat(path)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise RunLogStoreError(f"Cannot read {path}: {exc.strerror or exc}") from exc
-        key = str(path)
-        version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        file_version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         kept = self._parsed.get(key)
-        if kept is not None and kept[0] == version:
+        if kept is not None and kept[0] == file_version:
             return kept[1]
-        data = self.read(run_id, record)
+        try:
+            data = read_json(path)
+        except FileNotFoundError:
+            return None
+        return self._keep_parsed(key, file_version, data)
+
+    def _keep_parsed(self, key: str, version: tuple[int, ...], data: Any) -> Any:
         if len(self._parsed) >= _KEPT_RECORDS:
             self._parsed.clear()
         self._parsed[key] = (version, data)
         return data
 
     def exists(self, run_id: str, record: str) -> bool:
+        if _journaled(record):
+            entry = self._journal(run_id).entry(record)
+            if entry is not None:
+                return entry[1] is not None
+            if not self._has_files(run_id, record):
+                return False
         return (self._folder(run_id) / record).exists()
 
     def write(self, run_id: str, record: str, data: Any) -> None:
-        write_json(self._folder(run_id) / record, data)
+        """Replace the record: a line of the run's journal (the caller holds the run's lock)
+        for a record in a folder of the run, a file for one at its top."""
+        if _journaled(record):
+            where = f"{self._folder(run_id)}/{record}"
+            self._journal(run_id).append([(record, encode_json(data, where, indent=None))])
+        else:
+            write_json(self._folder(run_id) / record, data)
 
     def names(self, run_id: str, folder: str, prefix: str = "") -> list[str]:
-        path = self._folder(run_id) / folder
-        try:
-            names = os.listdir(path)
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise RunLogStoreError(f"Cannot list {path}: {exc.strerror or exc}") from exc
+        files: list[str] = []
+        if self._has_files(run_id, f"{folder}/"):
+            path = self._folder(run_id) / folder
+            try:
+                files = os.listdir(path)  # records of the layout before journals
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise RunLogStoreError(f"Cannot list {path}: {exc.strerror or exc}") from exc
+        journaled = self._journal(run_id).folder(folder)
+        names = [name for name in files if name not in journaled]
+        names.extend(name for name, data in journaled.items() if data is not None)
         return [name for name in names if name.startswith(prefix)] if prefix else names
 
     def delete(self, run_id: str, records: Sequence[str]) -> None:
+        """Remove the records (the caller holds the run's lock): files are unlinked, and a
+        record the journal holds gets a line that removes it."""
         folder = self._folder(run_id)
+        removals: list[tuple[str, bytes | None]] = []
         for record in records:
-            with suppress(FileNotFoundError):
-                (folder / record).unlink()
+            if not _journaled(record) or self._has_files(run_id, record):
+                with suppress(FileNotFoundError):
+                    os.unlink(f"{folder}/{record}")
+            if _journaled(record):
+                entry = self._journal(run_id).entry(record)
+                if entry is not None and entry[1] is not None:
+                    removals.append((record, None))
+        if removals:
+            self._journal(run_id).append(removals)
 
     def run_ids(self) -> list[str]:
         try:
@@ -119,9 +212,9 @@ class FolderStorage(RecordStorage):
             raise RunLogStoreError(f"Cannot list {self.root}: {exc.strerror or exc}") from exc
 
     def make_run(self, run_id: str, folders: Iterable[str]) -> None:
-        folder = self._folder(run_id)
-        for name in folders:
-            ensure_folder(folder / name)
+        # The records of the run's folders are lines of its journal: only the run's folder is
+        # made (the folders themselves only hold records of the layout before journals).
+        ensure_folder(self._folder(run_id))
 
     def lock(self, run_id: str) -> AbstractContextManager[None]:
         folder = self._folder(run_id)

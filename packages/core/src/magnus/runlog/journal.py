@@ -1,11 +1,14 @@
-"""An append-only journal of run-log changes: the records and how they are read back.
+"""Append-only journals of a run log: how a line is framed and read back, and the changes.
 
 The ``file-system`` store keeps a run as one JSON file and appends each change to a journal
-beside it, so that a change costs what the change holds, not what the run holds. Each record is
-one line: the CRC-32 of its JSON (eight hex digits), a space, the JSON (``\\n`` never occurs in
-it), a newline. A process killed while appending leaves at worst a last line without its newline,
-which readers ignore and the next writer cuts off; a complete line whose checksum does not match
-is damage, and reading it names the file and the byte where it starts.
+beside it, so that a change costs what the change holds, not what the run holds; ``chunked-fs``
+appends each record of a run to the run's journal rather than writing a file per record
+(:mod:`magnus.runlog.record_journal`). Both frame their lines alike (:func:`frame`,
+:func:`complete_lines`): the CRC-32 of the payload (eight hex digits), a space, the payload
+(``\\n`` never occurs in it: JSON escapes it), a newline. A process killed while appending
+leaves at worst a last line without its newline, which readers ignore and the next writer cuts
+off; a complete line whose checksum does not match is damage, and reading it names the file and
+the byte where it starts.
 """
 
 from __future__ import annotations
@@ -48,9 +51,40 @@ def encode_change(change: RunChange, where: str) -> tuple[bytes, RunChange]:
         raise RunLogStoreError(
             f"Cannot write {where}: a value is not JSON serialisable: {exc}"
         ) from exc
-    payload = text.encode("utf-8")
-    line = b"%08x %s\n" % (zlib.crc32(payload), payload)
-    return line, decode_change(data, where)
+    return frame(text.encode("utf-8")), decode_change(data, where)
+
+
+def frame(payload: bytes) -> bytes:
+    """The journal line holding ``payload`` (which holds no ``\\n``): checksum, space, payload."""
+    return b"%08x %s\n" % (zlib.crc32(payload), payload)
+
+
+def complete_lines(data: bytes, start: int, where: str) -> tuple[list[tuple[int, bytes]], int]:
+    """The payloads of the complete lines of ``data``, each with its line's offset in the file,
+    and how many bytes those lines take.
+
+    ``data`` is the journal from byte ``start`` on; an incomplete last line is left for later: it
+    is being written, or was torn by a kill. A line whose checksum does not match raises
+    ``RunLogStoreError`` naming ``where`` and the byte where the line starts.
+    """
+    payloads = []
+    position = 0
+    while (end := data.find(b"\n", position)) >= 0:
+        line = data[position:end]
+        payload = line[_CRC_DIGITS + 1 :]
+        try:
+            intact = line[_CRC_DIGITS : _CRC_DIGITS + 1] == b" " and int(
+                line[:_CRC_DIGITS], 16
+            ) == zlib.crc32(payload)
+        except ValueError:
+            intact = False
+        if not intact:
+            raise RunLogStoreError(
+                f"The run log journal {where} is damaged at byte {start + position}"
+            )
+        payloads.append((start + position, payload))
+        position = end + 1
+    return payloads, position
 
 
 def decode_change(data: Any, where: str) -> RunChange:
@@ -84,21 +118,5 @@ def read_changes(data: bytes, start: int, where: str) -> tuple[list[RunChange], 
     ``data`` is the journal from byte ``start`` on (for messages); an incomplete last line is
     left for later: it is being written, or was torn by a kill.
     """
-    changes = []
-    position = 0
-    while (end := data.find(b"\n", position)) >= 0:
-        line = data[position:end]
-        payload = line[_CRC_DIGITS + 1 :]
-        try:
-            intact = line[_CRC_DIGITS : _CRC_DIGITS + 1] == b" " and int(
-                line[:_CRC_DIGITS], 16
-            ) == zlib.crc32(payload)
-        except ValueError:
-            intact = False
-        if not intact:
-            raise RunLogStoreError(
-                f"The run log journal {where} is damaged at byte {start + position}"
-            )
-        changes.append(decode_change(json.loads(payload), where))
-        position = end + 1
-    return changes, position
+    payloads, used = complete_lines(data, start, where)
+    return [decode_change(json.loads(payload), where) for _, payload in payloads], used

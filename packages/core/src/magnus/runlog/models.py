@@ -32,8 +32,23 @@ def format_time(moment: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    """The inverse of :func:`format_time`."""
-    return datetime.strptime(text, TIME_FORMAT)
+    """The inverse of :func:`format_time`.
+
+    ``fromisoformat`` reads what ``format_time`` writes some 40 times faster than ``strptime``
+    (``runs list`` and ``runs show`` parse two times per run or step); anything it reads
+    otherwise (a zone, no seconds) goes through ``strptime``, which says what is wrong.
+    """
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is not None or len(text) != _TIME_LENGTH:
+        return datetime.strptime(text, TIME_FORMAT)
+    return moment
+
+
+#: the length of every time ``format_time`` writes
+_TIME_LENGTH = len("2026-01-01 00:00:00.000000")
 
 
 def format_duration(delta: timedelta) -> str:

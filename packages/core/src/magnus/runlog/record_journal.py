@@ -1,0 +1,186 @@
+"""The journal of a run's records in its folder: how ``chunked-fs`` writes a record.
+
+A record inside a folder of its run (``steps/StepLog-train.json``: every chunk of
+:mod:`magnus.runlog.chunks`) is not a file of its own: it is a line appended to the run's
+journal, ``<run folder>/records.journal``. Creating a file costs more than everything else a
+short step does; appending a line to the journal costs an open and a write. Each line is framed by
+:func:`magnus.runlog.journal.frame` (checksum, payload, newline) around the payload
+``<record name>\\t<JSON on one line>``; an empty JSON removes the record. The last line for a
+record is the record.
+
+Every writer of the run appends to the one journal while it holds the run's lock (which the
+chunked store takes for every write, to keep a chunk's creation stamp), so writers in several
+processes, or in pods sharing a volume, never interleave, and reading a run opens one file.
+A writer killed in the middle of its append leaves a last line without its newline: readers
+ignore it and the next writer cuts it off.
+
+A process keeps what it replayed of each journal and reads only the bytes appended since,
+parsing a record's JSON only when it is asked for. Records of the previous layout, one file per
+record, are read where the journal has no line for them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from magnus.exceptions import RunLogStoreError
+from magnus.runlog.journal import complete_lines, frame
+
+JOURNAL_FILE = "records.journal"
+
+#: The version of a record in a journal: the journal's inode and where the record's line starts.
+Version = tuple[int, int]
+#: What a journal says of a record: its version and JSON, or ``None`` for its removal.
+Entry = tuple[Version, bytes | None]
+
+
+class RecordJournal:
+    """What this process has replayed of one run's journal: the last line of each record.
+
+    Thread-safe: a step's deferred record may be written from another thread of the process.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._guard = threading.Lock()
+        self._inode: int | None = None
+        self._offset = 0  # bytes of complete lines replayed
+        # folder -> file name -> entry: listing a folder does not walk the others' records.
+        self._folders: dict[str, dict[str, Entry]] = {}
+
+    # ------------------------------------------------------------------ reading
+
+    def entry(self, record: str) -> Entry | None:
+        """The journal's last word on ``record``; ``None`` when it has none."""
+        folder, _, name = record.rpartition("/")
+        with self._guard:
+            self._catch_up()
+            return self._folders.get(folder, {}).get(name)
+
+    def folder(self, folder: str) -> dict[str, bytes | None]:
+        """The records of ``folder`` the journal speaks of: name -> JSON (``None``: removed)."""
+        with self._guard:
+            self._catch_up()
+            return {name: entry[1] for name, entry in self._folders.get(folder, {}).items()}
+
+    def parse(self, record: str, data: bytes) -> Any:
+        """The JSON of a record's line, parsed."""
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise RunLogStoreError(
+                f"The run log record {record} in {self.path} is not valid JSON: {exc}"
+            ) from exc
+
+    def _forget(self) -> None:
+        self._inode, self._offset, self._folders = None, 0, {}
+
+    def _catch_up(self) -> None:
+        """Replay what was appended since the last look (the guard is held)."""
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            self._forget()  # the run was removed (or never had a journal)
+            return
+        except OSError as exc:
+            raise RunLogStoreError(f"Cannot read {self.path}: {exc.strerror or exc}") from exc
+        if size == self._offset and self._inode is not None:
+            return
+        try:
+            with open(self.path, "rb") as handle:
+                inode = os.fstat(handle.fileno()).st_ino
+                if inode != self._inode or size < self._offset:
+                    self._forget()  # another journal at this path: the run was made again
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            self._forget()
+            return
+        except OSError as exc:
+            raise RunLogStoreError(f"Cannot read {self.path}: {exc.strerror or exc}") from exc
+        try:
+            lines, used = complete_lines(data, self._offset, str(self.path))
+        except RunLogStoreError:
+            if self._offset == 0:
+                raise
+            # Replayed from the middle of a journal that is not the one replayed before (a run
+            # removed and made again, its journal given the same inode): start over once.
+            self._forget()
+            self._catch_up()
+            return
+        self._inode = inode
+        self._apply(inode, lines)
+        self._offset += used
+
+    def _apply(self, inode: int, lines: list[tuple[int, bytes]]) -> None:
+        for position, payload in lines:
+            name_bytes, tab, data = payload.partition(b"\t")
+            if not tab:
+                raise RunLogStoreError(
+                    f"The run log journal {self.path} holds a line at byte {position} that "
+                    "names no record"
+                )
+            folder, _, name = name_bytes.decode("utf-8").rpartition("/")
+            self._folders.setdefault(folder, {})[name] = ((inode, position), data or None)
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, changes: list[tuple[str, bytes | None]]) -> None:
+        """Append a line per ``(record, JSON or None to remove it)``; the run's lock is held.
+
+        Visible to every other process once this returns (the bytes are in the file), as a
+        record's file was once renamed into place.
+        """
+        block = b"".join(
+            frame(record.encode("utf-8") + b"\t" + (data or b"")) for record, data in changes
+        )
+        with self._guard:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+                try:
+                    inode = self._catch_up_with(fd)
+                    written = 0
+                    while written < len(block):
+                        written += os.write(fd, block[written:])
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                self._forget()  # what is in the file is read again
+                raise RunLogStoreError(
+                    f"Cannot write {self.path} in the run log folder {self.path.parent}: "
+                    f"{exc.strerror or exc}"
+                ) from exc
+            lines, used = complete_lines(block, self._offset, str(self.path))
+            self._apply(inode, lines)
+            self._offset += used
+
+    def _catch_up_with(self, fd: int) -> int:
+        """Replay, through the writer's descriptor, everything before the end of the journal,
+        and cut off a torn last line (the guard and the run's lock are held).
+
+        The descriptor's size is the file's own (opening revalidates what a network file system
+        cached), so no complete line of another writer is ever taken for a torn one.
+        """
+        stat = os.fstat(fd)
+        if stat.st_ino != self._inode or stat.st_size < self._offset:
+            self._forget()
+        if stat.st_size > self._offset:
+            data = os.pread(fd, stat.st_size - self._offset, self._offset)
+            try:
+                lines, used = complete_lines(data, self._offset, str(self.path))
+            except RunLogStoreError:
+                if self._offset == 0:
+                    raise
+                self._forget()  # not the journal replayed before (see _catch_up): start over
+                return self._catch_up_with(fd)
+            self._apply(stat.st_ino, lines)
+            self._offset += used
+            if self._offset < stat.st_size:
+                # The torn last line of a writer that was killed: nobody has read it.
+                os.ftruncate(fd, self._offset)
+        self._inode = stat.st_ino
+        return stat.st_ino
