@@ -197,12 +197,25 @@ class CompositeNode(RoutedNode):
         return merged
 
 
-class ParallelNode(CompositeNode):
-    """Runs named branches, each a full graph."""
+class NamedBranchesNode(CompositeNode):
+    """A composite whose ``branches`` are named graphs, declared in its definition."""
 
-    node_type: ClassVar[str] = "parallel"
+    #: what ``branches`` maps, said when it is missing
+    branches_role: ClassVar[str] = "a mapping of name to graph"
 
     branches: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def _key_of(cls, raw: Any) -> str:
+        """The branch name a key of ``branches`` gives."""
+        return str(raw)
+
+    @classmethod
+    def _key_problem(cls, key: str) -> str:
+        """Why ``key`` cannot name a branch of this kind ("" when it can)."""
+        if "." in key or "%" in key or not key.strip():
+            return f"branch name {key!r} cannot be empty or contain '.' or '%'"
+        return ""
 
     @classmethod
     def _branches_from(
@@ -215,16 +228,16 @@ class ParallelNode(CompositeNode):
     ) -> dict[str, Any]:
         raw = definition.pop("branches", None)
         if not isinstance(raw, dict) or not raw:
-            problems.append("a parallel step needs 'branches': a mapping of name to graph")
+            problems.append(f"a {cls.node_type} step needs 'branches': {cls.branches_role}")
             return {}
         graphs = {}
-        for key, branch in raw.items():
-            key = str(key)
-            if "." in key or "%" in key or not key.strip():
-                problems.append(f"branch name {key!r} cannot be empty or contain '.' or '%'")
+        for raw_key, branch in raw.items():
+            key = cls._key_of(raw_key)
+            problem = cls._key_problem(key)
+            if problem:
+                problems.append(problem)
                 continue
-            name = f"{internal_name}.{key}"
-            graph = builder.branch(branch, name, problems, from_dump)
+            graph = builder.branch(branch, f"{internal_name}.{key}", problems, from_dump)
             if graph is not None:
                 graphs[key] = graph
         return {"branches": graphs}
@@ -240,6 +253,12 @@ class ParallelNode(CompositeNode):
 
     def branch_graphs(self) -> list[Graph]:
         return list(self.branches.values())
+
+
+class ParallelNode(NamedBranchesNode):
+    """Runs named branches, each a full graph."""
+
+    node_type: ClassVar[str] = "parallel"
 
     def merge_parameters(self, branches: list[BranchLog], step_log: StepLog) -> dict[str, Any]:
         # Branch logs come in creation order, which fan-out made the declaration order.

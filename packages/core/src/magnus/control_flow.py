@@ -42,7 +42,12 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from magnus.composites import BranchRun, CompositeNode, IteratingNode, enclosing_iterations
+from magnus.composites import (
+    BranchRun,
+    IteratingNode,
+    NamedBranchesNode,
+    enclosing_iterations,
+)
 from magnus.graph import Graph
 from magnus.internal_names import resolve
 from magnus.nodes import GraphBuilder
@@ -61,19 +66,28 @@ def branch_key_of(value: Any) -> str:
     return str(value)
 
 
-def _valid_key(key: str) -> bool:
-    return bool(key.strip()) and "." not in key and "%" not in key
-
-
-class ConditionalNode(CompositeNode):
+class ConditionalNode(NamedBranchesNode):
     """Runs the one branch named by the value of ``parameter`` (or ``default``)."""
 
     node_type: ClassVar[str] = "conditional"
     reads_parameters: ClassVar[bool] = True
+    branches_role: ClassVar[str] = "a mapping of value to graph"
 
     parameter: str
-    branches: dict[str, Any] = Field(default_factory=dict)
     default: Any = None
+
+    @classmethod
+    def _key_of(cls, raw: Any) -> str:
+        return branch_key_of(raw)
+
+    @classmethod
+    def _key_problem(cls, key: str) -> str:
+        if key == DEFAULT_BRANCH:
+            return (
+                f"branch name {DEFAULT_BRANCH!r} is the default branch: give it as "
+                f"'{DEFAULT_BRANCH}:' beside 'branches'"
+            )
+        return super()._key_problem(key)
 
     @classmethod
     def _branches_from(
@@ -84,37 +98,15 @@ class ConditionalNode(CompositeNode):
         problems: list[str],
         from_dump: bool,
     ) -> dict[str, Any]:
-        raw = definition.pop("branches", None)
         raw_default = definition.pop(DEFAULT_BRANCH, None)
-        if not isinstance(raw, dict) or not raw:
-            problems.append("a conditional step needs 'branches': a mapping of value to graph")
-            return {}
-        graphs: dict[str, Any] = {}
-        for raw_key, branch in raw.items():
-            key = branch_key_of(raw_key)
-            if not _valid_key(key):
-                problems.append(f"branch name {key!r} cannot be empty or contain '.' or '%'")
-            elif key == DEFAULT_BRANCH:
-                problems.append(
-                    f"branch name {DEFAULT_BRANCH!r} is the default branch: give it as "
-                    f"'{DEFAULT_BRANCH}:' beside 'branches'"
-                )
-            else:
-                graph = builder.branch(branch, f"{internal_name}.{key}", problems, from_dump)
-                if graph is not None:
-                    graphs[key] = graph
-        fields: dict[str, Any] = {"branches": graphs}
+        fields = super()._branches_from(definition, internal_name, builder, problems, from_dump)
         if raw_default is not None:
             name = f"{internal_name}.{DEFAULT_BRANCH}"
             fields[DEFAULT_BRANCH] = builder.branch(raw_default, name, problems, from_dump)
         return fields
 
     def definition(self) -> dict[str, Any]:
-        found = {
-            **super().definition(),
-            "parameter": self.parameter,
-            "branches": {key: graph.dump() for key, graph in self.branches.items()},
-        }
+        found = {**super().definition(), "parameter": self.parameter}
         if self.default is not None:
             found[DEFAULT_BRANCH] = self.default.dump()
         return found
