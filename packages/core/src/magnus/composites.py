@@ -279,15 +279,25 @@ class ParallelNode(NamedBranchesNode):
         return merged
 
 
-class IteratingNode(CompositeNode):
+class OneBranchNode(CompositeNode):
+    """A composite with one branch graph (a map's, a loop's, a dag's)."""
+
+    branch: Any = None
+
+    def branch_graph(self, key: str) -> Graph:
+        return self.branch
+
+    def branch_graphs(self) -> list[Graph]:
+        return [self.branch]
+
+
+class IteratingNode(OneBranchNode):
     """Runs its one branch graph several times, each run adding a map variable (a map's
     element, a loop's iteration): the graph is named with the placeholder, which each run's
     value replaces."""
 
     #: what the branch is, said when it is missing
     branch_role: ClassVar[str] = "the graph to run"
-
-    branch: Any = None
 
     @classmethod
     def _branches_from(
@@ -304,12 +314,6 @@ class IteratingNode(CompositeNode):
             return {}
         graph = builder.branch(raw, f"{internal_name}.{MAP_PLACEHOLDER}", problems, from_dump)
         return {"branch": graph} if graph is not None else {}
-
-    def branch_graph(self, key: str) -> Graph:
-        return self.branch
-
-    def branch_graphs(self) -> list[Graph]:
-        return [self.branch]
 
 
 BUILT_IN_REDUCERS = ("list", "first", "last")
@@ -431,13 +435,12 @@ class MapNode(IteratingNode):
             ) from exc
 
 
-class DagNode(CompositeNode):
+class DagNode(OneBranchNode):
     """Runs a pipeline defined in another YAML file as its single branch."""
 
     node_type: ClassVar[str] = "dag"
 
     dag_definition: str
-    branch: Any = None
 
     @classmethod
     def _branches_from(
@@ -468,12 +471,6 @@ class DagNode(CompositeNode):
             "dag_definition": self.dag_definition,
             "branch": self.branch.dump(),
         }
-
-    def branch_graph(self, key: str) -> Graph:
-        return self.branch
-
-    def branch_graphs(self) -> list[Graph]:
-        return [self.branch]
 
 
 def composite_steps(graph: Graph) -> Iterator[tuple[CompositeNode, dict[str, str]]]:
