@@ -340,6 +340,52 @@ def test_put_file_refuses_a_name_through_a_symlinked_catalog_folder(
     assert list(outside.iterdir()) == []
 
 
+def test_put_data_links_the_same_bytes_and_writes_others(
+    catalog: FileSystemCatalog, store: Path
+) -> None:
+    first = catalog.put_data(b"", "a.execution.log", RUN)
+    second = catalog.put_data(b"", "b.execution.log", RUN)
+    other = catalog.put_data(b"printed\n", "c.execution.log", RUN)
+    folder = store / RUN
+
+    # Empty logs share one file; a log with other bytes is a file of its own.
+    a, b, c = (os.stat(folder / f"{n}.execution.log") for n in "abc")
+    assert (a.st_ino, a.st_nlink) == (b.st_ino, 2)
+    assert c.st_ino != a.st_ino and c.st_nlink == 1
+    assert [first.data_hash, second.data_hash, other.data_hash] == [
+        sha256(b""),
+        sha256(b""),
+        sha256(b"printed\n"),
+    ]
+    assert (folder / "c.execution.log").read_bytes() == b"printed\n"
+    assert tree(store) == [f"{RUN}/{n}.execution.log" for n in "abc"]
+
+
+def test_put_data_never_links_to_a_file_that_changed(
+    catalog: FileSystemCatalog, store: Path
+) -> None:
+    catalog.put_data(b"same", "a.execution.log", RUN)
+    # Something replaced the file the catalog would link to: its bytes are no longer "same".
+    (store / RUN / "a.execution.log").unlink()
+    (store / RUN / "a.execution.log").write_bytes(b"else")
+
+    record = catalog.put_data(b"same", "b.execution.log", RUN)
+
+    assert (store / RUN / "b.execution.log").read_bytes() == b"same"
+    assert record.data_hash == sha256(b"same")
+    assert os.stat(store / RUN / "b.execution.log").st_nlink == 1
+
+
+def test_put_data_over_an_existing_name_replaces_it(catalog: FileSystemCatalog, store: Path) -> None:
+    catalog.put_data(b"", "a.execution.log", RUN)
+    catalog.put_data(b"new", "b.execution.log", RUN)
+    catalog.put_data(b"", "b.execution.log", RUN)
+
+    assert (store / RUN / "b.execution.log").read_bytes() == b""
+    assert (store / RUN / "a.execution.log").read_bytes() == b""
+    assert tree(store) == [f"{RUN}/a.execution.log", f"{RUN}/b.execution.log"]
+
+
 # ------------------------------------------------------------------------------------------------
 # atomic copies
 # ------------------------------------------------------------------------------------------------

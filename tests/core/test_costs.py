@@ -24,9 +24,11 @@ import builtins, collections, json, os, sys
 from magnus.runlog.folders import FolderStorage
 
 created = collections.Counter()
+named = collections.Counter()
 reads = collections.Counter()
 read_bytes = [0]
-real_os_open, real_open = os.open, builtins.open
+real_os_open, real_open, real_link = os.open, builtins.open, os.link
+UNNAMED = getattr(os, "O_TMPFILE", 0)
 
 
 def where(path):
@@ -35,11 +37,19 @@ def where(path):
 
 
 def os_open(path, flags, *args, **kwargs):
-    new = flags & os.O_CREAT and not os.path.exists(path)
+    unnamed = UNNAMED and flags & UNNAMED == UNNAMED
+    new = unnamed or (flags & os.O_CREAT and not os.path.exists(path))
     fd = real_os_open(path, flags, *args, **kwargs)
     if new:
         created[where(path)] += 1
+    if new and not unnamed:
+        named[where(path)] += 1
     return fd
+
+
+def link(source, target, *args, **kwargs):
+    real_link(source, target, *args, **kwargs)
+    named[where(target)] += 1
 
 
 def open_(file, mode="r", *args, **kwargs):
@@ -49,10 +59,11 @@ def open_(file, mode="r", *args, **kwargs):
     handle = real_open(file, mode, *args, **kwargs)
     if new:
         created[where(file)] += 1
+        named[where(file)] += 1
     return handle
 
 
-os.open, builtins.open = os_open, open_
+os.open, builtins.open, os.link = os_open, open_, link
 real_read = FolderStorage.read
 
 
@@ -71,9 +82,9 @@ from magnus.cli import cli
 try:
     cli.main(sys.argv[1:], standalone_mode=False)
 finally:
-    os.open, builtins.open = real_os_open, real_open
+    os.open, builtins.open, os.link = real_os_open, real_open, real_link
     print("COUNTS" + json.dumps(
-        {"created": created, "reads": reads, "read_bytes": read_bytes[0]}
+        {"created": created, "named": named, "reads": reads, "read_bytes": read_bytes[0]}
     ))
 """
 
@@ -170,14 +181,18 @@ def step_counts(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[str,
 def test_files_created_per_step_do_not_grow_with_the_run(
     step_counts: dict[int, dict[str, Any]],
 ) -> None:
-    for where in ("store", "catalog"):
-        made = {size: step_counts[size]["created"].get(where, 0) for size in step_counts}
+    # store: no file and no name (the step log is a line of the run's journal, made once per
+    # run; the steps share one fingerprint, indexed once per run); catalog: one name, the
+    # execution log, but no new file: the steps print nothing, and every empty log is a link
+    # to the first.
+    expected = {("store", "created"): 0, ("store", "named"): 0}
+    expected |= {("catalog", "created"): 0, ("catalog", "named"): 1}
+    for (where, what), count in expected.items():
+        made = {size: step_counts[size][what].get(where, 0) for size in step_counts}
         per_step = (made[16] - made[8]) / 8
-        # The same number of files per step, whatever the number of steps before it.
-        assert per_step == (made[8] - made[4]) / 4, (where, made)
-        # store: none (the step log is a line of the run's journal, made once per run; the
-        # steps share one fingerprint, indexed once per run); catalog: the execution log.
-        assert per_step == (0 if where == "store" else 1), (where, made)
+        # The same number per step, whatever the number of steps before it.
+        assert per_step == (made[8] - made[4]) / 4, (where, what, made)
+        assert per_step == count, (where, what, made)
 
 
 def test_records_read_per_step_do_not_grow_with_the_run(

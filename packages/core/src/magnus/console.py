@@ -103,9 +103,18 @@ class ConsoleReporter:
     parallel run) every step gets its plain line.
     """
 
+    #: the stream last written to, and whether it takes colour
+    _colour_stream: object
+    _colour: bool
+
     def _print(self, *parts: tuple[str, str]) -> None:
         """Write one line made of (style, text) parts; style "" is plain."""
-        colour = _wants_colour(sys.stdout)
+        stream = sys.stdout
+        # Asked once per stream: the answer costs an ioctl, and a step prints two lines.
+        if self._colour_stream is not stream:
+            self._colour = _wants_colour(stream)
+            self._colour_stream = stream
+        colour = self._colour
         line = "".join(
             f"\x1b[{_STYLES[style]}m{text}\x1b[0m" if colour and style and text else text
             for style, text in parts
@@ -127,6 +136,8 @@ class ConsoleReporter:
     def __init__(self, graph: Graph | None = None, failures_only: bool = False) -> None:
         #: the last failed attempt's frames in user code, per step
         self._frames: dict[str, list[str]] = {}
+        self._colour_stream = None
+        self._colour = False
         #: print failed steps only (a parallel branch's process: its parent shows the progress)
         self._failures_only = failures_only
         self._graph = graph

@@ -82,16 +82,18 @@ def step_fingerprint(
     map_variables: Mapping[str, Any],
     inputs: Iterable[tuple[str, str]],
     environment: Mapping[str, Any] | None = None,
+    definition_hash: str | None = None,
 ) -> Fingerprint:
     """The fingerprint of one attempt.
 
     ``command_type`` and ``command`` are ``None`` for a step that runs nothing (a stub);
     ``inputs`` are ``(catalog name, sha256)`` pairs; ``environment`` is the run's environment
-    identity (computed here, once per process, when not given).
+    identity (computed here, once per process, when not given); ``definition_hash`` is
+    ``definition_digest(definition)`` when the caller knows it already.
     """
     parts = {
         "code": code_digest(command_type, command, definition),
-        "definition": definition_digest(definition),
+        "definition": definition_hash or definition_digest(definition),
         "parameters": digest({"parameters": parameters, "map_variables": map_variables}),
         "inputs": digest(sorted(set(inputs))),
         "environment": environment_digest(environment),

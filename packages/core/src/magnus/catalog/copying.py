@@ -151,42 +151,117 @@ def _copy_unnamed_then_link(
     no name when it is closed. ``None`` when the file system makes no unnamed files (the caller
     copies through a named temporary file).
     """
-    folder = target.parent
+    handle = _open_unnamed(target.parent, mode)
+    if handle is None:
+        return None
+    with open(handle, "r+b", buffering=0) as copy:
+        digest = _fill_and_hash(reader, copy, mode, size_hint)
+        _link_unnamed(handle, target)
+    return digest
+
+
+def write_new_file(target: Path, data: bytes) -> None:
+    """Write ``data`` as ``target`` (made like any new file: 0666 less the umask).
+
+    Never a partial file under ``target``'s name, as for copies: on Linux the bytes go to a file
+    without a name that is linked in when complete, elsewhere to a temporary file renamed over
+    ``target``. Parent folders are made when missing. Raises ``OSError``.
+    """
+    handle = _open_unnamed(target.parent, 0o666) if _UNNAMED_FILES else None
+    if handle is None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(target, 0o666) as writer:
+            _write_all(writer, data)
+        return
+    with open(handle, "r+b", buffering=0) as writer:
+        _write_all(writer, data)
+        _link_unnamed(handle, target)
+
+
+def link_identical(source: Path, data: bytes, target: Path) -> bool:
+    """Give ``target`` the file ``source`` is, when that file holds exactly ``data``; whether
+    it did.
+
+    A new name for a file costs no new file: where a catalog holds the same bytes many times
+    (empty execution logs, most often), that is most of what storing them costs. The file is
+    compared while open and the link made to the open file itself, so a file put in
+    ``source``'s place meanwhile is never linked. ``False`` (nothing done) when ``source``
+    holds other bytes or went, or the file system refuses the link (too many links, no hard
+    links at all): the caller writes the bytes instead. An existing ``target`` is replaced, as
+    a rename over it would.
+    """
+    try:
+        with open(source, "rb", buffering=0) as reader:
+            if os.fstat(reader.fileno()).st_size != len(data):
+                return False
+            if data and reader.readall() != data:
+                return False
+            if _UNNAMED_FILES:
+                # The open file itself, through /proc (see _link_unnamed for the arguments).
+                opened, where = f"/proc/self/fd/{reader.fileno()}", reader.fileno()
+            else:
+                opened, where = os.fspath(source), None
+            try:
+                os.link(opened, os.path.abspath(target), dst_dir_fd=where, follow_symlinks=True)
+            except FileExistsError:
+                temporary = _partial_name(target)
+                os.link(opened, temporary, dst_dir_fd=where, follow_symlinks=True)
+                try:
+                    os.replace(temporary, target)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.unlink(temporary)
+                    raise
+    except OSError:
+        return False
+    return True
+
+
+def _write_all(writer: io.FileIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[writer.write(view) or 0 :]
+
+
+def _open_unnamed(folder: Path, mode: int) -> int | None:
+    """A descriptor of a new file without a name in ``folder`` (made when missing), or
+    ``None`` when the file system makes no such files."""
     flags = os.O_TMPFILE | os.O_RDWR | getattr(os, "O_CLOEXEC", 0)
     try:
         try:
-            handle = os.open(folder, flags, mode)
+            return os.open(folder, flags, mode)
         except FileNotFoundError:
             # Folders are made when missing: a failed call, rather than a mkdir per file.
             folder.mkdir(parents=True, exist_ok=True)
-            handle = os.open(folder, flags, mode)
+            return os.open(folder, flags, mode)
     except OSError as exc:
         if exc.errno in _NO_UNNAMED_FILES:
             return None
         raise
-    with open(handle, "r+b", buffering=0) as copy:
-        digest = _fill_and_hash(reader, copy, mode, size_hint)
-        unnamed = f"/proc/self/fd/{handle}"
-        # linkat(2) follows the /proc link to the file only with AT_SYMLINK_FOLLOW, which os.link
-        # passes only when given a folder descriptor; the target is absolute, so it is ignored.
-        try:
-            os.link(unnamed, os.path.abspath(target), dst_dir_fd=handle, follow_symlinks=True)
-        except FileExistsError:
-            # Another writer made the target meanwhile: replace it, as a rename over it would.
-            while True:
-                temporary = _partial_name(target)
-                try:
-                    os.link(unnamed, temporary, dst_dir_fd=handle, follow_symlinks=True)
-                    break
-                except FileExistsError:
-                    continue
+
+
+def _link_unnamed(handle: int, target: Path) -> None:
+    """Give the unnamed file open as ``handle`` the name ``target``, replacing what has it."""
+    unnamed = f"/proc/self/fd/{handle}"
+    # linkat(2) follows the /proc link to the file only with AT_SYMLINK_FOLLOW, which os.link
+    # passes only when given a folder descriptor; the target is absolute, so it is ignored.
+    try:
+        os.link(unnamed, os.path.abspath(target), dst_dir_fd=handle, follow_symlinks=True)
+    except FileExistsError:
+        # Another writer made the target meanwhile: replace it, as a rename over it would.
+        while True:
+            temporary = _partial_name(target)
             try:
-                os.replace(temporary, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
-                raise
-    return digest
+                os.link(unnamed, temporary, dst_dir_fd=handle, follow_symlinks=True)
+                break
+            except FileExistsError:
+                continue
+        try:
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
 
 
 def _partial_name(target: Path) -> str:

@@ -10,7 +10,12 @@ from typing import ClassVar
 from pydantic import PrivateAttr
 
 from magnus.catalog.base import BaseCatalog
-from magnus.catalog.copying import PARTIAL_SUFFIX, copy_with_hash, replacing
+from magnus.catalog.copying import (
+    PARTIAL_SUFFIX,
+    copy_with_hash,
+    link_identical,
+    write_new_file,
+)
 from magnus.catalog.hash_cache import CACHE_FILE, HashCache
 from magnus.catalog.paths import (
     check_destination,
@@ -31,6 +36,12 @@ def _not_run_data(relative: str, _resolved: Path) -> bool:
     return is_execution_log(relative) or relative.endswith(PARTIAL_SUFFIX)
 
 
+#: How many distinct contents ``put_data`` remembers to link to (a map's elements may each print
+#: something of their own; those are written), and the largest it compares before linking.
+_WRITTEN_BYTES_KEPT = 64
+_LINKED_SIZE = 64 * 1024
+
+
 class FileSystemCatalog(BaseCatalog):
     """A catalog in a local (or mounted) folder: ``<catalog_location>/<run_id>/<path>``.
 
@@ -48,6 +59,13 @@ class FileSystemCatalog(BaseCatalog):
     catalog_location: str = ".catalog"
 
     _cache: HashCache | None = PrivateAttr(default=None)
+    # The resolved catalog root per (location, working directory), and the catalog folders
+    # this process checked and wrote into: a step's execution log costs no path walk.
+    _roots: dict[tuple[str, str], Path] = PrivateAttr(default_factory=dict)
+    _written_folders: set[Path] = PrivateAttr(default_factory=set)
+    # (run folder, sha256) -> a file put_data wrote there with those bytes: the same bytes
+    # again are linked to it (see link_identical).
+    _written_bytes: dict[tuple[Path, str], Path] = PrivateAttr(default_factory=dict)
 
     @property
     def location(self) -> str:
@@ -55,7 +73,11 @@ class FileSystemCatalog(BaseCatalog):
         return self.catalog_location
 
     def _catalog_root(self) -> Path:
-        return Path(self.catalog_location).resolve()
+        key = (self.catalog_location, os.getcwd())
+        root = self._roots.get(key)
+        if root is None:
+            root = self._roots[key] = Path(self.catalog_location).resolve()
+        return root
 
     def _hash_cache(self) -> HashCache:
         # One cache per catalog, read again only when another process replaced its file: a
@@ -215,23 +237,41 @@ class FileSystemCatalog(BaseCatalog):
         return self.catalog_record(relative, run_id, data_hash, "put")
 
     def put_data(self, data: bytes, catalog_name: str, run_id: str) -> DataCatalog:
-        """Write ``data`` straight to ``<run_id>/<catalog_name>`` (through a temporary file)."""
+        """Write ``data`` straight to ``<run_id>/<catalog_name>``, never as a partial file.
+
+        Bytes this process already wrote into the run's folder (an empty execution log, most
+        often) are linked to that file rather than written again.
+        """
         relative = safe_relative(catalog_name, "catalog name", run_id)
         run_folder = self._run_folder(run_id)
         target = run_folder / relative
+        data_hash = hashlib.sha256(data).hexdigest()
         try:
-            run_folder.mkdir(parents=True, exist_ok=True)
-            check_destination(target, run_folder, f"putting {catalog_name!r}", run_id)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # Created like any new file (0666 less the umask), then renamed into place.
-            with replacing(target, 0o666) as writer:
-                writer.write(data)
+            # A folder written into before was checked then; a link made later inside the
+            # run's own catalog folder would be the run's own doing.
+            folder = target.parent
+            if folder not in self._written_folders:
+                check_destination(target, run_folder, f"putting {catalog_name!r}", run_id)
+            self._write_or_link(run_folder, data_hash, target, data)
+            self._written_folders.add(folder)
         except OSError as exc:
             raise CatalogError(
                 f"Cannot put {catalog_name!r} into the catalog of run {run_id!r} at "
                 f"{run_folder}: {exc}"
             ) from exc
-        return self.catalog_record(relative, run_id, hashlib.sha256(data).hexdigest(), "put")
+        return self.catalog_record(relative, run_id, data_hash, "put")
+
+    def _write_or_link(self, run_folder: Path, data_hash: str, target: Path, data: bytes) -> None:
+        key = (run_folder, data_hash)
+        known = self._written_bytes.get(key)
+        if known is not None and known != target and link_identical(known, data, target):
+            return
+        write_new_file(target, data)
+        if len(data) > _LINKED_SIZE:
+            return
+        if len(self._written_bytes) >= _WRITTEN_BYTES_KEPT:
+            self._written_bytes.clear()
+        self._written_bytes[key] = target
 
     def copy_from_run(self, name: str, from_run_id: str, run_id: str) -> DataCatalog:
         """Copy ``<from_run_id>/<name>`` to ``<run_id>/<name>`` within the catalog."""

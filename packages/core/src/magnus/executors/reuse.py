@@ -30,13 +30,13 @@ from magnus.composites import enclosing_maps
 from magnus.context import RunContext
 from magnus.exceptions import (
     CatalogError,
-    MagnusError,
     PluginError,
     RunLogNotFoundError,
     RunLogStoreError,
     StepLogNotFoundError,
 )
-from magnus.fingerprints import code_details, step_fingerprint
+from magnus.executors import index_writes
+from magnus.fingerprints import code_details, definition_digest, step_fingerprint
 from magnus.nodes import BaseNode, ExecutableNode, TaskNode
 from magnus.runlog.fingerprint_index import FingerprintHit
 from magnus.runlog.models import (
@@ -76,13 +76,12 @@ def fingerprint_of(
 ) -> Fingerprint:
     """The fingerprint of an attempt that consumed ``consumed`` (as the attempt records it:
     secrets as references) after the step's catalog transfers ``data_catalog``."""
-    task = node.task() if isinstance(node, ExecutableNode) else None
-    command_type = node.command_type if isinstance(node, TaskNode) else None
-    command = task.command if task is not None else None
+    command_type, command, definition, definition_hash = _static_parts(node)
     fingerprint = step_fingerprint(
         command_type=command_type,
         command=command,
-        definition=node.definition(),
+        definition=definition,
+        definition_hash=definition_hash,
         parameters=consumed,
         map_variables=map_variables,
         inputs=[(e.name, e.data_hash) for e in data_catalog if e.stage == "get"],
@@ -90,6 +89,32 @@ def fingerprint_of(
     )
     _record_code_details(context, fingerprint.code, command_type, command)
     return fingerprint
+
+
+_StaticParts = tuple[str | None, str | None, dict[str, Any], str]
+# node id -> (the node, held so that its id is not reused; what of its fingerprint it decides
+# alone): a run's steps do not change while it runs, and a map's elements share theirs.
+_static: dict[int, tuple[BaseNode, _StaticParts]] = {}
+_STATIC_LIMIT = 4096
+
+
+def _static_parts(node: BaseNode) -> _StaticParts:
+    """The step's command type, command, definition and the definition's digest."""
+    known = _static.get(id(node))
+    if known is not None and known[0] is node:
+        return known[1]
+    task = node.task() if isinstance(node, ExecutableNode) else None
+    definition = node.definition()
+    parts = (
+        node.command_type if isinstance(node, TaskNode) else None,
+        task.command if task is not None else None,
+        definition,
+        definition_digest(definition),
+    )
+    if len(_static) >= _STATIC_LIMIT:
+        _static.clear()  # a mocked run's patched copies are new nodes per element
+    _static[id(node)] = (node, parts)
+    return parts
 
 
 # store id -> (the store, held so that its id is not reused; the code digests recorded in it)
@@ -151,6 +176,8 @@ def find_result(
     """The earlier success recorded with ``fingerprint``, or why there is none to take ("" when
     the index knows no such fingerprint)."""
     store = context.run_log_store
+    # This process's own records first: what it indexed is found as if written at once.
+    index_writes.flush()
     try:
         hit = store.find_fingerprint(fingerprint.key)
     except (RunLogStoreError, OSError) as exc:
@@ -300,12 +327,9 @@ def record_success(context: RunContext, step_log: StepLog) -> None:
     last = step_log.attempts[-1] if step_log.attempts else None
     if step_log.status != SUCCESS or last is None or last.fingerprint is None:
         return
-    try:
-        context.run_log_store.record_fingerprint(
-            last.fingerprint.key, context.run_id, step_log.internal_name
-        )
-    except (RunLogStoreError, MagnusError, OSError) as exc:
-        logger.warning("Could not index the fingerprint of %s: %s", step_log.internal_name, exc)
+    index_writes.record_fingerprint(
+        context.run_log_store, last.fingerprint.key, context.run_id, step_log.internal_name
+    )
 
 
 def produced_by(step_log: StepLog) -> dict[str, Any]:

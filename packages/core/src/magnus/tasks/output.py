@@ -226,21 +226,15 @@ class _Capture:
         saved = {fd: os.dup(fd) for fd in (1, 2)}
         # A console written through descriptor 1 or 2 must be written through its copy, or
         # what the task prints would come back through the pipe for ever.
-        opened: list[RedactingStream] = []
+        opened: list[_SavedConsole] = []
         with self._lock:
             for fd in (1, 2):
                 console = consoles[fd]
                 target = _fileno(console)
                 if target in saved:
-                    raw = io.TextIOWrapper(
-                        io.FileIO(saved[target], "w", closefd=False),
-                        encoding=getattr(console, "encoding", None) or "utf-8",
-                        errors="backslashreplace",
-                        write_through=True,
-                    )
-                    masked = RedactingStream(raw, owns_stream=True)
-                    opened.append(masked)
-                    console = cast(IO[str], masked)
+                    saved_console = _SavedConsole(saved[target], getattr(console, "encoding", None))
+                    opened.append(saved_console)
+                    console = cast(IO[str], saved_console)
                 self._sinks[fd] = (log, console)
                 self._piped_sinks[fd] = (log, console) if log_piped else (console,)
                 self._decoders[fd] = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -270,6 +264,51 @@ class _Capture:
                 stream.close()
             for copy in saved.values():
                 os.close(copy)
+
+
+class _SavedConsole(io.TextIOBase):
+    """The console as a copy of its descriptor, masked; opened on the first write.
+
+    Most steps print nothing: a text stream made per step only to be closed again cost more
+    than the rest of the capture.
+    """
+
+    def __init__(self, fd: int, encoding: str | None) -> None:
+        super().__init__()
+        self._fd = fd
+        self._encoding = encoding or "utf-8"
+        self._stream: RedactingStream | None = None
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._encoding
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, text: str) -> int:
+        if self._stream is None:
+            raw = io.TextIOWrapper(
+                io.FileIO(self._fd, "w", closefd=False),
+                encoding=self._encoding,
+                errors="backslashreplace",
+                write_through=True,
+            )
+            self._stream = RedactingStream(raw, owns_stream=True)
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        super().close()
 
 
 def _fileno(stream: Any) -> int | None:
