@@ -15,6 +15,8 @@ MAP_RSS_LIMIT_MB = 200.0
 MAP_TIME_LIMIT_S = 10.0
 #: marginal cost per step, (t(10,000) - t(1,000)) / 9,000, in ms, on the default store
 MARGINAL_LIMIT_MS = {"noop": 0.5, "params": 0.8, "map": 1.0}
+#: the map's length in ``--full`` beyond 10,000: an element's cost must not grow with it
+BIG_MAP = 100_000
 #: ours at N = 1,000 at least this many times faster than Kedro
 KEDRO_FACTOR = 2.0
 SMALL_FILES_LIMIT = 1.5
@@ -130,6 +132,31 @@ def marginal_cost(cells: list[Cell], workload: str) -> Verdict:
         return Verdict(target, "N/A", "needs N=1,000 and N=10,000 (--full)")
     marginal = (big - small) / 9000 * 1000
     detail = f"{small:.2f} s -> {big:.2f} s: {marginal:.2f} ms per step"
+    if marginal <= limit:
+        return Verdict(target, "PASS", detail)
+    return Verdict(target, "MISS", f"{detail} ({marginal / limit:.2f}x over)")
+
+
+def big_map(cells: list[Cell]) -> Verdict:
+    """(t(100,000) - t(10,000)) / 90,000 for the map: an element's cost whatever the length."""
+    limit = MARGINAL_LIMIT_MS["map"]
+    target = (
+        f"map over {BIG_MAP:,}: marginal cost per element, (t({BIG_MAP:,}) - t(10,000)) / "
+        f"{BIG_MAP - 10000:,}, ours {DEFAULT_STORE} <= {limit} ms"
+    )
+    big_cell = _find(cells, "map", BIG_MAP, DEFAULT_STORE)
+    if big_cell is None:
+        return Verdict(target, "N/A", f"N={BIG_MAP:,} not run (needs --full)")
+    small = _seconds(_find(cells, "map", 10000, DEFAULT_STORE), OURS)
+    big = _seconds(big_cell, OURS)
+    if small is None or big is None:
+        summary = summarise(big_cell, OURS)
+        why = f"{summary.status}: {summary.error}" if summary else "not measured"
+        return Verdict(target, "MISS", f"no completed pair of runs ({why})")
+    marginal = (big - small) / (BIG_MAP - 10000) * 1000
+    summary = summarise(big_cell, OURS)
+    memory = f", {summary.rss_mb:.0f} MB" if summary and summary.rss_mb else ""
+    detail = f"{small:.1f} s -> {big:.1f} s{memory}: {marginal:.2f} ms per element"
     if marginal <= limit:
         return Verdict(target, "PASS", detail)
     return Verdict(target, "MISS", f"{detail} ({marginal / limit:.2f}x over)")
@@ -348,6 +375,7 @@ def check_all(cells: list[Cell], heavy: dict[str, list[str]]) -> list[Verdict]:
             for workload in MARGINAL_LIMIT_MS
         ),
         map_memory(cells),
+        big_map(cells),
         catalog_speed(cells),
         catalog_speed(cells, "catalog-1g-absent"),
         small_files(cells, "catalog-10k"),

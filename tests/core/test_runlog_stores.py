@@ -23,7 +23,14 @@ from magnus.runlog import chunked, filesystem
 from magnus.runlog.base import BaseRunLogStore
 from magnus.runlog.buffered import BufferedRunLogStore
 from magnus.runlog.chunked import ChunkedFileSystemRunLogStore
-from magnus.runlog.chunks import BRANCH, PARAMETER, STEP, chunk_record, encode_chunk
+from magnus.runlog.chunks import (
+    BRANCH,
+    PARAMETER,
+    STEP,
+    SUMMARY_FILE,
+    chunk_record,
+    encode_chunk,
+)
 from magnus.runlog.files import write_json
 from magnus.runlog.filesystem import FileSystemRunLogStore
 from magnus.runlog.folders import FolderStorage
@@ -409,7 +416,12 @@ def test_chunked_layout_has_exact_file_names(tmp_path: Path) -> None:
     folder = tmp_path / RUN_ID
     assert store.location(RUN_ID) == str(folder)
     # The run-level record is a file; every other record is a line of the run's journal.
-    assert sorted(p.name for p in folder.iterdir()) == [".lock", "RunLog.json", JOURNAL_FILE]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".lock",
+        "RunLog.json",
+        SUMMARY_FILE,
+        JOURNAL_FILE,
+    ]
     records = _journal_records(folder)
     # one folder per kind of record, so reading parameters never walks the steps
     assert sorted(records) == sorted(
@@ -565,7 +577,12 @@ def test_chunked_step_writes_append_only_that_step(
         "steps/StepLog-par.json",
     ]
     assert {Path(p).name for p in opened} == {JOURNAL_FILE, ".lock"}
-    assert sorted(p.name for p in folder.iterdir()) == [".lock", "RunLog.json", JOURNAL_FILE]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".lock",
+        "RunLog.json",
+        SUMMARY_FILE,
+        JOURNAL_FILE,
+    ]
     full = store.get_run_log_by_id(RUN_ID)
     assert len(full.steps) == 502
     assert list(full.steps)[:2] == ["par", "s0"]

@@ -261,7 +261,9 @@ class ObserverSpecs:
 
         Args:
             step_log: the composite's log, status SUCCESS or FAIL (``message`` says which
-                branches failed).
+                branches failed), with its branch logs; their own steps may be left out (a
+                map's may be many): ``context.run_log_store.get_step_log(name, run_id)`` reads
+                them all.
             node: the composite's definition.
             context: the run's services, identifiers and pipeline graph.
         """

@@ -438,7 +438,11 @@ def run_rows(
         try:
             if params:
                 final = store.get_parameters(run_log.run_id)
-                initial = run_log.run_config.get("initial_parameters") or {}
+                initial: dict[str, Any] = {}
+                if any(n not in final for n in params):
+                    # A listed run may hold only a summary of its run_config.
+                    config = store.get_run_config(run_log.run_id)
+                    initial = config.get("initial_parameters") or {}
                 row.params = {n: final.get(n, initial.get(n)) for n in params}
             if metrics:
                 full = store.get_run_log_by_id(run_log.run_id, full=True)

@@ -163,7 +163,8 @@ def runs_list(
 
     with _collector_paused():
         store = _store(config_file)
-        runs = newest_first(filter_runs(store.list_runs(), status=status, tag=tag, since=since))
+        listed = store.list_run_summaries()
+        runs = newest_first(filter_runs(listed, status=status, tag=tag, since=since))
         rows = run_rows(store, runs[:limit], params, metrics)
         if as_json:
             click.echo(json.dumps([r.to_json() for r in rows], indent=2, default=str))

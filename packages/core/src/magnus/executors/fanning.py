@@ -149,7 +149,8 @@ def fan_in(context: RunContext, node: CompositeNode, map_variables: dict[str, An
     """Decide the composite's status from its branches and merge their parameters."""
     store = context.run_log_store
     step_name = resolve(node.internal_name, map_variables)
-    step_log = store.get_step_log(step_name, context.run_id, full=True)
+    # The branches' own logs decide; their steps are not needed (a map's may be many).
+    step_log = store.get_step_log_with_branches(step_name, context.run_id)
     if step_log.status == FAIL and not step_log.branches:
         return step_log  # fan-out already failed and said why
     # What fan-out was to create, not what happens to be there.

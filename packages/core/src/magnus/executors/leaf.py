@@ -109,16 +109,11 @@ def record_instant_success(
 
 def execute_terminal(context: RunContext, node: BaseNode, step_log: StepLog) -> StepLog:
     """A success or fail step: one SUCCESS attempt, then the enclosing log takes its outcome."""
-    store = context.run_log_store
     record_instant_success(context, node, step_log)
     outcome = SUCCESS if node.node_type == "success" else FAIL
-    branch_name = parent_branch_name(step_log.internal_name)
-    if not branch_name:
-        store.update_run_log_status(context.run_id, outcome)
-    else:
-        branch_log = store.get_branch_log(branch_name, context.run_id, full=False)
-        branch_log.status = outcome
-        store.add_branch_log(branch_log, context.run_id)
+    context.run_log_store.update_branch_log_status(
+        parent_branch_name(step_log.internal_name), context.run_id, outcome
+    )
     return step_log
 
 

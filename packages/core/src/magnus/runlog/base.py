@@ -122,6 +122,15 @@ class BaseRunLogStore(BaseService):
     def list_runs(self) -> list[RunLog]:
         """Every run in the store, run-level fields only (``steps`` may be empty)."""
 
+    def list_run_summaries(self) -> list[RunLog]:
+        """Every run in the store, with what ``runs list`` shows and filters on: the run-level
+        fields, but of ``run_config`` perhaps only its ``owner``.
+
+        A store that keeps a small summary of each run reads those; the default is
+        :meth:`list_runs`.
+        """
+        return self.list_runs()
+
     @abstractmethod
     def location(self, run_id: str) -> str:
         """Where the run's log lives, for people (a path, a URL, ``memory``)."""
@@ -184,6 +193,15 @@ class BaseRunLogStore(BaseService):
         reads on every step.
         """
 
+    def get_step_log_with_branches(self, internal_name: str, run_id: str) -> StepLog:
+        """A step log with its own branch logs, whose steps may be left out: what a composite
+        step's fan-in reads (the status, parameters and element of each branch).
+
+        The default reads the step whole (:meth:`get_step_log`); a store that keeps each record
+        apart reads only the step's and its branches' records.
+        """
+        return self.get_step_log(internal_name, run_id, full=True)
+
     @abstractmethod
     def add_step_log(self, step_log: StepLog, run_id: str) -> None:
         """Insert or replace a step log under its parent branch (or the run)."""
@@ -197,6 +215,20 @@ class BaseRunLogStore(BaseService):
         With ``full`` its steps (and everything below them) are included; ``full=False`` must
         cost the same whatever the size of the run.
         """
+
+    def update_branch_log_status(self, internal_branch_name: str, run_id: str, status: str) -> None:
+        """Set a branch log's status and nothing else (``""``: the run's, as
+        :meth:`update_run_log_status`): what a branch's success or fail step does.
+
+        The default reads the branch log and adds it back; a store that keeps each record apart
+        changes the one record under the run's lock.
+        """
+        if not internal_branch_name:
+            self.update_run_log_status(run_id, status)
+            return
+        branch_log = self.get_branch_log(internal_branch_name, run_id, full=False)
+        branch_log.status = status
+        self.add_branch_log(branch_log, run_id)
 
     @abstractmethod
     def add_branch_log(self, branch_log: BranchLog | RunLog, run_id: str) -> None:

@@ -36,6 +36,7 @@ from magnus.runlog.chunks import (
     RUN_FILE,
     SNAPSHOT_FILE,
     STEP,
+    SUMMARY_FILE,
     attach_descendants,
     chunk_file_name,
     chunk_kind_and_name,
@@ -46,12 +47,21 @@ from magnus.runlog.chunks import (
     encode_chunk,
     next_stamp,
     not_a_chunk,
+    run_summary,
+    summarised_run,
 )
 from magnus.runlog.files import encode_name
 from magnus.runlog.fingerprint_index import INDEX_RUN
 from magnus.runlog.folders import folder_storage
 from magnus.runlog.memory import new_run_log, set_status, sort_runs, unreadable_run
-from magnus.runlog.models import PROCESSING, TERMINAL_STATUSES, BranchLog, RunLog, StepLog
+from magnus.runlog.models import (
+    PROCESSING,
+    TERMINAL_STATUSES,
+    BranchLog,
+    RunLog,
+    StepLog,
+    share_field_sets,
+)
 from magnus.runlog.storage import RecordStorage
 
 __all__ = [
@@ -67,8 +77,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+LogT = TypeVar("LogT", StepLog, BranchLog)
 
-_Chunk = tuple[int, str, dict[str, Any]]  # created_ns, file name (breaks ties), record
+_Chunk = tuple[int, str, Any]  # created_ns, file name (breaks ties), record (or its log)
 
 
 class ChunkedRunLogStore(BaseRunLogStore):
@@ -123,7 +134,26 @@ class ChunkedRunLogStore(BaseRunLogStore):
             self._drop_snapshot(storage, run_id)
             return self._head(run_log)
 
+        if storage.keeps_summaries:
+            with storage.lock(run_id):
+                head = changed(storage.read(run_id, RUN_FILE))
+                storage.write(run_id, RUN_FILE, head)
+                self._write_summary(storage, run_id, head)
+            return
         storage.update(run_id, RUN_FILE, changed)
+
+    @staticmethod
+    def _write_summary(storage: RecordStorage, run_id: str, head: RunLog) -> None:
+        """Keep the summary of the ``RunLog.json`` just written (the run's lock is held)."""
+        if not storage.keeps_summaries:
+            return
+        try:
+            version = storage.version(run_id, RUN_FILE)
+            if version is not None:
+                storage.write(run_id, SUMMARY_FILE, run_summary(head, version))
+        except RunLogStoreError as exc:
+            # Only a shortcut: while the summary is out of date, listing reads RunLog.json.
+            logger.debug("No summary of run %s: %s", run_id, exc)
 
     @staticmethod
     def _require_run(storage: RecordStorage, run_id: str) -> None:
@@ -180,7 +210,11 @@ class ChunkedRunLogStore(BaseRunLogStore):
             return None
         try:
             data = storage.read(run_id, SNAPSHOT_FILE)
-            return None if data is None else RunLog.model_validate(data)
+            if data is None:
+                return None
+            run_log = RunLog.model_validate(data)
+            share_field_sets(run_log)
+            return run_log
         except (RunLogStoreError, ValidationError):
             # Only a shortcut: the records themselves are read instead.
             return None
@@ -217,16 +251,11 @@ class ChunkedRunLogStore(BaseRunLogStore):
         if not storage.exists(run_id, chunk_record(STEP, parent, storage.name_limit)):
             raise StepLogNotFoundError(run_id, parent)
 
-    def _read_chunks(
-        self,
-        storage: RecordStorage,
-        run_id: str,
-        kind: str,
-        under: str | None = None,
-        shared: bool = False,
-    ) -> list[_Chunk]:
-        """The chunks of ``kind`` in creation order; with ``under``, only those named below it."""
-        folder = KIND_FOLDERS[kind]
+    def _chunk_names(
+        self, storage: RecordStorage, run_id: str, kind: str, under: str | None
+    ) -> list[str]:
+        """The file names of the chunks of ``kind``; with ``under``, of those that may be below
+        it (a shortened name is not the whole name: its record says where it belongs)."""
         prefix = f"{kind}-"
         if under is not None and storage.name_limit is None:
             # Percent-encoding works character by character, so the encoded "under." (without
@@ -234,11 +263,10 @@ class ChunkedRunLogStore(BaseRunLogStore):
             # names are bounded, a shortened one may keep less than that: no narrowing.
             prefix += encode_name(under + ".").partition("^")[0]
         names = []
-        for name in storage.names(run_id, folder, prefix):
+        for name in storage.names(run_id, KIND_FOLDERS[kind], prefix):
             parsed = chunk_kind_and_name(name)
             if parsed is None or parsed[0] != kind:
                 continue
-            # A shortened name is not the whole name: its record says where it belongs.
             if (
                 under is not None
                 and SHORTENED_MARK not in name
@@ -246,36 +274,62 @@ class ChunkedRunLogStore(BaseRunLogStore):
             ):
                 continue
             names.append(name)
-        found = storage.map(
-            lambda name: self._read_chunk(storage, run_id, f"{folder}/{name}", shared), names
-        )
-        chunks = []
-        for name, chunk in zip(names, found, strict=True):
+        return names
+
+    def _read_chunks(
+        self,
+        storage: RecordStorage,
+        run_id: str,
+        kind: str,
+        under: str | None = None,
+        shared: bool = False,
+        convert: Callable[[str, dict[str, Any]], Any] | None = None,
+    ) -> list[_Chunk]:
+        """The chunks of ``kind`` in creation order; with ``under``, only those named below it.
+
+        ``convert`` (record name, record) makes each record into what is kept, as soon as it
+        is read: a whole run is then never held twice, as parsed JSON and as its logs.
+        """
+        folder = KIND_FOLDERS[kind]
+
+        def read(name: str) -> _Chunk | None:
+            record = f"{folder}/{name}"
+            chunk = self._read_chunk(storage, run_id, record, shared)
             if chunk is None:  # removed since the listing (put_run_log dropping it)
-                continue
+                return None
             if (
                 under is not None
                 and SHORTENED_MARK in name
                 and not str(chunk[1].get("internal_name", "")).startswith(under + ".")
             ):
-                continue
-            chunks.append((chunk[0], name, chunk[1]))
+                return None
+            return chunk[0], name, chunk[1] if convert is None else convert(record, chunk[1])
+
+        found = storage.map(read, self._chunk_names(storage, run_id, kind, under))
+        chunks = [chunk for chunk in found if chunk is not None]
         chunks.sort(key=lambda chunk: chunk[:2])
         return chunks
+
+    def _read_logs(
+        self, storage: RecordStorage, run_id: str, kind: str, model: type[LogT], under: str | None
+    ) -> list[LogT]:
+        """The step (or branch) logs of ``kind`` in creation order (:meth:`_read_chunks`), each
+        made lean as it is read (:func:`magnus.runlog.models.share_field_sets`)."""
+
+        def log(record: str, data: dict[str, Any]) -> LogT:
+            made = self._validate(storage, run_id, record, model, data)
+            share_field_sets(made)
+            return made
+
+        return [made for _, _, made in self._read_chunks(storage, run_id, kind, under, False, log)]
 
     def _attach_descendants(
         self, storage: RecordStorage, run_id: str, root: RunLog | StepLog | BranchLog
     ) -> None:
         """Rebuild under ``root`` every step and branch log below it from their chunks."""
         under = None if isinstance(root, RunLog) else root.internal_name
-        steps = (
-            self._validate(storage, run_id, f"{KIND_FOLDERS[STEP]}/{name}", StepLog, record)
-            for _, name, record in self._read_chunks(storage, run_id, STEP, under)
-        )
-        branches = (
-            self._validate(storage, run_id, f"{KIND_FOLDERS[BRANCH]}/{name}", BranchLog, record)
-            for _, name, record in self._read_chunks(storage, run_id, BRANCH, under)
-        )
+        steps = self._read_logs(storage, run_id, STEP, StepLog, under)
+        branches = self._read_logs(storage, run_id, BRANCH, BranchLog, under)
         attach_descendants(run_id, root, steps, branches)
 
     def _read_parameters(
@@ -302,8 +356,15 @@ class ChunkedRunLogStore(BaseRunLogStore):
         )
         storage = self.storage()
         storage.make_run(run_id, KIND_FOLDERS.values())
-        if not storage.create(run_id, RUN_FILE, self._head(run_log)):
-            raise RunLogExistsError(run_id)
+        if not storage.keeps_summaries:
+            if not storage.create(run_id, RUN_FILE, self._head(run_log)):
+                raise RunLogExistsError(run_id)
+            return run_log
+        with storage.lock(run_id):
+            if storage.exists(run_id, RUN_FILE):
+                raise RunLogExistsError(run_id)
+            storage.write(run_id, RUN_FILE, self._head(run_log))
+            self._write_summary(storage, run_id, run_log)
         return run_log
 
     def get_run_log_by_id(self, run_id: str, full: bool = True) -> RunLog:
@@ -336,6 +397,7 @@ class ChunkedRunLogStore(BaseRunLogStore):
                 if (chunk_kind_and_name(name) or ("", ""))[0] == kind
             }
             storage.write(run_id, RUN_FILE, self._head(run_log))
+            self._write_summary(storage, run_id, run_log)
             writes: list[tuple[str, dict[str, Any], int]] = [
                 (chunk_record(PARAMETER, key, limit), {key: value}, next_stamp())
                 for key, value in run_log.parameters.items()
@@ -375,18 +437,46 @@ class ChunkedRunLogStore(BaseRunLogStore):
         ``RunLog.json`` cannot be read is listed as unreadable.
         """
         storage = self.storage()
+        run_ids = [run_id for run_id in storage.run_ids() if run_id != INDEX_RUN]
+        listed = storage.map(lambda run_id: self._listed_head(storage, run_id), run_ids)
+        return sort_runs(run for run in listed if run is not None)
 
-        def head(run_id: str) -> RunLog | None:
-            try:
-                data = storage.read(run_id, RUN_FILE)
-                if data is None:
-                    return None
-                return self._validate(storage, run_id, RUN_FILE, RunLog, data)
-            except RunLogStoreError as exc:
-                return unreadable_run(run_id, exc)
+    def _listed_head(self, storage: RecordStorage, run_id: str) -> RunLog | None:
+        """The run's ``RunLog.json``; ``None`` without one, an unreadable run if it is damaged."""
+        try:
+            data = storage.read(run_id, RUN_FILE)
+            if data is None:
+                return None
+            return self._validate(storage, run_id, RUN_FILE, RunLog, data)
+        except RunLogStoreError as exc:
+            return unreadable_run(run_id, exc)
+
+    def _read_summary(self, storage: RecordStorage, run_id: str) -> RunLog | None:
+        """The run from its summary, if it has one made from its ``RunLog.json`` as it is."""
+        try:
+            data = storage.read(run_id, SUMMARY_FILE)
+            run = summarised_run(data, None if data is None else storage.version(run_id, RUN_FILE))
+            return None if run is None else RunLog.model_validate(run)
+        except (RunLogStoreError, ValidationError):
+            # Only a shortcut: RunLog.json itself is read instead.
+            return None
+
+    def list_run_summaries(self) -> list[RunLog]:
+        """Every run of the storage from its summary, where it has one that is up to date.
+
+        A summary costs a small read and a look at ``RunLog.json`` (:meth:`RecordStorage.version`)
+        rather than reading it whole; a run without one (written before summaries, or by a
+        writer killed between the two files) is read from its ``RunLog.json``.
+        """
+        storage = self.storage()
+        if not storage.keeps_summaries:
+            return self.list_runs()
+
+        def summary(run_id: str) -> RunLog | None:
+            return self._read_summary(storage, run_id) or self._listed_head(storage, run_id)
 
         run_ids = [run_id for run_id in storage.run_ids() if run_id != INDEX_RUN]
-        return sort_runs(run for run in storage.map(head, run_ids) if run is not None)
+        return sort_runs(run for run in storage.map(summary, run_ids) if run is not None)
 
     # ------------------------------------------------------------------ parameters and config
 
@@ -438,6 +528,16 @@ class ChunkedRunLogStore(BaseRunLogStore):
             self._attach_descendants(storage, run_id, step_log)
         return step_log
 
+    def get_step_log_with_branches(self, internal_name: str, run_id: str) -> StepLog:
+        """The step's record and those of its own branches; the steps below are not read (a map
+        of 10,000 elements: 10,000 records, not every record of every element)."""
+        step_log = self.get_step_log(internal_name, run_id, full=False)
+        storage = self.storage()
+        for branch_log in self._read_logs(storage, run_id, BRANCH, BranchLog, internal_name):
+            if parent_step_name(branch_log.internal_name) == internal_name:
+                step_log.branches[branch_log.internal_name] = branch_log
+        return step_log
+
     def add_step_log(self, step_log: StepLog, run_id: str) -> None:
         storage = self.storage()
         name = step_log.internal_name
@@ -465,6 +565,22 @@ class ChunkedRunLogStore(BaseRunLogStore):
         if full:
             self._attach_descendants(storage, run_id, branch_log)
         return branch_log
+
+    def update_branch_log_status(self, internal_branch_name: str, run_id: str, status: str) -> None:
+        """The branch's one record read and written back with its status, under the run's lock:
+        no log is made of it, and no other writer's change is lost in between."""
+        if not internal_branch_name:
+            self.update_run_log_status(run_id, status)
+            return
+        storage = self.storage()
+        record = chunk_record(BRANCH, internal_branch_name, storage.name_limit)
+        with storage.lock(run_id):
+            chunk = self._read_chunk(storage, run_id, record)
+            if chunk is None:
+                self._require_run(storage, run_id)
+                raise BranchLogNotFoundError(run_id, internal_branch_name)
+            self._drop_snapshot(storage, run_id)
+            storage.write(run_id, record, encode_chunk({**chunk[1], "status": status}, chunk[0]))
 
     def add_branch_log(self, branch_log: BranchLog | RunLog, run_id: str) -> None:
         if isinstance(branch_log, RunLog):
@@ -496,7 +612,9 @@ class ChunkedFileSystemRunLogStore(ChunkedRunLogStore):
     ``records.journal``, to which each record of :mod:`magnus.runlog.chunks` is appended
     (:mod:`magnus.runlog.record_journal`: a step costs an append, not a file creation). Writers
     of one run (parallel branches in several processes) serialise on a ``flock`` of ``.lock``,
-    so nothing is lost; runs written with one file per record are read as they are.
+    so nothing is lost; runs written with one file per record are read as they are. Beside
+    ``RunLog.json``, ``RunLog.summary.json`` holds what ``runs list`` shows, and an ended run
+    read whole keeps ``RunLog.snapshot.json`` (:mod:`magnus.runlog.chunks`).
     """
 
     service_name: ClassVar[str] = "chunked-fs"

@@ -4,7 +4,12 @@ A run's records, relative to the run (a folder on disk, a key prefix in a bucket
 
 * ``RunLog.json`` -- the run-level fields and ``run_config``; ``steps`` and ``parameters`` empty;
 * ``RunLog.snapshot.json`` -- where the storage keeps snapshots, the whole run as it was when it
-  was first read whole after it ended; any change removes it first (under the run's lock);
+  was first read whole after it ended (on one line); any change removes it first (under the
+  run's lock);
+* ``RunLog.summary.json`` -- where the storage keeps summaries, what ``runs list`` shows of the
+  run: ``RunLog.json`` without ``run_config`` (but its ``owner``), stamped with the version of
+  the ``RunLog.json`` it was made from (:func:`run_summary`); written after ``RunLog.json``
+  under the run's lock, and believed only while that version is still the one on disk;
 * ``parameters/Parameter-<key>.json`` -- one parameter, record ``{"<key>": value}``;
 * ``steps/StepLog-<internal name>.json`` -- one step log without its ``branches``;
 * ``branches/BranchLog-<internal branch name>.json`` -- one branch log without its ``steps``.
@@ -40,6 +45,11 @@ RUN_FILE = "RunLog.json"
 #: The whole run in one file, written when an ended run is first read whole and removed by any
 #: change after: ``runs show`` of a long run reads one file, not one per step.
 SNAPSHOT_FILE = "RunLog.snapshot.json"
+#: What ``runs list`` shows of a run, in a small file: listing 10,000 runs need not read their
+#: ``run_config`` (the pipeline's definition, among others).
+SUMMARY_FILE = "RunLog.summary.json"
+#: The keys of ``run_config`` a summary keeps: the owner tells an abandoned run.
+SUMMARY_CONFIG_KEYS = ("owner",)
 PARAMETER = "Parameter"
 STEP = "StepLog"
 BRANCH = "BranchLog"
@@ -122,6 +132,25 @@ def decode_chunk(data: Any, where: str) -> tuple[int, dict[str, Any]]:
     if parts is None:
         raise not_a_chunk(where)
     return parts
+
+
+def run_summary(run_log: RunLog, version: str) -> dict[str, Any]:
+    """The summary of ``run_log`` stored as ``RunLog.json`` in the given ``version``."""
+    run = run_log.model_dump(mode="json", exclude={"steps", "parameters", "run_config"})
+    run["run_config"] = {
+        key: run_log.run_config[key] for key in SUMMARY_CONFIG_KEYS if key in run_log.run_config
+    }
+    return {"of": version, "run": run}
+
+
+def summarised_run(data: Any, version: str | None) -> dict[str, Any] | None:
+    """The run-level fields a stored summary holds, if it was made from ``RunLog.json`` in
+    ``version``; ``None`` when it is missing, of another shape or out of date (its writer was
+    killed before writing it, or a writer that keeps no summaries changed the run since)."""
+    if version is None or not isinstance(data, dict) or data.get("of") != version:
+        return None
+    run = data.get("run")
+    return run if isinstance(run, dict) else None
 
 
 def attach_descendants(

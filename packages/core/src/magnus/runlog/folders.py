@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 from magnus.exceptions import RunLogNotFoundError, RunLogStoreError
 from magnus.internal_names import MAX_FILE_NAME_BYTES
+from magnus.runlog.chunks import SNAPSHOT_FILE
 from magnus.runlog.files import (
     encode_json,
     encode_run_id,
@@ -50,11 +51,14 @@ class FolderStorage(RecordStorage):
     # File systems allow 255 bytes per name; a writer's temporary file adds up to 40.
     name_limit: ClassVar[int | None] = MAX_FILE_NAME_BYTES
     keeps_snapshots: ClassVar[bool] = True
+    keeps_summaries: ClassVar[bool] = True
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root_text = str(root)
         # The folder of the run last asked for: a process works on one run, mostly.
         self._last: tuple[str, Path] | None = None
+        self._folder_text: tuple[str, str] | None = None
         # Records read by read_shared: root, run id and record -> (version, parsed record); the
         # version is (inode, size, mtime_ns) of a file, or (inode, offset) of a journal line.
         self._parsed: dict[str, tuple[tuple[int, ...], Any]] = {}
@@ -89,6 +93,15 @@ class FolderStorage(RecordStorage):
     def where(self, run_id: str, record: str) -> str:
         return str(self._folder(run_id) / record)
 
+    def _top_path(self, run_id: str, record: str) -> str:
+        """The file of ``record`` in the run's folder: text, not a Path, which would cost
+        ``runs list`` as much as reading the record (a new one per run), and a step's record
+        a third of its write."""
+        folder = self._folder_text
+        if folder is None or folder[0] != run_id:
+            folder = self._folder_text = (run_id, f"{self._root_text}/{encode_run_id(run_id)}")
+        return f"{folder[1]}/{record}"
+
     def _has_files(self, run_id: str, record: str) -> bool:
         """Whether ``record`` (of a folder of the run) may be a file of the layout before
         journals: whether the run's folder of that name is on disk."""
@@ -107,8 +120,11 @@ class FolderStorage(RecordStorage):
                 return None if data is None else journal.parse(record, data)
             if not self._has_files(run_id, record):
                 return None
+            path = str(self._folder(run_id) / record)
+        else:
+            path = self._top_path(run_id, record)
         try:
-            return read_json(self._folder(run_id) / record)
+            return read_json(path)
         except FileNotFoundError:
             return None
 
@@ -152,6 +168,21 @@ class FolderStorage(RecordStorage):
         self._parsed[key] = (version, data)
         return data
 
+    def version(self, run_id: str, record: str) -> str | None:
+        """The inode, size and modification time of a record at the top of the run (a file).
+
+        Such a record of the run is replaced by renaming a new file over it, made while
+        the old one was still there: a new inode each time, whoever writes it.
+        """
+        path = self._top_path(run_id, record)
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise RunLogStoreError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+        return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+
     def exists(self, run_id: str, record: str) -> bool:
         if _journaled(record):
             entry = self._journal(run_id).entry(record)
@@ -159,16 +190,20 @@ class FolderStorage(RecordStorage):
                 return entry[1] is not None
             if not self._has_files(run_id, record):
                 return False
-        return (self._folder(run_id) / record).exists()
+            return (self._folder(run_id) / record).exists()
+        return os.path.exists(self._top_path(run_id, record))
 
     def write(self, run_id: str, record: str, data: Any) -> None:
         """Replace the record: a line of the run's journal (the caller holds the run's lock)
         for a record in a folder of the run, a file for one at its top."""
         if _journaled(record):
-            where = f"{self._folder(run_id)}/{record}"
+            where = self._top_path(run_id, record)
             self._journal(run_id).append([(record, encode_json(data, where, indent=None))])
         else:
-            write_json(self._folder(run_id) / record, data)
+            # The snapshot, read by stores only, on one line: indented, a whole run's JSON is
+            # about twice the size, and so is the memory its writer needs.
+            indent = None if record == SNAPSHOT_FILE else 4
+            write_json(self._folder(run_id) / record, data, indent)
 
     def names(self, run_id: str, folder: str, prefix: str = "") -> list[str]:
         files: list[str] = []
@@ -188,12 +223,11 @@ class FolderStorage(RecordStorage):
     def delete(self, run_id: str, records: Sequence[str]) -> None:
         """Remove the records (the caller holds the run's lock): files are unlinked, and a
         record the journal holds gets a line that removes it."""
-        folder = self._folder(run_id)
         removals: list[tuple[str, bytes | None]] = []
         for record in records:
             if not _journaled(record) or self._has_files(run_id, record):
                 with suppress(FileNotFoundError):
-                    os.unlink(f"{folder}/{record}")
+                    os.unlink(self._top_path(run_id, record))
             if _journaled(record):
                 entry = self._journal(run_id).entry(record)
                 if entry is not None and entry[1] is not None:
@@ -217,10 +251,10 @@ class FolderStorage(RecordStorage):
         ensure_folder(self._folder(run_id))
 
     def lock(self, run_id: str) -> AbstractContextManager[None]:
-        folder = self._folder(run_id)
         # No folder, no run: the lock file can only be made inside it.
         return exclusive_lock(
-            folder / LOCK_FILE, missing=lambda: RunLogNotFoundError(run_id, where=str(folder))
+            self._top_path(run_id, LOCK_FILE),
+            missing=lambda: RunLogNotFoundError(run_id, where=self.location(run_id)),
         )
 
 

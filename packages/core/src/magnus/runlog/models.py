@@ -27,8 +27,14 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def format_time(moment: datetime) -> str:
-    """A wall-clock time as the run log writes it, always with microseconds."""
-    return moment.strftime(TIME_FORMAT)
+    """A wall-clock time as the run log writes it, always with microseconds.
+
+    What ``strftime(TIME_FORMAT)`` writes, for a time without a zone, three times faster: every
+    step writes several.
+    """
+    if moment.tzinfo is not None:
+        return moment.strftime(TIME_FORMAT)
+    return moment.isoformat(" ", "microseconds")
 
 
 def parse_time(text: str) -> datetime:
@@ -234,3 +240,36 @@ class RunLog(_Record):
 
 BranchLog.model_rebuild()
 StepLog.model_rebuild()
+
+
+#: Per record model, the names of all its fields: the one set every record read back shares.
+_ALL_FIELDS: dict[type[BaseModel], set[str]] = {}
+
+
+def share_field_sets(record: _Record) -> None:
+    """Let ``record`` and every record inside it share one ``model_fields_set`` per model.
+
+    pydantic keeps in each instance the set of the fields its data held: some 700 bytes, as
+    much as the rest of a small record, 65 MB for the run log of a map over 10,000 elements. A
+    record read back from a store held what its writer dumped, so each is given the set of all
+    its model's fields instead, shared. Assigning a field adds nothing to a set that already
+    names it: the shared set does not change. Only ``model_dump(exclude_unset=True)`` could
+    tell, and dumps every field of such a record.
+    """
+    pending: list[Any] = [record]
+    while pending:
+        item = pending.pop()
+        model = type(item)
+        shared = _ALL_FIELDS.get(model)
+        if shared is None:
+            shared = _ALL_FIELDS[model] = set(model.model_fields)
+        if item.__pydantic_fields_set__ <= shared:
+            object.__setattr__(item, "__pydantic_fields_set__", shared)
+        for value in item.__dict__.values():
+            if isinstance(value, _Record):
+                pending.append(value)
+            elif isinstance(value, list) and value and isinstance(value[0], _Record):
+                pending.extend(value)  # attempts, code identities, catalog entries
+            elif isinstance(value, dict) and value:
+                inner = value.values()  # steps, branches; parameters and metrics are not walked
+                pending.extend(inner if isinstance(next(iter(inner)), _Record) else ())

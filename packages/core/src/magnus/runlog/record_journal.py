@@ -46,6 +46,7 @@ class RecordJournal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._path_text = str(path)
         self._guard = threading.Lock()
         self._inode: int | None = None
         self._offset = 0  # bytes of complete lines replayed
@@ -140,7 +141,7 @@ class RecordJournal:
         )
         with self._guard:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+                fd = os.open(self._path_text, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
                 try:
                     inode = self._catch_up_with(fd)
                     written = 0
@@ -154,7 +155,7 @@ class RecordJournal:
                     f"Cannot write {self.path} in the run log folder {self.path.parent}: "
                     f"{exc.strerror or exc}"
                 ) from exc
-            lines, used = complete_lines(block, self._offset, str(self.path))
+            lines, used = complete_lines(block, self._offset, self._path_text)
             self._apply(inode, lines)
             self._offset += used
 

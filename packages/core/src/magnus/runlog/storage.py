@@ -35,6 +35,9 @@ class RecordStorage(ABC):
     #: Whether the store keeps a snapshot of each ended run beside its records (one read for
     #: ``runs show``); it is removed, under the run's :meth:`lock`, before every change.
     keeps_snapshots: ClassVar[bool] = False
+    #: Whether the store keeps, beside each run's ``RunLog.json``, a summary of it (what ``runs
+    #: list`` shows) stamped with :meth:`version`: listing runs then reads the summaries.
+    keeps_summaries: ClassVar[bool] = False
 
     @abstractmethod
     def location(self, run_id: str) -> str:
@@ -53,6 +56,11 @@ class RecordStorage(ABC):
         unchanged (the caller never changes it); override where telling that is cheaper than
         reading the record."""
         return self.read(run_id, record)
+
+    def version(self, run_id: str, record: str) -> str | None:
+        """A token that changes whenever the record is replaced, cheaper than reading it;
+        ``None`` when the record is not there. Needed where :attr:`keeps_summaries` is set."""
+        return None
 
     def exists(self, run_id: str, record: str) -> bool:
         """Whether the record exists (override when that is cheaper than reading it)."""
