@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from magnus.composites import BranchRun, CompositeNode
 from magnus.exceptions import StepLogNotFoundError
-from magnus.executors import index_writes, rerun
+from magnus.executors import rerun
 from magnus.executors.fanning import fan_in, fan_next, fan_out
 from magnus.executors.leaf import execute_leaf
 from magnus.executors.pending import processing_record
@@ -45,11 +45,7 @@ class BaseExecutor(BaseService):
         map_variables: dict[str, Any] | None = None,
     ) -> None:
         """Walk ``graph`` from ``start_at`` to its success or fail step, iteratively."""
-        try:
-            self._traverse(context, graph, map_variables)
-        finally:
-            # The graph's steps are indexed when it ends, for whatever comes next in-process.
-            index_writes.flush()
+        self._traverse(context, graph, map_variables)
 
     def _traverse(
         self,

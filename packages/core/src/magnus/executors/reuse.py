@@ -30,12 +30,12 @@ from magnus.composites import enclosing_maps
 from magnus.context import RunContext
 from magnus.exceptions import (
     CatalogError,
+    MagnusError,
     PluginError,
     RunLogNotFoundError,
     RunLogStoreError,
     StepLogNotFoundError,
 )
-from magnus.executors import index_writes
 from magnus.fingerprints import code_details, definition_digest, step_fingerprint
 from magnus.nodes import BaseNode, ExecutableNode, TaskNode
 from magnus.runlog.fingerprint_index import FingerprintHit
@@ -176,8 +176,6 @@ def find_result(
     """The earlier success recorded with ``fingerprint``, or why there is none to take ("" when
     the index knows no such fingerprint)."""
     store = context.run_log_store
-    # This process's own records first: what it indexed is found as if written at once.
-    index_writes.flush()
     try:
         hit = store.find_fingerprint(fingerprint.key)
     except (RunLogStoreError, OSError) as exc:
@@ -327,9 +325,12 @@ def record_success(context: RunContext, step_log: StepLog) -> None:
     last = step_log.attempts[-1] if step_log.attempts else None
     if step_log.status != SUCCESS or last is None or last.fingerprint is None:
         return
-    index_writes.record_fingerprint(
-        context.run_log_store, last.fingerprint.key, context.run_id, step_log.internal_name
-    )
+    try:
+        context.run_log_store.record_fingerprint(
+            last.fingerprint.key, context.run_id, step_log.internal_name
+        )
+    except (RunLogStoreError, MagnusError, OSError) as exc:
+        logger.warning("Could not index the fingerprint of %s: %s", step_log.internal_name, exc)
 
 
 def produced_by(step_log: StepLog) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager, suppress
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote
@@ -251,11 +251,20 @@ class FolderStorage(RecordStorage):
         ensure_folder(self._folder(run_id))
 
     def lock(self, run_id: str) -> AbstractContextManager[None]:
-        # No folder, no run: the lock file can only be made inside it.
-        return exclusive_lock(
-            self._top_path(run_id, LOCK_FILE),
-            missing=lambda: RunLogNotFoundError(run_id, where=self.location(run_id)),
-        )
+        return self._locked(run_id)
+
+    @contextmanager
+    def _locked(self, run_id: str) -> Iterator[None]:
+        # No folder, no run: the lock file can only be made inside it. Once it is held nobody
+        # else appends to the run's journal: its replay need not look at the file again.
+        with (
+            exclusive_lock(
+                self._top_path(run_id, LOCK_FILE),
+                missing=lambda: RunLogNotFoundError(run_id, where=self.location(run_id)),
+            ),
+            self._journal(run_id).held(),
+        ):
+            yield
 
 
 @functools.lru_cache(maxsize=16)

@@ -21,9 +21,11 @@ record, are read where the journal has no line for them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,10 @@ class RecordJournal:
         self._guard = threading.Lock()
         self._inode: int | None = None
         self._offset = 0  # bytes of complete lines replayed
+        # While this process holds the run's lock nobody else can append: once replayed up to
+        # the end, the replay stays current without looking at the file again.
+        self._holds = 0
+        self._current = False
         # folder -> file name -> entry: listing a folder does not walk the others' records.
         self._folders: dict[str, dict[str, Entry]] = {}
 
@@ -79,9 +85,29 @@ class RecordJournal:
 
     def _forget(self) -> None:
         self._inode, self._offset, self._folders = None, 0, {}
+        self._current = False
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """While the run's lock is held by this process (see ``_holds``)."""
+        with self._guard:
+            self._holds += 1
+            self._current = False
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._holds -= 1
+                self._current = False
 
     def _catch_up(self) -> None:
         """Replay what was appended since the last look (the guard is held)."""
+        if self._current:
+            return
+        self._replay()
+        self._current = self._holds > 0
+
+    def _replay(self) -> None:
         try:
             size = os.stat(self.path).st_size
         except FileNotFoundError:
@@ -111,7 +137,7 @@ class RecordJournal:
             # Replayed from the middle of a journal that is not the one replayed before (a run
             # removed and made again, its journal given the same inode): start over once.
             self._forget()
-            self._catch_up()
+            self._replay()
             return
         self._inode = inode
         self._apply(inode, lines)
