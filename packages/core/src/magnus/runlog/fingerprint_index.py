@@ -71,13 +71,29 @@ def record_hit(storage: RecordStorage, hit: FingerprintHit) -> None:
     where = storage.where(INDEX_RUN, record)
     if _written.get(where) == hit.run_id:
         return
-    storage.make_run(INDEX_RUN, [""])
-    storage.write(INDEX_RUN, record, hit)
+    _write(storage, record, hit)
     if len(_written) >= _REMEMBERED:
         _written.clear()
     _written[where] = hit.run_id
 
 
+def _write(storage: RecordStorage, record: str, data: Any) -> None:
+    """Write an index record, making the index's folder when the write finds none: a map's
+    elements write a record each, and the folder is there for all but the first."""
+    where = storage.location(INDEX_RUN)
+    if where in _made:
+        try:
+            storage.write(INDEX_RUN, record, data)
+            return
+        except RunLogStoreError:
+            _made.discard(where)  # removed since (a store cleared by hand): made again below
+    storage.make_run(INDEX_RUN, [""])
+    _made.add(where)
+    storage.write(INDEX_RUN, record, data)
+
+
+# Where this process made (or found) the index's folder.
+_made: set[str] = set()
 # The run whose hit this process last wrote, by index record (its place in its storage).
 _written: dict[str, str] = {}
 _REMEMBERED = 100_000
@@ -111,8 +127,7 @@ def details_record(digest: str, limit: int | None = None) -> str:
 
 def record_details(storage: RecordStorage, digest: str, details: dict[str, Any]) -> None:
     """Write what ``digest`` was computed from; the same digest always has the same details."""
-    storage.make_run(INDEX_RUN, [""])
-    storage.write(INDEX_RUN, details_record(digest, storage.name_limit), {digest: details})
+    _write(storage, details_record(digest, storage.name_limit), {digest: details})
 
 
 def find_details(storage: RecordStorage, digest: str) -> dict[str, Any] | None:

@@ -56,9 +56,10 @@ class FolderStorage(RecordStorage):
     def __init__(self, root: Path) -> None:
         self.root = root
         self._root_text = str(root)
-        # The folder of the run last asked for: a process works on one run, mostly.
-        self._last: tuple[str, Path] | None = None
-        self._folder_text: tuple[str, str] | None = None
+        # The folders of the runs last asked for (a process works on one run, mostly, and the
+        # fingerprint index), as paths and as text.
+        self._folders: dict[str, Path] = {}
+        self._folder_texts: dict[str, str] = {}
         # Records read by read_shared: root, run id and record -> (version, parsed record); the
         # version is (inode, size, mtime_ns) of a file, or (inode, offset) of a journal line.
         self._parsed: dict[str, tuple[tuple[int, ...], Any]] = {}
@@ -69,11 +70,11 @@ class FolderStorage(RecordStorage):
         self._file_folders: dict[tuple[str, str], bool] = {}
 
     def _folder(self, run_id: str) -> Path:
-        last = self._last
-        if last is not None and last[0] == run_id:
-            return last[1]
-        folder = self.root / encode_run_id(run_id)
-        self._last = (run_id, folder)
+        folder = self._folders.get(run_id)
+        if folder is None:
+            if len(self._folders) >= _KEPT_JOURNALS:
+                self._folders.clear()
+            folder = self._folders[run_id] = self.root / encode_run_id(run_id)
         return folder
 
     def _journal(self, run_id: str) -> RecordJournal:
@@ -88,7 +89,7 @@ class FolderStorage(RecordStorage):
             return journal
 
     def location(self, run_id: str) -> str:
-        return str(self._folder(run_id))
+        return self._top_path(run_id, "")[:-1]
 
     def where(self, run_id: str, record: str) -> str:
         return str(self._folder(run_id) / record)
@@ -97,10 +98,12 @@ class FolderStorage(RecordStorage):
         """The file of ``record`` in the run's folder: text, not a Path, which would cost
         ``runs list`` as much as reading the record (a new one per run), and a step's record
         a third of its write."""
-        folder = self._folder_text
-        if folder is None or folder[0] != run_id:
-            folder = self._folder_text = (run_id, f"{self._root_text}/{encode_run_id(run_id)}")
-        return f"{folder[1]}/{record}"
+        folder = self._folder_texts.get(run_id)
+        if folder is None:
+            if len(self._folder_texts) >= _KEPT_JOURNALS:
+                self._folder_texts.clear()
+            folder = self._folder_texts[run_id] = f"{self._root_text}/{encode_run_id(run_id)}"
+        return f"{folder}/{record}"
 
     def _has_files(self, run_id: str, record: str) -> bool:
         """Whether ``record`` (of a folder of the run) may be a file of the layout before
