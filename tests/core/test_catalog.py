@@ -376,7 +376,9 @@ def test_put_data_never_links_to_a_file_that_changed(
     assert os.stat(store / RUN / "b.execution.log").st_nlink == 1
 
 
-def test_put_data_over_an_existing_name_replaces_it(catalog: FileSystemCatalog, store: Path) -> None:
+def test_put_data_over_an_existing_name_replaces_it(
+    catalog: FileSystemCatalog, store: Path
+) -> None:
     catalog.put_data(b"", "a.execution.log", RUN)
     catalog.put_data(b"new", "b.execution.log", RUN)
     catalog.put_data(b"", "b.execution.log", RUN)
