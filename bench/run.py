@@ -43,7 +43,16 @@ DEFAULT_SIZES = (10, 100, 1000)
 FULL_SIZES = (10, 100, 1000, 10000)
 #: --only names: every pipeline workload, plus the catalog, start-up, reuse, stat-cache, report
 #: and looking (``runs show`` / ``runs list``) groups
-GROUPS = (*workloads.WORKLOADS, "catalog", "startup", "reuse", "stat-cache", "report", "looking")
+GROUPS = (
+    *workloads.WORKLOADS,
+    "catalog",
+    "catalog-s3",
+    "startup",
+    "reuse",
+    "stat-cache",
+    "report",
+    "looking",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -121,6 +130,7 @@ def plan(args: argparse.Namespace) -> Iterator[Cell]:
         yield Cell("catalog-1g-absent", "(e) catalog 1 GB file, original removed", 1, "")
         yield Cell("catalog-10k", "(e) catalog 10,000 files", small, "")
         yield Cell("catalog-10k-absent", "(e) catalog 10,000 files, originals removed", small, "")
+    if "catalog" in selected or "catalog-s3" in selected:
         yield Cell("catalog-s3-put", "(e) S3 catalog put of 200 MiB (floor: boto3)", 1, "")
     if "reuse" in selected:
         # One pipeline size: the largest selected up to 1,000 (``--sizes 10`` makes it quick).

@@ -4,9 +4,10 @@
 
 Puts and gets one large file and many small files through ``S3Catalog`` and through plain
 ``upload_file``/``download_file`` with the same client and TransferConfig, alternating which goes
-first in each round, and prints the median of each. What the catalog does on top of boto3: a
-SHA-256 pass over each file before upload, a listing and HEADs for de-duplication and hash checks,
-a hash pass after download and a rename into place. Each round uses fresh keys, so the catalog's
+first in each round, and prints the median of each. What the catalog does on top of boto3: the
+SHA-256 of each file (a large one hashed as it is sent and its hash then stored beside it, a small
+one hashed before), a listing and HEADs for de-duplication and hash checks, a hash pass after
+download and a rename into place. Each round uses fresh keys, so the catalog's
 de-duplication never skips an upload. Needs ``pip install -e 'packages/catalog-s3[testing]'``.
 """
 
@@ -141,7 +142,10 @@ def main() -> None:
             ]
             for name, raw_action, catalog_action in pairs:
                 # Alternate who goes first: the second one finds warmer caches.
-                order = [("raw", raw_action), ("catalog", catalog_action)]
+                order: list[tuple[str, Callable[[], object]]] = [
+                    ("raw", raw_action),
+                    ("catalog", catalog_action),
+                ]
                 for label, action in order if round_number % 2 == 0 else reversed(order):
                     record(f"{name} {label}", timed(action))
             shutil.rmtree(out)

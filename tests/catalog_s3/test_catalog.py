@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import multiprocessing
 import os
 import pickle
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -199,16 +203,23 @@ def test_multipart_round_trip_of_a_20_mb_file(
     assert put.data_hash == expected
     assert counter.of("CreateMultipartUpload") == 1
     assert counter.of("UploadPart") == 5  # 4 parts of 5 MiB and the rest
-    head = s3_client(s3_server).head_object(Bucket=s3_bucket, Key=f"catalog/{RUN}/big.bin")
+    client = s3_client(s3_server)
+    head = client.head_object(Bucket=s3_bucket, Key=f"catalog/{RUN}/big.bin")
     assert head["ETag"].endswith('-5"')
-    assert head["Metadata"]["sha256"] == expected
+    # Hashed while it was sent: the hash is recorded beside the object, for its ETag and size.
+    record = client.get_object(Bucket=s3_bucket, Key=f"catalog/{RUN}/big.bin.magnus-sha256")
+    assert json.loads(record["Body"].read()) == {
+        "sha256": expected,
+        "etag": head["ETag"],
+        "size": 20 * MIB + 123,
+    }
 
     fetched = tmp_path / "fetched"
     [got] = catalog.get("big.bin", RUN, compute_data_folder=str(fetched))
 
     assert got.data_hash == expected
     assert file_sha256(fetched / "big.bin") == expected
-    assert counter.of("GetObject") == 5  # ranged, in parallel
+    assert counter.of("GetObject") == 1 + 5  # the hash record, then ranged, in parallel
     assert os.listdir(fetched) == ["big.bin"]
 
 
@@ -229,7 +240,8 @@ def test_sync_between_runs_copies_server_side(
 
     catalog.sync_between_runs(RUN, "run-2")
 
-    assert counter.uploads == 0 and counter.of("GetObject") == 0
+    # No content passes through this process: the one GET is the large object's hash record.
+    assert counter.uploads == 0 and counter.of("GetObject") == 1
     assert counter.of("CopyObject") + counter.of("UploadPartCopy") >= 2
     assert sorted(keys(s3_server, s3_bucket, "catalog/run-2/")) == [
         "catalog/run-2/large.bin",
@@ -241,6 +253,130 @@ def test_sync_between_runs_copies_server_side(
         assert head["Metadata"]["sha256"] == expected
     [record] = catalog.get("large.bin", "run-2", compute_data_folder=str(tmp_path / "out"))
     assert record.data_hash == large
+
+
+def test_a_large_file_hashed_as_it_is_sent_is_read_back_reused_and_copied(
+    make_catalog: Callable[..., S3Catalog],
+    work: Path,
+    tmp_path: Path,
+    s3_server: str,
+    s3_bucket: str,
+    count_requests: Any,
+) -> None:
+    catalog = make_catalog(multipart_threshold_mb=5, multipart_chunksize_mb=5, max_concurrency=3)
+    expected = random_file(work / "big.bin", 12 * MIB + 7)
+    write(work, "small.txt", b"small")
+    catalog.put("*", RUN)
+    assert sorted(keys(s3_server, s3_bucket)) == [
+        f"catalog/{RUN}/big.bin",
+        f"catalog/{RUN}/big.bin.magnus-sha256",
+        f"catalog/{RUN}/small.txt",
+    ]
+    counter = count_requests(catalog.client())
+
+    # Unchanged: recognised by the recorded hash, one file or many, and not sent again.
+    [single] = catalog.put("big.bin", RUN)
+    both = catalog.put("*", RUN)
+    # The record is never data: not matched by a get, not copied to another run.
+    got = catalog.get("**/*", RUN, compute_data_folder=str(tmp_path / "out"))
+    copied = catalog.copy_from_run("big.bin", RUN, "run-2")
+    catalog.sync_between_runs(RUN, "run-3")
+
+    assert counter.uploads == 0
+    assert single.data_hash == expected
+    assert {r.name: r.data_hash for r in both} == {
+        "big.bin": expected,
+        "small.txt": sha256(b"small"),
+    }
+    assert {r.name: r.data_hash for r in got} == {
+        "big.bin": expected,
+        "small.txt": sha256(b"small"),
+    }
+    assert file_sha256(tmp_path / "out" / "big.bin") == expected
+    assert copied.data_hash == expected
+    assert keys(s3_server, s3_bucket, "catalog/run-2/") == ["catalog/run-2/big.bin"]
+    assert sorted(keys(s3_server, s3_bucket, "catalog/run-3/")) == [
+        "catalog/run-3/big.bin",
+        "catalog/run-3/small.txt",
+    ]
+    # A copy is a new object: it carries the hash in its metadata.
+    client = s3_client(s3_server)
+    for run in ("run-2", "run-3"):
+        head = client.head_object(Bucket=s3_bucket, Key=f"catalog/{run}/big.bin")
+        assert head["Metadata"] == {"sha256": expected}
+
+
+_KILLED_BEFORE_THE_RECORD = """
+import os, signal, sys
+from magnus_catalog_s3.catalog import S3Catalog
+
+endpoint, bucket, folder = sys.argv[1:]
+catalog = S3Catalog(
+    bucket=bucket, prefix="catalog", endpoint_url=endpoint, region="us-east-1",
+    multipart_threshold_mb=5, multipart_chunksize_mb=5, compute_data_folder=folder,
+)
+
+def die(params, **_):
+    if params["Key"].endswith(".magnus-sha256"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+catalog.client().meta.events.register("before-parameter-build.s3.PutObject", die)
+catalog.put("big.bin", "run-1")
+"""
+
+
+def test_a_put_killed_before_its_hash_is_recorded_leaves_no_wrong_hash(
+    make_catalog: Callable[..., S3Catalog],
+    work: Path,
+    tmp_path: Path,
+    s3_server: str,
+    s3_bucket: str,
+    count_requests: Any,
+) -> None:
+    catalog = make_catalog(multipart_threshold_mb=5, multipart_chunksize_mb=5)
+    first = random_file(work / "big.bin", 6 * MIB)
+    catalog.put("big.bin", RUN)
+    # Another size: nothing to compare with, so it is hashed as it is sent.
+    second = random_file(work / "big.bin", 7 * MIB)
+
+    # A process killed once the upload is complete, before it records the new hash.
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_BEFORE_THE_RECORD, s3_server, s3_bucket, str(work)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    key = f"catalog/{RUN}/big.bin"
+    client = s3_client(s3_server)
+    stale = json.loads(
+        client.get_object(Bucket=s3_bucket, Key=f"{key}.magnus-sha256")["Body"].read()
+    )
+    assert stale["sha256"] == first  # the record still describes the object it replaced
+    # Readers find no hash for the new object, never the stale one.
+    with pytest.raises(CatalogError, match="no stored sha256"):
+        catalog.copy_from_run("big.bin", RUN, "run-2")
+    [got] = catalog.get("big.bin", RUN, compute_data_folder=str(tmp_path / "out"))
+    assert got.data_hash == second == file_sha256(tmp_path / "out" / "big.bin")
+    # A put of the same file does not take the object for unchanged: it is sent again.
+    counter = count_requests(catalog.client())
+    [put] = catalog.put("big.bin", RUN)
+    assert counter.of("UploadPart") == 2
+    assert put.data_hash == second
+    assert catalog.copy_from_run("big.bin", RUN, "run-2").data_hash == second
+
+
+def test_names_of_hash_records_are_refused(
+    make_catalog: Callable[..., S3Catalog], work: Path
+) -> None:
+    catalog = make_catalog()
+    write(work, "x.magnus-sha256", b"x")
+
+    with pytest.raises(CatalogError, match=r"'x\.magnus-sha256'.*keeps hashes"):
+        catalog.put("*", RUN)
+    with pytest.raises(CatalogError, match=r"'y\.magnus-sha256'.*keeps hashes"):
+        catalog.put_data(b"y", "y.magnus-sha256", RUN)
 
 
 # ------------------------------------------------------------------ what get checks

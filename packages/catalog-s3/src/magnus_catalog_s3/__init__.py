@@ -6,4 +6,4 @@ nothing here imports boto3 until a service talks to S3.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
