@@ -16,19 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-from s3_catalog import start_server
+from s3_catalog import catalog_on_a_server
 
 BUCKET = "bench"
 
 
 def main() -> None:
-    from magnus_catalog_s3.catalog import S3Catalog
-
     from magnus.catalog import file_hash
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -37,40 +33,27 @@ def main() -> None:
     args = parser.parse_args()
     path: str = args.path
 
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
-    with tempfile.TemporaryDirectory(prefix="magnus-s3-pairs-") as scratch:
-        server, url = start_server(Path(scratch))
-        try:
-            # The catalog's defaults, as in the bench cell.
-            catalog = S3Catalog(bucket=BUCKET, endpoint_url=url, region="us-east-1")
-            client = catalog.client()
-            config = catalog.transfer_config()
-            client.create_bucket(Bucket=BUCKET)
-            client.put_object(Bucket=BUCKET, Key="warm-up", Body=b"")
-            tools: dict[str, Callable[[str], object]] = {
-                "ours": lambda run_id: catalog.put(path, run_id),
-                "boto3": lambda run_id: client.upload_file(
-                    path, BUCKET, f"{run_id}/{path}", Config=config
-                ),
-            }
-            seconds: dict[str, list[float]] = {name: [] for name in (*tools, "sha256")}
-            load = os.getloadavg()[0]
-            for round_number in range(args.rounds):
-                names = list(tools) if round_number % 2 == 0 else list(reversed(tools))
-                for name in names:
-                    run_id = f"{name}-{round_number}"
-                    started = time.perf_counter()
-                    tools[name](run_id)
-                    seconds[name].append(time.perf_counter() - started)
-                    for key in (f"{run_id}/{path}", f"{run_id}/{path}.magnus-sha256"):
-                        client.delete_object(Bucket=BUCKET, Key=key)
+    with catalog_on_a_server(BUCKET, "magnus-s3-pairs-") as (catalog, client, config):
+        tools: dict[str, Callable[[str], object]] = {
+            "ours": lambda run_id: catalog.put(path, run_id),
+            "boto3": lambda run_id: client.upload_file(
+                path, BUCKET, f"{run_id}/{path}", Config=config
+            ),
+        }
+        seconds: dict[str, list[float]] = {name: [] for name in (*tools, "sha256")}
+        load = os.getloadavg()[0]
+        for round_number in range(args.rounds):
+            names = list(tools) if round_number % 2 == 0 else list(reversed(tools))
+            for name in names:
+                run_id = f"{name}-{round_number}"
                 started = time.perf_counter()
-                file_hash(path)
-                seconds["sha256"].append(time.perf_counter() - started)
-        finally:
-            server.terminate()
-            server.wait(10)
+                tools[name](run_id)
+                seconds[name].append(time.perf_counter() - started)
+                for key in (f"{run_id}/{path}", f"{run_id}/{path}.magnus-sha256"):
+                    client.delete_object(Bucket=BUCKET, Key=key)
+            started = time.perf_counter()
+            file_hash(path)
+            seconds["sha256"].append(time.perf_counter() - started)
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     for name, values in seconds.items():
         print(f"{name:>6}: median {medians[name]:.3f} s  ({' '.join(f'{v:.2f}' for v in values)})")

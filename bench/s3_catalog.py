@@ -14,6 +14,7 @@ de-duplication never skips an upload. Needs ``pip install -e 'packages/catalog-s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,26 @@ def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.05)
     process.kill()
     sys.exit(f"moto did not start:\n{(folder / 'moto.log').read_text()[-4000:]}")
+
+
+@contextlib.contextmanager
+def catalog_on_a_server(bucket: str, prefix: str) -> Iterator[tuple[S3Catalog, Any, Any]]:
+    """A fresh moto server on this machine and the ``s3`` catalog on ``bucket`` there, with its
+    defaults (what a user who configures nothing gets): ``(catalog, its client, its transfer
+    config)``. The connection and credentials are set up before anything is timed."""
+    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
+    with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
+        server, url = start_server(Path(scratch))
+        try:
+            catalog = S3Catalog(bucket=bucket, endpoint_url=url, region="us-east-1")
+            client = catalog.client()
+            client.create_bucket(Bucket=bucket)
+            client.put_object(Bucket=bucket, Key="warm-up", Body=b"")
+            yield catalog, client, catalog.transfer_config()
+        finally:
+            server.terminate()
+            server.wait(10)
 
 
 def raw_put(client: Any, config: Any, paths: list[Path], prefix: str) -> None:

@@ -201,17 +201,7 @@ def link_identical(source: Path, data: bytes, target: Path) -> bool:
                 opened, where = f"/proc/self/fd/{reader.fileno()}", reader.fileno()
             else:
                 opened, where = os.fspath(source), None
-            try:
-                os.link(opened, os.path.abspath(target), dst_dir_fd=where, follow_symlinks=True)
-            except FileExistsError:
-                temporary = _partial_name(target)
-                os.link(opened, temporary, dst_dir_fd=where, follow_symlinks=True)
-                try:
-                    os.replace(temporary, target)
-                except BaseException:
-                    with contextlib.suppress(OSError):
-                        os.unlink(temporary)
-                    raise
+            _link_replacing(opened, target, where)
     except OSError:
         return False
     return True
@@ -242,26 +232,32 @@ def _open_unnamed(folder: Path, mode: int) -> int | None:
 
 def _link_unnamed(handle: int, target: Path) -> None:
     """Give the unnamed file open as ``handle`` the name ``target``, replacing what has it."""
-    unnamed = f"/proc/self/fd/{handle}"
     # linkat(2) follows the /proc link to the file only with AT_SYMLINK_FOLLOW, which os.link
     # passes only when given a folder descriptor; the target is absolute, so it is ignored.
+    _link_replacing(f"/proc/self/fd/{handle}", target, handle)
+
+
+def _link_replacing(source: str, target: Path, folder_fd: int | None) -> None:
+    """Link ``source`` as ``target``; an existing ``target`` is replaced, as a rename over it
+    would (through a new name beside it). ``folder_fd``: see :func:`_link_unnamed`."""
     try:
-        os.link(unnamed, os.path.abspath(target), dst_dir_fd=handle, follow_symlinks=True)
+        os.link(source, os.path.abspath(target), dst_dir_fd=folder_fd, follow_symlinks=True)
+        return
     except FileExistsError:
-        # Another writer made the target meanwhile: replace it, as a rename over it would.
-        while True:
-            temporary = _partial_name(target)
-            try:
-                os.link(unnamed, temporary, dst_dir_fd=handle, follow_symlinks=True)
-                break
-            except FileExistsError:
-                continue
+        pass
+    while True:
+        temporary = _partial_name(target)
         try:
-            os.replace(temporary, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+            os.link(source, temporary, dst_dir_fd=folder_fd, follow_symlinks=True)
+            break
+        except FileExistsError:
+            continue
+    try:
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _partial_name(target: Path) -> str:

@@ -146,16 +146,12 @@ class FolderStorage(RecordStorage):
                 return self._keep_parsed(key, version, journal.parse(record, data))
             if not self._has_files(run_id, record):
                 return None
-        path = self._folder(run_id) / record
+        path = self._top_path(run_id, record)
         # A record file is replaced by renaming a new file over it: a new inode, so the inode,
         # size and modification time tell whether the parsed record kept is still the record.
-        try:
-            stat = os.stat(path)
-        except FileNotFoundError:
+        file_version = _file_version(path)
+        if file_version is None:
             return None
-        except OSError as exc:
-            raise RunLogStoreError(f"Cannot read {path}: {exc.strerror or exc}") from exc
-        file_version = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
         kept = self._parsed.get(key)
         if kept is not None and kept[0] == file_version:
             return kept[1]
@@ -177,14 +173,8 @@ class FolderStorage(RecordStorage):
         Such a record of the run is replaced by renaming a new file over it, made while
         the old one was still there: a new inode each time, whoever writes it.
         """
-        path = self._top_path(run_id, record)
-        try:
-            stat = os.stat(path)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise RunLogStoreError(f"Cannot read {path}: {exc.strerror or exc}") from exc
-        return f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+        found = _file_version(self._top_path(run_id, record))
+        return None if found is None else ":".join(map(str, found))
 
     def exists(self, run_id: str, record: str) -> bool:
         if _journaled(record):
@@ -268,6 +258,17 @@ class FolderStorage(RecordStorage):
             self._journal(run_id).held(),
         ):
             yield
+
+
+def _file_version(path: str) -> tuple[int, int, int] | None:
+    """The inode, size and modification time of the file ``path``; ``None`` when there is none."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise RunLogStoreError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 @functools.lru_cache(maxsize=16)
