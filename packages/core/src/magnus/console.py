@@ -198,6 +198,9 @@ class ConsoleReporter:
                 note = f" ({step_log.message})" if step_log.message else " (mocked)"
                 self._print(("dim", number), ("cyan", "↷"), ("", f" {name}"), ("dim", note))
             return
+        quiet = self._inside_progress(name) or self._failures_only
+        if step_log.status == SUCCESS and quiet:
+            return  # a map's element, say: its composite's progress shows it
         attempts = step_log.attempts
         took = ""
         if attempts and attempts[0].start_time and attempts[-1].end_time:
@@ -207,10 +210,9 @@ class ConsoleReporter:
             took = f" {duration_text(seconds)}"
         tries = f" (attempt {len(attempts)})" if len(attempts) > 1 else ""
         if step_log.status == SUCCESS:
-            if not self._inside_progress(name) and not self._failures_only:
-                self._print(
-                    ("dim", number), ("green", "✔"), ("", f" {name}"), ("dim", took), ("dim", tries)
-                )
+            self._print(
+                ("dim", number), ("green", "✔"), ("", f" {name}"), ("dim", took), ("dim", tries)
+            )
             return
         message = f": {step_log.message}" if step_log.message else ""
         with self._lock:

@@ -252,10 +252,7 @@ class BaseRunLogStore(BaseService):
         """
         storage = self.index_storage()
         if storage is not None:
-            hit = FingerprintHit(
-                key=key, run_id=run_id, internal_name=internal_name, recorded_at=self.now()
-            )
-            record_hit(storage, hit)
+            record_hit(storage, key, run_id, internal_name, self.now)
 
     def find_fingerprint(self, key: str) -> FingerprintHit | None:
         """The step that last recorded ``key`` (run id, internal name, when); ``None`` if none.

@@ -18,6 +18,7 @@ that ``magnus explain`` can say what changed. Content-addressed, they are writte
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -59,22 +60,26 @@ def index_record(key: str, limit: int | None = None) -> str:
     return f"{encoded}{_SUFFIX}"
 
 
-def record_hit(storage: RecordStorage, hit: FingerprintHit) -> None:
-    """Write ``hit`` as the index record of its key, replacing any earlier one.
+def record_hit(
+    storage: RecordStorage, key: str, run_id: str, internal_name: str, now: Callable[[], str]
+) -> None:
+    """Write the hit of step ``internal_name`` of run ``run_id`` (recorded ``now()``) as the
+    index record of ``key``, replacing any earlier one.
 
-    A key this process already recorded for the same run is not written again: the record it
-    wrote names a step of that run with the same fingerprint, hence the same result, and
-    replacing a file costs more than a short step (steps that do the same thing with the same
-    inputs share a key). Another run's record always replaces it.
+    A key this process already recorded for the same run is not written again (nor its hit
+    made): the record it wrote names a step of that run with the same fingerprint, hence the
+    same result, and replacing a file costs more than a short step (steps that do the same thing
+    with the same inputs share a key). Another run's record always replaces it.
     """
-    record = index_record(hit.key, storage.name_limit)
+    record = index_record(key, storage.name_limit)
     where = storage.where(INDEX_RUN, record)
-    if _written.get(where) == hit.run_id:
+    if _written.get(where) == run_id:
         return
+    hit = FingerprintHit(key=key, run_id=run_id, internal_name=internal_name, recorded_at=now())
     _write(storage, record, hit)
     if len(_written) >= _REMEMBERED:
         _written.clear()
-    _written[where] = hit.run_id
+    _written[where] = run_id
 
 
 def _write(storage: RecordStorage, record: str, data: Any) -> None:

@@ -92,7 +92,7 @@ class FolderStorage(RecordStorage):
         return self._top_path(run_id, "")[:-1]
 
     def where(self, run_id: str, record: str) -> str:
-        return str(self._folder(run_id) / record)
+        return self._top_path(run_id, record)
 
     def _top_path(self, run_id: str, record: str) -> str:
         """The file of ``record`` in the run's folder: text, not a Path, which would cost
