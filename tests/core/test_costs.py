@@ -249,3 +249,29 @@ def test_retry_reads_each_record_of_the_original_once(tmp_path: Path) -> None:
     assert sum(1 for record in original if "/steps/" in record) == 12, original
     # ... and nothing of it is read twice.
     assert max(original.values()) == 1, {r: n for r, n in original.items() if n > 1}
+
+
+def test_a_fan_out_writes_its_branch_records_in_one_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from magnus.runlog.chunked import ChunkedFileSystemRunLogStore
+    from magnus.runlog.models import PROCESSING, BranchLog, StepLog
+    from magnus.runlog.record_journal import RecordJournal
+
+    store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path / "logs"))
+    store.create_run_log("run")
+    store.add_step_log(StepLog(name="fan", internal_name="fan", status=PROCESSING), "run")
+    appends: list[int] = []
+    real = RecordJournal.append
+
+    def append(journal: RecordJournal, changes: list[tuple[str, bytes | None]]) -> None:
+        appends.append(len(changes))
+        real(journal, changes)
+
+    monkeypatch.setattr(RecordJournal, "append", append)
+    store.add_branch_logs(
+        [BranchLog(internal_name=f"fan.{n}", status=PROCESSING) for n in range(300)], "run"
+    )
+    # One append of 300 lines, not 300 appends (each a hold of the run's lock).
+    assert appends == [300]
+    assert len(store.get_step_log("fan", "run").branches) == 300

@@ -28,6 +28,9 @@ class DiesAtBranchLog(ChunkedFileSystemRunLogStore):
     def add_branch_log(self, branch_log, run_id):
         os._exit(9)
 
+    def add_branch_logs(self, branch_logs, run_id):
+        os._exit(9)
+
 
 class DiesRecordingElements(ChunkedFileSystemRunLogStore):
     # The process dies as a map's fan-out records its elements on the step log it stored.

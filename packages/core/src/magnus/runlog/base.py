@@ -234,6 +234,15 @@ class BaseRunLogStore(BaseService):
     def add_branch_log(self, branch_log: BranchLog | RunLog, run_id: str) -> None:
         """Insert or replace a branch log under its parent step; a RunLog overwrites the run."""
 
+    def add_branch_logs(self, branch_logs: list[BranchLog], run_id: str) -> None:
+        """Insert or replace several branch logs: a composite's fan-out, one per branch.
+
+        The default adds them one by one (:meth:`add_branch_log`); a store that keeps each
+        record apart writes them at once, under one hold of the run's lock.
+        """
+        for branch_log in branch_logs:
+            self.add_branch_log(branch_log, run_id)
+
     # ------------------------------------------------------------------ fingerprint index
 
     def index_storage(self) -> RecordStorage | None:

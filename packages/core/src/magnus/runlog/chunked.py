@@ -597,6 +597,32 @@ class ChunkedRunLogStore(BaseRunLogStore):
                 lambda: self._check_new_branch(storage, run_id, name),
             )
 
+    def add_branch_logs(self, branch_logs: list[BranchLog], run_id: str) -> None:
+        if not branch_logs:
+            return
+        storage = self.storage()
+        limit = storage.name_limit
+        with storage.lock(run_id):
+            checked: set[str] = set()
+            records: list[tuple[str, Any]] = []
+            for branch_log in branch_logs:
+                name = branch_log.internal_name
+                record = chunk_record(BRANCH, name, limit)
+                existing = self._read_chunk(storage, run_id, record)
+                if existing is None:
+                    # The branches of one fan-out share their step: it is looked up once.
+                    if parent_step_name(name) not in checked:
+                        self._check_new_branch(storage, run_id, name)
+                        checked.add(parent_step_name(name))
+                    stamp = next_stamp()
+                else:
+                    stamp = existing[0]
+                records.append(
+                    (record, encode_chunk(branch_log.model_dump(exclude={"steps"}), stamp))
+                )
+            self._drop_snapshot(storage, run_id)
+            storage.write_many(run_id, records)
+
     # ------------------------------------------------------------------ fingerprint index
 
     def index_storage(self) -> RecordStorage:

@@ -198,6 +198,20 @@ class FolderStorage(RecordStorage):
             indent = None if record == SNAPSHOT_FILE else 4
             write_json(self._folder(run_id) / record, data, indent)
 
+    def write_many(self, run_id: str, records: list[tuple[str, Any]]) -> None:
+        """The records of the run's folders as one append to its journal (the caller holds the
+        run's lock): a composite's fan-out writes a record per branch."""
+        journaled: list[tuple[str, bytes | None]] = [
+            (record, encode_json(data, self._top_path(run_id, record), indent=None))
+            for record, data in records
+            if _journaled(record)
+        ]
+        if journaled:
+            self._journal(run_id).append(journaled)
+        for record, data in records:
+            if not _journaled(record):
+                self.write(run_id, record, data)
+
     def names(self, run_id: str, folder: str, prefix: str = "") -> list[str]:
         files: list[str] = []
         if self._has_files(run_id, f"{folder}/"):

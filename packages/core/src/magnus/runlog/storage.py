@@ -73,6 +73,11 @@ class RecordStorage(ABC):
         A value that cannot be written as JSON raises ``RunLogStoreError`` and writes nothing.
         """
 
+    def write_many(self, run_id: str, records: list[tuple[str, Any]]) -> None:
+        """Replace each ``(record, data)`` in turn; a storage that can writes them at once."""
+        for record, data in records:
+            self.write(run_id, record, data)
+
     @abstractmethod
     def names(self, run_id: str, folder: str, prefix: str = "") -> list[str]:
         """The file names in the run's ``folder`` that start with ``prefix`` (none: ``[]``).

@@ -468,6 +468,29 @@ class RunLogStoreContract:
         assert list(full.steps["map"].branches) == branch_names
         assert list(full.steps["map"].branches["map.2"].steps) == step_names
 
+    def test_branch_logs_added_at_once_are_as_if_added_one_by_one(
+        self, run_log_store: BaseRunLogStore
+    ) -> None:
+        run_log_store.create_run_log(RUN_ID)
+        run_log_store.add_step_log(_step(run_log_store, "map"), RUN_ID)
+        run_log_store.add_branch_log(_branch(run_log_store, "map.1"), RUN_ID)
+        run_log_store.add_step_log(_step(run_log_store, "map.1.a"), RUN_ID)
+        names = ["map.3", "map.1", "map.2"]
+        statuses = [PROCESSING, FAIL, SUCCESS]
+        branches = [_branch(run_log_store, n, s) for n, s in zip(names, statuses, strict=True)]
+        branches[0].parameters = {"x": 1}
+        run_log_store.add_branch_logs(branches, RUN_ID)
+        map_step = run_log_store.get_step_log("map", RUN_ID)
+        # A branch added before keeps its place and its steps; the others follow in order.
+        assert list(map_step.branches) == ["map.1", "map.3", "map.2"]
+        assert [map_step.branches[n].status for n in names] == statuses
+        assert map_step.branches["map.3"].parameters == {"x": 1}
+        assert list(map_step.branches["map.1"].steps) == ["map.1.a"]
+        run_log_store.add_branch_logs([], RUN_ID)
+        # Their step must be there, as for one branch.
+        with pytest.raises(StepLogNotFoundError):
+            run_log_store.add_branch_logs([_branch(run_log_store, "nope.1")], RUN_ID)
+
     def test_nested_branches_are_assembled(self, run_log_store: BaseRunLogStore) -> None:
         run_log_store.create_run_log(RUN_ID)
         _build_nested(run_log_store, RUN_ID)
