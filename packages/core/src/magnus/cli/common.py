@@ -96,6 +96,14 @@ config_option = click.option(
     help="Configuration file (default: $MAGNUS_CONFIGURATION_FILE, magnus-config.yaml, built-ins).",
 )
 
+# What starting a run takes, said once for `execute`, `execute-job` and `validate`.
+parameters_option = click.option(
+    "-p", "--parameters-file", default="", help="Initial parameters (YAML)."
+)
+tag_option = click.option("--tag", default="", help="A free-text tag recorded in the run log.")
+run_id_option = click.option(
+    "--run-id", default="", help="Run id (default: generated, adjective-name-HHMM)."
+)
 
 reuse_option = click.option(
     "--reuse/--no-reuse",

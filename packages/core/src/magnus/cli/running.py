@@ -12,8 +12,11 @@ from magnus.cli.common import (
     config_option,
     friendly_errors,
     log_level_option,
+    parameters_option,
     reuse_option,
+    run_id_option,
     setup_logging,
+    tag_option,
 )
 
 
@@ -27,10 +30,10 @@ from magnus.cli.common import (
     help="The pipeline definition (YAML).",
 )
 @config_option
-@click.option("-p", "--parameters-file", default="", help="Initial parameters (YAML).")
+@parameters_option
 @log_level_option
-@click.option("--tag", default="", help="A free-text tag recorded in the run log.")
-@click.option("--run-id", default="", help="Run id (default: generated, adjective-name-HHMM).")
+@tag_option
+@run_id_option
 @click.option(
     "--use-cached",
     default="",
@@ -100,10 +103,10 @@ def _refuse_run_id_where_nothing_runs(run: Any, run_id: str) -> None:
     help="The job definition (YAML): one task under a top-level 'job'.",
 )
 @config_option
-@click.option("-p", "--parameters-file", default="", help="Initial parameters (YAML).")
+@parameters_option
 @log_level_option
-@click.option("--tag", default="", help="A free-text tag recorded in the run log.")
-@click.option("--run-id", default="", help="Run id (default: generated, adjective-name-HHMM).")
+@tag_option
+@run_id_option
 @reuse_option
 @friendly_errors
 def execute_job(
@@ -210,7 +213,7 @@ def _run(run: Any) -> None:
 @cli.command()
 @click.option("-f", "--file", "pipeline_file", default="pipeline.yaml", show_default=True)
 @config_option
-@click.option("-p", "--parameters-file", default="", help="Initial parameters (YAML).")
+@parameters_option
 @click.option(
     "--no-import",
     is_flag=True,

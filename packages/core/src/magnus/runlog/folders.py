@@ -56,9 +56,8 @@ class FolderStorage(RecordStorage):
     def __init__(self, root: Path) -> None:
         self.root = root
         self._root_text = str(root)
-        # The folders of the runs last asked for (a process works on one run, mostly, and the
-        # fingerprint index), as paths and as text.
-        self._folders: dict[str, Path] = {}
+        # The folders of the runs last asked for, as text (a process works on one run, mostly,
+        # and the fingerprint index).
         self._folder_texts: dict[str, str] = {}
         # Records read by read_shared: root, run id and record -> (version, parsed record); the
         # version is (inode, size, mtime_ns) of a file, or (inode, offset) of a journal line.
@@ -70,12 +69,7 @@ class FolderStorage(RecordStorage):
         self._file_folders: dict[tuple[str, str], bool] = {}
 
     def _folder(self, run_id: str) -> Path:
-        folder = self._folders.get(run_id)
-        if folder is None:
-            if len(self._folders) >= _KEPT_JOURNALS:
-                self._folders.clear()
-            folder = self._folders[run_id] = self.root / encode_run_id(run_id)
-        return folder
+        return Path(self.location(run_id))
 
     def _journal(self, run_id: str) -> RecordJournal:
         with self._journals_guard:
