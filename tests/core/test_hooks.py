@@ -121,6 +121,51 @@ def test_observers_hear_of_a_run_stopped_mid_step(
     assert [call for call in recorder.calls if call[0] == "after_run"] == [("after_run", "FAIL")]
 
 
+class _StatusOnly:
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    @hookimpl
+    def after_run(self, context: Any) -> None:
+        self.heard.append(context.run_id)
+
+
+def _run_from_the_command_line(project: Path, run_id: str) -> Any:
+    """``magnus execute`` of a two-step pipeline, in this process: its run log as returned."""
+    from magnus import entrypoints
+    from magnus.console import run_with_reporter
+
+    (project / "two.yaml").write_text(
+        "dag:\n  start_at: a\n  steps:\n    a: {type: stub, next: b}\n"
+        "    b: {type: stub, next: success}\n    success: {type: success}\n"
+        "    fail: {type: fail}\n"
+    )
+    run = entrypoints.prepare_run(pipeline_file="two.yaml", run_id=run_id)
+    return run_with_reporter(run, summary=False, whole_log=False)
+
+
+def test_the_run_is_read_back_whole_only_for_an_after_run_that_takes_it(
+    project: Path, recorder: Recorder
+) -> None:
+    # The recorder's after_run takes run_log: it gets the whole run.
+    whole = _run_from_the_command_line(project, "taken")
+    assert recorder.calls[-1] == ("after_run", "SUCCESS")
+    assert list(whole.steps) == ["a", "b", "success"]
+    # Without it, the command line gets the run-level record alone, and an after_run that
+    # takes only the context is still called.
+    plugins = get_plugins()
+    plugins.unregister("recorder")
+    status_only = _StatusOnly()
+    plugins.register(status_only, "status-only")
+    try:
+        head = _run_from_the_command_line(project, "not-taken")
+    finally:
+        plugins.unregister("status-only")
+        plugins.register(recorder, "recorder")
+    assert head.status == "SUCCESS" and head.steps == {}
+    assert status_only.heard == ["not-taken"]
+
+
 class _Blocker:
     @hookimpl
     def check_compatibility(self, service: Any) -> list[Problem]:

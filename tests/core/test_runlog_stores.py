@@ -461,9 +461,20 @@ def test_chunked_layout_has_exact_file_names(tmp_path: Path) -> None:
     assert "steps" not in records["branches/BranchLog-fan.b.json"]["record"]
 
 
+def test_chunked_fs_keeps_no_snapshot(tmp_path: Path) -> None:
+    store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
+    _populate(store)  # ends SUCCESS
+    assembled = store.get_run_log_by_id(RUN_ID)
+    assert assembled.status == SUCCESS and assembled.steps
+    assert not (tmp_path / RUN_ID / "RunLog.snapshot.json").exists()
+
+
 def test_chunked_ended_run_is_read_whole_from_its_snapshot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A storage may keep snapshots (one read for a run of many records); chunked-fs keeps
+    # none, but shows how a storage that does behaves.
+    monkeypatch.setattr(FolderStorage, "keeps_snapshots", True)
     store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
     _populate(store)  # ends SUCCESS
     snapshot = tmp_path / RUN_ID / "RunLog.snapshot.json"

@@ -161,8 +161,9 @@ def test_fan_in_reads_the_step_and_its_branches_only(
 
 
 def test_a_run_read_whole_shares_field_sets_and_its_snapshot_is_one_line(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(FolderStorage, "keeps_snapshots", True)
     store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
     _map_run(store, 3)
     store.update_run_log_status("map", SUCCESS)

@@ -356,15 +356,17 @@ def execution_log_location(step_log: StepLog) -> str:
     return f"cat {shlex.quote(os.path.join(where, relative))}"
 
 
-def run_with_reporter(run: PreparedRun, summary: bool = True) -> RunLog | None:
+def run_with_reporter(
+    run: PreparedRun, summary: bool = True, whole_log: bool = True
+) -> RunLog | None:
     """Execute a prepared run with a line per step on the terminal, then (``summary``) the end.
 
     What the command line and the SDK both do; ``None`` for a run rendered for an orchestrator
-    (the executor said where).
+    (the executor said where). ``whole_log``: as for :func:`magnus.entrypoints.execute`.
     """
     run.plugins.register(ConsoleReporter(run.context.dag), REPORTER_NAME)
     try:
-        run_log = entrypoints.execute(run)
+        run_log = entrypoints.execute(run, whole_log)
     finally:
         run.plugins.unregister(REPORTER_NAME)
     if run_log is not None and summary:

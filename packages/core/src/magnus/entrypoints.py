@@ -35,6 +35,7 @@ from magnus.parameters import initial_parameters
 from magnus.plugins import MagnusPlugins, get_plugins
 from magnus.run_ids import generate_run_id, validate_run_id
 from magnus.runlog.models import PROCESSING, RunLog
+from magnus.tasks.environment import exports_kept
 
 logger = logging.getLogger(__name__)
 
@@ -275,8 +276,9 @@ def start_run(context: RunContext) -> RunLog:
     return store.get_run_log_by_id(context.run_id, full=False)
 
 
-def execute(run: PreparedRun) -> RunLog | None:
-    """Run the whole pipeline and return its complete run log.
+def execute(run: PreparedRun, whole_log: bool = True) -> RunLog | None:
+    """Run the whole pipeline and return its run log: complete, or (without ``whole_log``) the
+    run-level record alone unless an ``after_run`` observer reads the log.
 
     An executor that does not traverse (it renders the pipeline for an orchestrator) gets the
     graph and nothing else: no run log is created, nothing runs, and ``None`` is returned.
@@ -297,7 +299,9 @@ def execute(run: PreparedRun) -> RunLog | None:
     context.owner = current_owner()
     token = current_run.set(context)
     try:
-        with stoppable():
+        # Tasks of this process hand parameters on through the environment (MAGNUS_PRM_*):
+        # what one task was given stays there for the next until the run ends.
+        with stoppable(), exports_kept():
             try:
                 run_log = start_run(context)
                 context.observers.before_run(run_log=run_log, context=context)
@@ -305,21 +309,28 @@ def execute(run: PreparedRun) -> RunLog | None:
             except RunLogExistsError:
                 raise  # another run's log: not this process' to end
             except BaseException as error:
-                return _end_stopped_run(context, error)
-            run_log = notify_run_ended(context)
+                return _end_stopped_run(context, error, whole_log)
+            run_log = notify_run_ended(context, whole_log)
     finally:
         current_run.reset(token)
     return run_log
 
 
-def notify_run_ended(context: RunContext) -> RunLog:
-    """``after_run`` with the complete run log, which is returned."""
-    run_log = context.run_log_store.get_run_log_by_id(context.run_id, full=True)
+def notify_run_ended(context: RunContext, whole_log: bool = True) -> RunLog:
+    """``after_run`` with the run log, which is returned.
+
+    The log is read whole when the caller asks for it (``whole_log``) or an ``after_run``
+    implementation takes ``run_log``; otherwise the run-level record alone is read: reading a
+    run of 10,000 steps back costs more than half a second, and the command line needs only
+    its status.
+    """
+    whole = whole_log or context.observers.after_run_reads_the_log()
+    run_log = context.run_log_store.get_run_log_by_id(context.run_id, full=whole)
     context.observers.after_run(run_log=run_log, context=context)
     return run_log
 
 
-def _end_stopped_run(context: RunContext, error: BaseException) -> RunLog:
+def _end_stopped_run(context: RunContext, error: BaseException, whole_log: bool = True) -> RunLog:
     """A run that stopped before its end (a signal, magnus itself failed) ends FAIL, truthfully.
 
     What it had open is closed FAIL with the reason, observers hear ``after_run`` with that
@@ -340,7 +351,7 @@ def _end_stopped_run(context: RunContext, error: BaseException) -> RunLog:
     if not isinstance(error, KeyboardInterrupt):
         logger.debug("Where magnus failed", exc_info=error)
     try:
-        run_log = notify_run_ended(context)
+        run_log = notify_run_ended(context, whole_log)
     except Exception as exc:  # the original error matters more than this one
         logger.warning("Observers were not told that run %s stopped: %s", context.run_id, exc)
         raise error from None

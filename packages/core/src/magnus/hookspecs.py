@@ -183,6 +183,10 @@ class ObserverSpecs:
         run the workflow left open (stopped, past its deadline, a pod lost), by its exit handler
         (``magnus.orchestrated.end_orchestrated_run``): once per run.
 
+        The complete log is read back from the store for implementations that name
+        ``run_log``; one that needs only to know the run ended should leave it out, which
+        spares ``magnus execute`` reading a large run back.
+
         Args:
             run_log: the complete run log, status SUCCESS or FAIL (PROCESSING if it could not
                 be ended).

@@ -44,6 +44,10 @@ class Observers(Generic[ContextT]):
         """The top-level traversal ended (or the run was stopped and ended FAIL)."""
         self._each(self._hook.after_run, run_log=run_log, context=context)
 
+    def after_run_reads_the_log(self) -> bool:
+        """Whether an ``after_run`` implementation takes ``run_log`` (and so needs it whole)."""
+        return any("run_log" in impl.argnames for impl in self._hook.after_run.get_hookimpls())
+
     def before_step(self, step_log: StepLog, node: BaseNode, context: ContextT) -> None:
         """A leaf step is about to make its first attempt."""
         self._each(self._hook.before_step, step_log=step_log, node=node, context=context)

@@ -98,9 +98,12 @@ def after_step(step_log: StepLog, node: BaseNode, context: RunContext) -> None:
 
 
 @hookimpl
-def after_run(run_log: RunLog, context: RunContext) -> None:
+def after_run(context: RunContext) -> None:
     """Give the parent run the magnus run's status and close it."""
     tracker = _ours(context)
     if tracker is not None:
         with _reporting(f"close the MLflow run of magnus run {context.run_id!r}"):
+            # The run-level record says all it needs; naming ``run_log`` would have magnus
+            # read the whole run back for every run, tracked by MLflow or not.
+            run_log = context.run_log_store.get_run_log_by_id(context.run_id, full=False)
             tracker.finish_tracking(run_log, context)

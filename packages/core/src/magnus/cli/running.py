@@ -201,7 +201,8 @@ def _run(run: Any) -> None:
     from magnus.runlog.models import SUCCESS
 
     try:
-        run_log = run_with_reporter(run)
+        # The command line needs the run's status, not its steps read back.
+        run_log = run_with_reporter(run, whole_log=False)
     except KeyboardInterrupt as interruption:
         signum = signal_of(interruption)
         print_interrupted(run.context, signum)

@@ -28,6 +28,7 @@ from magnus.internal_names import to_command_line
 from magnus.interrupts import block_for_children, forget_child, signal_of, watch_child
 from magnus.orchestration import EXECUTE_SINGLE_BRANCH, FAILURES_ONLY_ENV, callback_command
 from magnus.runlog.models import FAIL, SUCCESS, BranchLog
+from magnus.tasks.environment import environment_without_exports
 
 if TYPE_CHECKING:
     from magnus.composites import BranchRun, CompositeNode
@@ -80,7 +81,9 @@ class LocalExecutor(BaseExecutor):
                 # A session of its own: Ctrl-C on the terminal reaches this process only, which
                 # passes it on, so each child ends its branch before the run ends.
                 process = subprocess.Popen(
-                    command, start_new_session=True, env={**os.environ, FAILURES_ONLY_ENV: "1"}
+                    command,
+                    start_new_session=True,
+                    env={**environment_without_exports(), FAILURES_ONLY_ENV: "1"},
                 )
                 children[run.name] = process
                 watch_child(process.pid)

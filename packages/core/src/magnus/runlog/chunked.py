@@ -639,8 +639,9 @@ class ChunkedFileSystemRunLogStore(ChunkedRunLogStore):
     (:mod:`magnus.runlog.record_journal`: a step costs an append, not a file creation). Writers
     of one run (parallel branches in several processes) serialise on a ``flock`` of ``.lock``,
     so nothing is lost; runs written with one file per record are read as they are. Beside
-    ``RunLog.json``, ``RunLog.summary.json`` holds what ``runs list`` shows, and an ended run
-    read whole keeps ``RunLog.snapshot.json`` (:mod:`magnus.runlog.chunks`).
+    ``RunLog.json``, ``RunLog.summary.json`` holds what ``runs list`` shows
+    (:mod:`magnus.runlog.chunks`). A run read whole replays its journal: no snapshot is kept,
+    which would cost more to read than the journal does.
     """
 
     service_name: ClassVar[str] = "chunked-fs"

@@ -7,11 +7,9 @@ it raises on failure and the caller records the attempt.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar
@@ -94,26 +92,3 @@ def scope_environment(task_input: TaskInput) -> dict[str, str]:
     if task_input.loop_iteration is not None:
         found[LOOP_ITERATION_ENV] = str(task_input.loop_iteration)
     return found
-
-
-def clear_prefixed(prefix: str) -> dict[str, str]:
-    """Remove and return environment variables left behind by a task (``set_parameter``)."""
-    found = {k: os.environ[k] for k in [k for k in os.environ if k.startswith(prefix)]}
-    for key in found:
-        del os.environ[key]
-    return found
-
-
-@contextlib.contextmanager
-def exported_environment(variables: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of a task in this process, then restore them."""
-    previous = {key: os.environ.get(key) for key in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

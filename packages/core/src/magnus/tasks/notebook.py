@@ -38,13 +38,8 @@ from magnus.exceptions import CatalogError, MagnusError, TaskError
 from magnus.internal_names import MAX_FILE_NAME_BYTES, branch_name_of, fit_file_name
 from magnus.redaction import get_redactor
 from magnus.tasks import kernel_channel
-from magnus.tasks.base import (
-    BaseTaskType,
-    TaskInput,
-    clear_prefixed,
-    exported_environment,
-    scope_environment,
-)
+from magnus.tasks.base import BaseTaskType, TaskInput, scope_environment
+from magnus.tasks.environment import TaskEnvironment, exported_environment, task_environment
 from magnus.tasks.output import task_output
 
 logger = logging.getLogger(__name__)
@@ -196,12 +191,12 @@ class NotebookTaskType(BaseTaskType):
         output_path.parent.mkdir(parents=True, exist_ok=True)
         executed: Any = None
         error: BaseException | None = None
-        left: dict[str, str] = {}
+        environment: TaskEnvironment | None = None
         try:
             # The kernel inherits descriptors 1 and 2: what it prints there reaches the console
             # masked, and only what the cells print reaches the execution log.
             with (
-                exported_environment(exported),
+                task_environment(exported) as environment,
                 self._serving_calls(task_input.answer_call) as channel,
                 exported_environment(channel),
                 _quiet_expected_warnings(),
@@ -224,12 +219,13 @@ class NotebookTaskType(BaseTaskType):
                     )
                 finally:
                     # What the kernel's set_parameter calls left in this process's environment.
-                    left = clear_prefixed(params_mod.PARAMETER_PREFIX)
+                    environment.collect()
         except Exception as exc:
             error = exc
         stored_as = self._store_in_catalog(output_path, task_input, failed=error is not None)
         if error is not None:
             raise self._failure(error, task_input, output_path, stored_as) from error
+        left = environment.parameters if environment is not None else {}
         produced = params_mod.changed_in_environment(exported, left)
         produced.update(self._output_parameters(executed, task_input.step_name))
         return produced

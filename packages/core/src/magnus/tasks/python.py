@@ -12,13 +12,8 @@ from typing import Any, ClassVar
 
 from magnus import parameters as params_mod
 from magnus.exceptions import TaskError
-from magnus.tasks.base import (
-    BaseTaskType,
-    TaskInput,
-    clear_prefixed,
-    exported_environment,
-    scope_environment,
-)
+from magnus.tasks.base import BaseTaskType, TaskInput, scope_environment
+from magnus.tasks.environment import task_environment
 from magnus.tasks.output import task_output
 from magnus.tracking.metrics import pop_environment_metrics
 
@@ -75,7 +70,7 @@ class PythonTaskType(BaseTaskType):
         exported = params_mod.to_environment(task_input.parameters)
         exported.update(scope_environment(task_input))
         with (
-            exported_environment(exported),
+            task_environment(exported) as environment,
             # What the function and the processes it starts print: to the log and the console.
             task_output(task_input.output, task_input.console_out, task_input.console_err) as (
                 stdout,
@@ -95,8 +90,8 @@ class PythonTaskType(BaseTaskType):
                 task_input.output.write(traceback.format_exc())
                 raise
             finally:
-                left = clear_prefixed(params_mod.PARAMETER_PREFIX)
-                task_input.metrics = pop_environment_metrics(os.environ)
-        produced = params_mod.changed_in_environment(exported, left)
+                environment.collect()
+                task_input.metrics = pop_environment_metrics(os.environ, environment.metric_names)
+        produced = params_mod.changed_in_environment(exported, environment.parameters)
         produced.update(params_mod.returned_parameters(result, task_input.step_name, self.command))
         return produced

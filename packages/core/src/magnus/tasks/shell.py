@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from magnus import parameters as params_mod
 from magnus.exceptions import TaskError
 from magnus.tasks.base import BaseTaskType, TaskInput, scope_environment
+from magnus.tasks.environment import environment_without_exports
 from magnus.tracking.metrics import collect_environment_metrics
 
 _ENV_DUMP = "MAGNUS_ENV_DUMP_FILE"
@@ -29,7 +30,7 @@ class ShellTaskType(BaseTaskType):
     def execute(self, task_input: TaskInput) -> dict[str, Any]:
         task_input.consumed = self.consumes(task_input)
         inputs = params_mod.to_environment(task_input.parameters)
-        env = {**os.environ, **inputs}
+        env = {**environment_without_exports(), **inputs}
         env.update(scope_environment(task_input))
         fd, dump_path = tempfile.mkstemp(prefix="magnus-env-")
         os.close(fd)

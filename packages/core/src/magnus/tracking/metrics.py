@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 #: the prefix of the environment variables that carry metrics
@@ -46,13 +46,18 @@ def collect_environment_metrics(environ: Mapping[str, str]) -> dict[str, dict[in
     return series
 
 
-def pop_environment_metrics(environ: MutableMapping[str, str]) -> dict[str, dict[int, Any]]:
+def pop_environment_metrics(
+    environ: MutableMapping[str, str], names: Iterable[str] | None = None
+) -> dict[str, dict[int, Any]]:
     """Like :func:`collect_environment_metrics`, and removes the variables read from ``environ``.
 
     Removing them keeps one step's metrics from being collected again by the next step.
+    ``names``: the ``MAGNUS_TRACK_*`` names of ``environ``, when the caller has found them.
     """
     # Names first: decoding every value of a large environment per step costs more than a step.
-    names = [name for name in environ if name.startswith(TRACK_PREFIX)]
+    if names is None:
+        names = [name for name in environ if name.startswith(TRACK_PREFIX)]
+    names = list(names)
     if not names:
         return {}
     series = collect_environment_metrics({name: environ[name] for name in names})
