@@ -202,6 +202,18 @@ def test_records_read_per_step_do_not_grow_with_the_run(
     assert reads[16] - reads[8] == 2 * (reads[8] - reads[4]), reads
 
 
+def test_execute_does_not_read_the_run_back_at_its_end(
+    step_counts: dict[int, dict[str, Any]],
+) -> None:
+    # Writing a step's record reads it first (to keep its creation stamp); after the last step
+    # nothing reads the steps back: the command line needs only the run's status, and no
+    # after_run implementation asks for the log.
+    for size, counts in step_counts.items():
+        step_reads = {r: n for r, n in counts["reads"].items() if "/steps/" in r}
+        assert len(step_reads) == size + 1, step_reads  # and the success step
+        assert set(step_reads.values()) == {1}, step_reads
+
+
 @pytest.fixture(scope="module")
 def map_counts(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[str, Any]]:
     counts = {}
@@ -227,6 +239,13 @@ def test_records_read_per_map_element_do_not_grow_with_the_list(
         for size, counts in map_counts.items()
     }
     assert items_reads[5] == items_reads[10] == items_reads[20], items_reads
+
+
+def test_a_map_element_makes_no_file_in_the_store(map_counts: dict[int, dict[str, Any]]) -> None:
+    # Each element has a fingerprint of its own: its hit is a line of the index's journal.
+    for what in ("created", "named"):
+        made = {size: map_counts[size][what].get("store", 0) for size in map_counts}
+        assert made[5] == made[10] == made[20], (what, made)
 
 
 def test_bytes_read_per_map_element_do_not_grow_with_the_list(

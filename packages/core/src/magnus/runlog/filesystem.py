@@ -77,8 +77,8 @@ class FileSystemRunLogStore(WholeRunLogStore):
     Every change holds an exclusive ``flock`` on ``<log_folder>/<run_id>.lock``, so processes
     writing the same run (parallel branches) never lose each other's changes.
 
-    The fingerprint index is laid out as ``chunked-fs`` lays it out, one file per key in
-    ``<log_folder>/.fingerprints/``: a single index file would be rewritten whole on every step.
+    The fingerprint index is laid out as ``chunked-fs`` lays it out, a journal of records in
+    ``<log_folder>/.fingerprints/`` (:mod:`magnus.runlog.folders`).
     """
 
     service_name: ClassVar[str] = "file-system"

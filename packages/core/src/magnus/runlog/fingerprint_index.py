@@ -6,9 +6,10 @@ so that finding an earlier result costs one read however many runs the store hol
 
 Stores over a :class:`magnus.runlog.storage.RecordStorage` (and the ``file-system`` store, over the
 same folders) keep one record per key under the reserved run id :data:`INDEX_RUN`, which no run
-id can take (run ids start with a letter or digit): ``<log_folder>/.fingerprints/<key>.json`` on
-disk, ``<prefix>/.fingerprints/<key>.json`` in a bucket. Each record is written whole and
-atomically; the latest writer wins.
+id can take (run ids start with a letter or digit): a line of ``<log_folder>/.fingerprints/
+records.journal`` on disk (a step then appends a line rather than making a file; files
+``<key>.json`` of the layout before are still read), ``<prefix>/.fingerprints/<key>.json`` in a
+bucket. Each record is written whole and atomically; the latest writer wins.
 
 Beside the hits, the same folder keeps *details* records (``details-<digest>.json``): what a
 fingerprint part was computed from (a code digest's modules and their functions' digests), so

@@ -22,6 +22,7 @@ record, are read where the journal has no line for them.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import threading
@@ -33,6 +34,12 @@ from magnus.exceptions import RunLogStoreError
 from magnus.runlog.journal import complete_lines, frame
 
 JOURNAL_FILE = "records.journal"
+#: A journal appended to without being read (:meth:`RecordJournal.append_unread`) is compacted
+#: once it is twice the size it had after its last compaction, and at least this size: each
+#: compaction rewrites at most what was appended since the last, a constant cost per append.
+COMPACT_FROM = 4 * 1024 * 1024
+#: The first line of a compacted journal: a record saying how large the compacted journal was.
+COMPACTED_RECORD = ".compacted"
 
 #: The version of a record in a journal: the journal's inode and where the record's line starts.
 Version = tuple[int, int]
@@ -185,6 +192,102 @@ class RecordJournal:
             self._apply(inode, lines)
             self._offset += used
 
+    def append_unread(self, changes: list[tuple[str, bytes | None]]) -> None:
+        """Append a line per change without replaying the journal, under a lock of its own.
+
+        For a journal written far more often than it is read (the fingerprint index, which
+        every step of every run writes and only reused runs read): its writers hold no run's
+        lock, so the journal's own ``flock`` serialises them, and what others appended is left
+        for readers. A torn last line is still cut off first, and a journal twice the size it
+        had after its last compaction (:data:`COMPACT_FROM` at least) is rewritten with each
+        record's last line; that is looked at only when its size passes a power of two.
+        """
+        block = b"".join(
+            frame(record.encode("utf-8") + b"\t" + (data or b"")) for record, data in changes
+        )
+        with self._guard:
+            try:
+                fd = self._open_locked()
+                try:
+                    size = self._cut_torn_tail(fd)
+                    written = 0
+                    while written < len(block):
+                        written += os.write(fd, block[written:])
+                    grown = size + written
+                    if (
+                        grown >= COMPACT_FROM
+                        and grown.bit_length() > size.bit_length()
+                        and grown >= 2 * _compacted_size(fd)
+                    ):
+                        self._compact(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                self._forget()
+                raise RunLogStoreError(
+                    f"Cannot write {self.path} in the run log folder {self.path.parent}: "
+                    f"{exc.strerror or exc}"
+                ) from exc
+            # What this process knew of the journal is read again when next asked for.
+            self._current = False
+
+    def _open_locked(self) -> int:
+        """The journal opened for appending, its ``flock`` held; reopened if it was replaced
+        (compacted) while this process waited for the lock."""
+        while True:
+            fd = os.open(self._path_text, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    same = os.stat(self._path_text).st_ino == os.fstat(fd).st_ino
+                except FileNotFoundError:
+                    same = False
+            except BaseException:
+                os.close(fd)
+                raise
+            if same:
+                return fd
+            os.close(fd)
+
+    @staticmethod
+    def _cut_torn_tail(fd: int) -> int:
+        """Cut off an incomplete last line (a writer killed mid-append); the new size."""
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return size
+        end = size
+        while end > 0:
+            start = max(0, end - 65536)
+            chunk = os.pread(fd, end - start, start)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                os.ftruncate(fd, start + newline + 1)
+                return start + newline + 1
+            end = start
+        os.ftruncate(fd, 0)
+        return 0
+
+    def _compact(self, fd: int) -> None:
+        """Rewrite the journal with each record's last line (its lock is held through ``fd``)."""
+        self._forget()
+        self._catch_up_with(fd)
+        live = b"".join(
+            frame(f"{folder}/{name}".removeprefix("/").encode("utf-8") + b"\t" + data)
+            for folder, records in self._folders.items()
+            for name, (_, data) in records.items()
+            if data is not None and name != COMPACTED_RECORD
+        )
+        header = frame(b'%s\t{"bytes": %d}' % (COMPACTED_RECORD.encode(), len(live)))
+        temporary = f"{self._path_text}.{os.getpid()}.compacting"
+        try:
+            with open(temporary, "wb") as out:
+                out.write(header + live)
+            os.replace(temporary, self._path_text)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+        self._forget()
+
     def _catch_up_with(self, fd: int) -> int:
         """Replay, through the writer's descriptor, everything before the end of the journal,
         and cut off a torn last line (the guard and the run's lock are held).
@@ -211,3 +314,18 @@ class RecordJournal:
                 os.ftruncate(fd, self._offset)
         self._inode = stat.st_ino
         return stat.st_ino
+
+
+def _compacted_size(fd: int) -> int:
+    """The size a journal had when it was last compacted (its first line says), or 0."""
+    first = os.pread(fd, 256, 0)
+    try:
+        lines, _ = complete_lines(first[: first.find(b"\n") + 1], 0, "")
+    except RunLogStoreError:
+        return 0  # a damaged first line: read as never compacted
+    if lines:
+        name, _, data = lines[0][1].partition(b"\t")
+        if name == COMPACTED_RECORD.encode():
+            with contextlib.suppress(ValueError, AttributeError):
+                return int(json.loads(data).get("bytes", 0))
+    return 0
