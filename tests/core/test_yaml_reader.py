@@ -72,3 +72,27 @@ def test_the_bound_grows_with_the_file(tmp_path: Path, monkeypatch: pytest.Monke
 def test_deep_nesting_is_one_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match=r"f\.yaml"):
         _read(tmp_path, "a: " + "[" * 5000 + "]" * 5000 + "\n")
+
+
+def test_the_same_text_quoted_or_not_keeps_its_type(tmp_path: Path) -> None:
+    # Plain scalars' tags are remembered by their text within a file; quoting still decides.
+    path = tmp_path / "values.yaml"
+    path.write_text(
+        "a: 1\nb: '1'\nc: 1\nd: yes\ne: 'yes'\nf: null\ng: 'null'\nh: ~\ni: 1.5\nj: '1.5'\n"
+        "k: [1, '1', true, 'true']\nl: text\nm: text\n"
+    )
+    assert read_yaml(path, "test file") == {
+        "a": 1,
+        "b": "1",
+        "c": 1,
+        "d": True,
+        "e": "yes",
+        "f": None,
+        "g": "null",
+        "h": None,
+        "i": 1.5,
+        "j": "1.5",
+        "k": [1, "1", True, "true"],
+        "l": "text",
+        "m": "text",
+    }

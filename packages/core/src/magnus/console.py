@@ -2,7 +2,7 @@
 
 The reporter is an observer plugin like any other: registered for the run, it sees every step
 through ``before_step``/``after_step`` and every composite step's branches through
-``before_composite``/``after_branch``/``after_composite``. rich is imported only for the summary.
+``before_composite``/``after_branch``/``after_composite``, written straight to standard output.
 """
 
 from __future__ import annotations
@@ -30,18 +30,8 @@ if TYPE_CHECKING:
 REPORTER_NAME = "magnus.console"
 
 
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
-
-    # rich drops colours for NO_COLOR but keeps bold: without colour, no escape codes at all.
-    plain = not _wants_colour(sys.stderr if stderr else sys.stdout)
-    return Console(
-        stderr=stderr, highlight=False, soft_wrap=True, color_system=None if plain else "auto"
-    )
-
-
-#: ANSI codes of the few styles a step line uses.
-_STYLES = {"dim": "2", "green": "32", "red": "31", "cyan": "36"}
+#: ANSI codes of the few styles a line of a run uses.
+_STYLES = {"bold": "1", "dim": "2", "green": "32", "red": "31", "cyan": "36"}
 #: Stand-ins for the symbols on a terminal whose encoding lacks them.
 _PLAIN_SYMBOLS = {"▶": ">", "✔": "+", "✘": "x", "↷": "~"}
 #: what a composite's progress counts, by kind (others: branches)
@@ -60,6 +50,27 @@ def _wants_colour(stream: Any) -> bool:
         return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
+
+
+def _styled(parts: tuple[tuple[str, str], ...], colour: bool) -> str:
+    """One line of (style, text) parts, with ANSI codes when ``colour``; style "" is plain."""
+    return "".join(
+        f"\x1b[{_STYLES[style]}m{text}\x1b[0m" if colour and style and text else text
+        for style, text in parts
+    )
+
+
+def _write(text: str) -> None:
+    """Write ``text`` to standard output, plain symbols where its encoding lacks ours."""
+    stream = sys.stdout
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        for symbol, plain in _PLAIN_SYMBOLS.items():
+            text = text.replace(symbol, plain)
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        stream.write(text.encode(encoding, "replace").decode(encoding))
+    stream.flush()
 
 
 def planned_steps(graph: Graph, node: BaseNode) -> int:
@@ -114,24 +125,7 @@ class ConsoleReporter:
         if self._colour_stream is not stream:
             self._colour = _wants_colour(stream)
             self._colour_stream = stream
-        colour = self._colour
-        line = "".join(
-            f"\x1b[{_STYLES[style]}m{text}\x1b[0m" if colour and style and text else text
-            for style, text in parts
-        )
-        self._write(line + "\n")
-
-    @staticmethod
-    def _write(text: str) -> None:
-        stream = sys.stdout
-        try:
-            stream.write(text)
-        except UnicodeEncodeError:
-            for symbol, plain in _PLAIN_SYMBOLS.items():
-                text = text.replace(symbol, plain)
-            encoding = getattr(stream, "encoding", None) or "ascii"
-            stream.write(text.encode(encoding, "replace").decode(encoding))
-        stream.flush()
+        _write(_styled(parts, self._colour) + "\n")
 
     def __init__(self, graph: Graph | None = None, failures_only: bool = False) -> None:
         #: the last failed attempt's frames in user code, per step
@@ -248,7 +242,7 @@ class ConsoleReporter:
         )
         self._composite_start = time.monotonic()
         if branches:
-            self._progress = Progress(name, total, unit, self._write, _live(sys.stdout))
+            self._progress = Progress(name, total, unit, _write, _live(sys.stdout))
             self._progress.start()
 
     @hookimpl
@@ -380,16 +374,20 @@ def print_summary(run_log: RunLog, context: RunContext) -> None:
     if run_log.start_time:
         end = parse_time(run_log.end_time) if run_log.end_time else datetime.now()
         duration = duration_text((end - parse_time(run_log.start_time)).total_seconds())
-    colour = "green" if run_log.status == SUCCESS else "red"
-    console = _console()
-    console.print(
-        f"Run [bold]{run_log.run_id}[/bold] [{colour}]{run_log.status}[/{colour}]"
-        f" in {duration}; run log: {context.run_log_store.location(run_log.run_id)}"
+    status_style = "green" if run_log.status == SUCCESS else "red"
+    colour = _wants_colour(sys.stdout)
+    where = context.run_log_store.location(run_log.run_id)
+    parts = (
+        ("", "Run "),
+        ("bold", run_log.run_id),
+        ("", " "),
+        (status_style, run_log.status),
+        ("", f" in {duration}; run log: {where}"),
     )
+    lines = [_styled(parts, colour)]
     if run_log.message:
-        from rich.markup import escape
-
-        console.print(f"[red]{escape(run_log.message)}[/red]")
+        lines.append(_styled((("red", run_log.message),), colour))
+    _write("\n".join(lines) + "\n")
 
 
 def _resume_hint(context: RunContext, run_id: str) -> str:

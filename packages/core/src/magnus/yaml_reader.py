@@ -37,6 +37,20 @@ def _loader() -> type:
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     class StrictSafeLoader(base):  # type: ignore[valid-type,misc]
+        def __init__(self, stream: Any) -> None:
+            super().__init__(stream)
+            # A plain scalar's tag depends on its text alone, and a pipeline repeats its texts
+            # (every step's type, most commands, each name as a key and as a next step).
+            self._tags: dict[str, str] = {}
+
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            if kind is yaml.ScalarNode and implicit[0] and not self.yaml_path_resolvers:
+                tag = self._tags.get(value)
+                if tag is None:
+                    tag = self._tags[value] = super().resolve(kind, value, implicit)
+                return tag
+            return super().resolve(kind, value, implicit)
+
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             if not isinstance(node, yaml.MappingNode):
                 return super().construct_mapping(node, deep=deep)
@@ -49,6 +63,13 @@ def _loader() -> type:
                 _refuse_duplicate_keys(self, node, deep)
             return mapping
 
+    def construct_text(loader: Any, node: Any) -> Any:
+        # Most of a pipeline is text: its scalar node holds the value as it is.
+        if isinstance(node, yaml.ScalarNode):
+            return node.value
+        return loader.construct_scalar(node)
+
+    StrictSafeLoader.add_constructor("tag:yaml.org,2002:str", construct_text)
     return StrictSafeLoader
 
 

@@ -36,6 +36,16 @@ def _held(name: str, encoded: bytes) -> Any:
     return os.environ.get(name)
 
 
+def _encoded_names() -> list[bytes]:
+    """The names in this process's environment, encoded: read at every task's end, where
+    walking ``os.environ`` (a generator decoding each name) cost more than the rest of it."""
+    # CPython's os.environ keeps the encoded environment in a dict; anything else is walked.
+    data = getattr(os.environ, "_data", None)
+    if isinstance(data, dict):
+        return list(data)
+    return list(os.environb)
+
+
 class _Exports:
     """The variables this process exported for tasks and has not taken back."""
 
@@ -94,7 +104,7 @@ class _Exports:
         parameters: list[str] = []
         metrics: list[str] = []
         if _BYTES_ENVIRONMENT:
-            for key in os.environb:
+            for key in _encoded_names():
                 if key.startswith(_PARAMETER_PREFIX_BYTES):
                     parameters.append(os.fsdecode(key))
                 elif key.startswith(_TRACK_PREFIX_BYTES):

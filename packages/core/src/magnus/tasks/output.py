@@ -34,6 +34,7 @@ from typing import IO, Any, cast
 from magnus.redaction import RedactingStream, get_redactor
 
 _READ_SIZE = 65536
+_UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
 
 
 class _Tee(io.TextIOBase):
@@ -70,7 +71,7 @@ class _DecodingWriter(io.BufferedIOBase):
     def __init__(self, write: Callable[[str], Any]) -> None:
         super().__init__()
         self._write = write
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._decoder = _UTF8_DECODER(errors="replace")
 
     def writable(self) -> bool:
         return True
@@ -146,7 +147,14 @@ class _Capture:
         self._piped_sinks: dict[int, tuple[IO[str], ...]] = {}
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        self._streams: tuple[_TaskStream, _TaskStream] | None = None
         self.active = False
+
+    def streams(self) -> tuple[_TaskStream, _TaskStream]:
+        """The task's ``sys.stdout`` and ``sys.stderr``: made once, unless a task closed them."""
+        if self._streams is None or any(stream.closed for stream in self._streams):
+            self._streams = (_TaskStream(self, 1), _TaskStream(self, 2))
+        return self._streams
 
     def _start(self) -> None:
         """Make the pipes and the reader thread, the first time a task is captured."""
@@ -220,9 +228,7 @@ class _Capture:
         to the console alone).
         """
         self._start()
-        for stream in (sys.stdout, sys.stderr, *consoles.values()):
-            with contextlib.suppress(Exception):
-                stream.flush()
+        _flush(sys.stdout, sys.stderr, *consoles.values())
         saved = {fd: os.dup(fd) for fd in (1, 2)}
         # A console written through descriptor 1 or 2 must be written through its copy, or
         # what the task prints would come back through the pipe for ever.
@@ -237,7 +243,7 @@ class _Capture:
                     console = cast(IO[str], saved_console)
                 self._sinks[fd] = (log, console)
                 self._piped_sinks[fd] = (log, console) if log_piped else (console,)
-                self._decoders[fd] = codecs.getincrementaldecoder("utf-8")(errors="replace")
+                self._decoders[fd] = _UTF8_DECODER(errors="replace")
             for fd, (_, write_end) in self._pipes.items():
                 os.dup2(write_end, fd)
             self._pid = os.getpid()
@@ -246,10 +252,7 @@ class _Capture:
             yield
         finally:
             # What the task wrote to the interpreter's own streams is still buffered in them.
-            for stream in (sys.__stdout__, sys.__stderr__):
-                with contextlib.suppress(Exception):
-                    if stream is not None:
-                        stream.flush()
+            _flush(sys.__stdout__, sys.__stderr__)
             with self._lock:
                 self._drain()
                 for fd, copy in saved.items():
@@ -311,6 +314,16 @@ class _SavedConsole(io.TextIOBase):
         super().close()
 
 
+def _flush(*streams: Any) -> None:
+    """Flush each stream that can be flushed (a closed one, or ``None``, cannot)."""
+    # try/except rather than contextlib.suppress: a suppress object per stream per step costs.
+    for stream in streams:
+        try:  # noqa: SIM105
+            stream.flush()
+        except Exception:
+            pass
+
+
 def _fileno(stream: Any) -> int | None:
     try:
         return int(stream.fileno())
@@ -350,4 +363,5 @@ def task_output(
         yield cast(IO[str], _Tee(log, out)), cast(IO[str], _Tee(log, err))
         return
     with stack:
-        yield cast(IO[str], _TaskStream(_capture, 1)), cast(IO[str], _TaskStream(_capture, 2))
+        out_stream, err_stream = _capture.streams()
+        yield cast(IO[str], out_stream), cast(IO[str], err_stream)
