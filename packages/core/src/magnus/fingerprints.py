@@ -73,6 +73,11 @@ def digest(value: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# What most steps of a long pipeline have: worked out once.
+_NOTHING_CONSUMED = digest({"parameters": {}, "map_variables": {}})
+_NO_INPUTS = digest([])
+
+
 def step_fingerprint(
     *,
     command_type: str | None,
@@ -91,11 +96,16 @@ def step_fingerprint(
     identity (computed here, once per process, when not given); ``definition_hash`` is
     ``definition_digest(definition)`` when the caller knows it already.
     """
+    inputs = sorted(set(inputs))
     parts = {
         "code": code_digest(command_type, command, definition),
         "definition": definition_hash or definition_digest(definition),
-        "parameters": digest({"parameters": parameters, "map_variables": map_variables}),
-        "inputs": digest(sorted(set(inputs))),
+        "parameters": (
+            digest({"parameters": parameters, "map_variables": map_variables})
+            if parameters or map_variables
+            else _NOTHING_CONSUMED
+        ),
+        "inputs": digest(inputs) if inputs else _NO_INPUTS,
         "environment": environment_digest(environment),
     }
     key = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in parts.items()).encode()).hexdigest()

@@ -178,7 +178,7 @@ def write_new_file(target: Path, data: bytes) -> None:
         _link_unnamed(handle, target)
 
 
-def link_identical(source: Path, data: bytes, target: Path) -> bool:
+def link_identical(source: str | Path, data: bytes, target: str | Path) -> bool:
     """Give ``target`` the file ``source`` is, when that file holds exactly ``data``; whether
     it did.
 
@@ -237,7 +237,7 @@ def _link_unnamed(handle: int, target: Path) -> None:
     _link_replacing(f"/proc/self/fd/{handle}", target, handle)
 
 
-def _link_replacing(source: str, target: Path, folder_fd: int | None) -> None:
+def _link_replacing(source: str, target: str | Path, folder_fd: int | None) -> None:
     """Link ``source`` as ``target``; an existing ``target`` is replaced, as a rename over it
     would (through a new name beside it). ``folder_fd``: see :func:`_link_unnamed`."""
     try:
@@ -246,7 +246,7 @@ def _link_replacing(source: str, target: Path, folder_fd: int | None) -> None:
     except FileExistsError:
         pass
     while True:
-        temporary = _partial_name(target)
+        temporary = _partial_name(Path(target))
         try:
             os.link(source, temporary, dst_dir_fd=folder_fd, follow_symlinks=True)
             break

@@ -62,10 +62,11 @@ class FileSystemCatalog(BaseCatalog):
     # The resolved catalog root per (location, working directory), and the catalog folders
     # this process checked and wrote into: a step's execution log costs no path walk.
     _roots: dict[tuple[str, str], Path] = PrivateAttr(default_factory=dict)
-    _written_folders: set[Path] = PrivateAttr(default_factory=set)
+    _run_folders: dict[tuple[str, str, str], Path] = PrivateAttr(default_factory=dict)
+    _written_folders: set[str] = PrivateAttr(default_factory=set)
     # (run folder, sha256) -> a file put_data wrote there with those bytes: the same bytes
     # again are linked to it (see link_identical).
-    _written_bytes: dict[tuple[Path, str], Path] = PrivateAttr(default_factory=dict)
+    _written_bytes: dict[tuple[Path, str], str] = PrivateAttr(default_factory=dict)
 
     @property
     def location(self) -> str:
@@ -89,8 +90,14 @@ class FileSystemCatalog(BaseCatalog):
         return cache
 
     def _run_folder(self, run_id: str) -> Path:
-        check_run_id(run_id)
-        return self._catalog_root() / run_id
+        key = (run_id, self.catalog_location, os.getcwd())
+        folder = self._run_folders.get(key)
+        if folder is None:
+            check_run_id(run_id)
+            if len(self._run_folders) >= _WRITTEN_BYTES_KEPT:
+                self._run_folders.clear()
+            folder = self._run_folders[key] = self._catalog_root() / run_id
+        return folder
 
     def get(
         self, name: str, run_id: str, compute_data_folder: str | None = None
@@ -244,14 +251,15 @@ class FileSystemCatalog(BaseCatalog):
         """
         relative = safe_relative(catalog_name, "catalog name", run_id)
         run_folder = self._run_folder(run_id)
-        target = run_folder / relative
+        # As text: a step's execution log is put this way, and paths cost more than the rest.
+        target = f"{run_folder}/{relative}"
         data_hash = hashlib.sha256(data).hexdigest()
         try:
             # A folder written into before was checked then; a link made later inside the
             # run's own catalog folder would be the run's own doing.
-            folder = target.parent
+            folder = target.rpartition("/")[0]
             if folder not in self._written_folders:
-                check_destination(target, run_folder, f"putting {catalog_name!r}", run_id)
+                check_destination(Path(target), run_folder, f"putting {catalog_name!r}", run_id)
             self._write_or_link(run_folder, data_hash, target, data)
             self._written_folders.add(folder)
         except OSError as exc:
@@ -261,12 +269,12 @@ class FileSystemCatalog(BaseCatalog):
             ) from exc
         return self.catalog_record(relative, run_id, data_hash, "put")
 
-    def _write_or_link(self, run_folder: Path, data_hash: str, target: Path, data: bytes) -> None:
+    def _write_or_link(self, run_folder: Path, data_hash: str, target: str, data: bytes) -> None:
         key = (run_folder, data_hash)
         known = self._written_bytes.get(key)
         if known is not None and known != target and link_identical(known, data, target):
             return
-        write_new_file(target, data)
+        write_new_file(Path(target), data)
         if len(data) > _LINKED_SIZE:
             return
         if len(self._written_bytes) >= _WRITTEN_BYTES_KEPT:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -28,11 +29,17 @@ def is_execution_log(name: str) -> bool:
     return base.endswith(_EXECUTION_LOG) or f"{_EXECUTION_LOG}_" in base
 
 
+#: A name of one segment that needs no normalising: it starts with neither a dot nor a drive.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*\Z")
+
+
 def safe_relative(path: str, what: str, run_id: str) -> str:
     """``path`` normalised to a relative POSIX path that stays inside its folder.
 
     Raises ``CatalogError`` for an empty or absolute path or one whose ``..`` segments climb out.
     """
+    if _PLAIN_NAME.match(path):
+        return path  # one plain segment (an execution log's name): nothing to normalise
     if not path or "\0" in path:
         raise CatalogError(f"Refusing {what} {path!r} of run {run_id!r}: it is empty or invalid")
     if os.path.isabs(path) or PurePosixPath(path).is_absolute() or PureWindowsPath(path).drive:

@@ -13,7 +13,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote
@@ -176,25 +176,47 @@ def validate(path: Path, model: type[ModelT], data: Any) -> ModelT:
         ) from exc
 
 
-@contextmanager
+class ExclusiveLock:
+    """An exclusive ``flock`` on a file, held for a ``with`` block (see :func:`exclusive_lock`).
+
+    A class rather than a generator: every record a store writes takes one.
+    """
+
+    __slots__ = ("_fd", "_missing", "_path")
+
+    def __init__(self, path: str | Path, missing: Callable[[], Exception] | None) -> None:
+        self._path = path
+        self._missing = missing
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            if self._missing is not None and isinstance(exc, FileNotFoundError):
+                raise self._missing() from None
+            raise RunLogStoreError(
+                f"Cannot open the lock file {self._path}: {exc.strerror or exc}"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def __exit__(self, *exc_info: object) -> None:
+        # Closing the descriptor releases the lock, also when the block raised.
+        os.close(self._fd)
+
+
 def exclusive_lock(
     path: str | Path, missing: Callable[[], Exception] | None = None
-) -> Iterator[None]:
+) -> ExclusiveLock:
     """Hold an exclusive ``flock`` on ``path`` (created if needed) for the ``with`` block.
 
     Not re-entrant: a process already holding the lock through another descriptor would wait
     for itself, so locked sections never call each other. When the folder of ``path`` does not
     exist, ``missing`` (if given) makes the error to raise: the caller knows what that means.
     """
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as exc:
-        if missing is not None and isinstance(exc, FileNotFoundError):
-            raise missing() from None
-        raise RunLogStoreError(f"Cannot open the lock file {path}: {exc.strerror or exc}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        # Closing the descriptor releases the lock, also when the block raised.
-        os.close(fd)
+    return ExclusiveLock(path, missing)

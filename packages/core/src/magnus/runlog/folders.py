@@ -15,8 +15,8 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, suppress
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, suppress
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote
@@ -25,6 +25,7 @@ from magnus.exceptions import RunLogNotFoundError, RunLogStoreError
 from magnus.internal_names import MAX_FILE_NAME_BYTES
 from magnus.runlog.chunks import SNAPSHOT_FILE
 from magnus.runlog.files import (
+    ExclusiveLock,
     encode_json,
     encode_run_id,
     ensure_folder,
@@ -269,20 +270,35 @@ class FolderStorage(RecordStorage):
         ensure_folder(self._folder(run_id))
 
     def lock(self, run_id: str) -> AbstractContextManager[None]:
-        return self._locked(run_id)
-
-    @contextmanager
-    def _locked(self, run_id: str) -> Iterator[None]:
         # No folder, no run: the lock file can only be made inside it. Once it is held nobody
         # else appends to the run's journal: its replay need not look at the file again.
-        with (
+        return _RunLock(
             exclusive_lock(
                 self._top_path(run_id, LOCK_FILE),
                 missing=lambda: RunLogNotFoundError(run_id, where=self.location(run_id)),
             ),
-            self._journal(run_id).held(),
-        ):
-            yield
+            self._journal(run_id),
+        )
+
+
+class _RunLock:
+    """A run's lock held, and its journal told so, for a ``with`` block."""
+
+    __slots__ = ("_journal", "_lock")
+
+    def __init__(self, lock: ExclusiveLock, journal: RecordJournal) -> None:
+        self._lock = lock
+        self._journal = journal
+
+    def __enter__(self) -> None:
+        self._lock.__enter__()
+        self._journal.hold()
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._journal.release()
+        finally:
+            self._lock.__exit__(*exc_info)
 
 
 def _file_version(path: str) -> tuple[int, int, int] | None:

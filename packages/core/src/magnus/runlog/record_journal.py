@@ -26,7 +26,6 @@ import fcntl
 import json
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,18 +93,17 @@ class RecordJournal:
         self._inode, self._offset, self._folders = None, 0, {}
         self._current = False
 
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        """While the run's lock is held by this process (see ``_holds``)."""
+    def hold(self) -> None:
+        """The run's lock is now held by this process (see ``_holds``); :meth:`release` ends it."""
         with self._guard:
             self._holds += 1
             self._current = False
-        try:
-            yield
-        finally:
-            with self._guard:
-                self._holds -= 1
-                self._current = False
+
+    def release(self) -> None:
+        """The hold :meth:`hold` began has ended."""
+        with self._guard:
+            self._holds -= 1
+            self._current = False
 
     def _catch_up(self) -> None:
         """Replay what was appended since the last look (the guard is held)."""
