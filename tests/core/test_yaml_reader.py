@@ -96,3 +96,22 @@ def test_the_same_text_quoted_or_not_keeps_its_type(tmp_path: Path) -> None:
         "l": "text",
         "m": "text",
     }
+
+
+def test_tags_and_aliases_read_as_pyyaml_reads_them(tmp_path: Path) -> None:
+    import yaml
+
+    text = (
+        "a: &x [1, {k: v}]\nb: *x\nc: !!str 12\nd: !!float '1'\ne: 2001-12-14\n"
+        "f: !!binary aGk=\ng: {? [1, 2] : unhashable}\n"
+    )
+    path = tmp_path / "tags.yaml"
+    path.write_text(text.replace("g: {? [1, 2] : unhashable}\n", ""))
+    document = read_yaml(path, "test file")
+    assert document == yaml.load(path.read_text(), Loader=yaml.SafeLoader)
+    assert document["a"] is document["b"]  # an alias is its anchor's value, not a copy
+    assert document["c"] == "12" and document["d"] == 1.0 and document["f"] == b"hi"
+    # What only PyYAML's constructor builds still fails as it makes it fail, in one line.
+    path.write_text(text)
+    with pytest.raises(ConfigurationError, match=r"tags\.yaml"):
+        read_yaml(path, "test file")
