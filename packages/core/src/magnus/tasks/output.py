@@ -148,6 +148,7 @@ class _Capture:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._streams: tuple[_TaskStream, _TaskStream] | None = None
+        self._poll = select.poll()
         self.active = False
 
     def streams(self) -> tuple[_TaskStream, _TaskStream]:
@@ -165,6 +166,7 @@ class _Capture:
             os.set_blocking(read_end, False)
             os.set_inheritable(write_end, False)
             self._pipes[fd] = (read_end, write_end)
+            self._poll.register(read_end, select.POLLIN)
         self._thread = threading.Thread(
             target=self._read_forever, name="magnus-output", daemon=True
         )
@@ -192,18 +194,26 @@ class _Capture:
             self._emit(fd, text, self._sinks)
 
     def _drain(self) -> None:
-        """Read the pipes empty (the caller holds the lock: only one reader at a time)."""
-        for fd, (read_end, _) in self._pipes.items():
-            while True:
+        """Read the pipes empty (the caller holds the lock: only one reader at a time).
+
+        Asked of ``poll`` first: most tasks print nothing, and a read that finds nothing
+        raises (twice per task, for two pipes).
+        """
+        while self._poll.poll(0):
+            progress = False
+            for fd, (read_end, _) in self._pipes.items():
                 try:
                     data = os.read(read_end, _READ_SIZE)
                 except BlockingIOError:
-                    break
+                    continue
                 if not data:
-                    break
+                    continue
+                progress = True
                 decoder = self._decoders.get(fd)
                 text = decoder.decode(data) if decoder else data.decode("utf-8", "replace")
                 self._emit(fd, text, self._piped_sinks)
+            if not progress:
+                return
 
     def _emit(self, fd: int, text: str, where: dict[int, tuple[IO[str], ...]]) -> None:
         if not text:
@@ -269,21 +279,21 @@ class _Capture:
                 os.close(copy)
 
 
-class _SavedConsole(io.TextIOBase):
+class _SavedConsole:
     """The console as a copy of its descriptor, masked; opened on the first write.
 
     Most steps print nothing: a text stream made per step only to be closed again cost more
-    than the rest of the capture.
+    than the rest of the capture. Only the capture writes to it, so it is a plain object
+    rather than an ``io`` stream, which costs more to make than the rest of a short step.
     """
 
     def __init__(self, fd: int, encoding: str | None) -> None:
-        super().__init__()
         self._fd = fd
         self._encoding = encoding or "utf-8"
         self._stream: RedactingStream | None = None
 
     @property
-    def encoding(self) -> str:  # type: ignore[override]
+    def encoding(self) -> str:
         return self._encoding
 
     def writable(self) -> bool:
@@ -311,7 +321,6 @@ class _SavedConsole(io.TextIOBase):
         if self._stream is not None:
             self._stream.close()
             self._stream = None
-        super().close()
 
 
 def _flush(*streams: Any) -> None:
