@@ -73,9 +73,10 @@ def test_a_torn_last_line_is_cut_off_by_the_next_writer(tmp_path: Path) -> None:
     store.record_fingerprint("first", "run-1", "train")
     with _journal(tmp_path).open("ab") as journal:
         journal.write(b"0badc0de half a line, the writer was kil")
-    # A reader ignores the torn line; the next writer cuts it off before appending.
+    # A reader ignores the torn line; the next writer cuts it off before appending, also the
+    # one whose own append the journal ended with before the torn line was added.
     assert _fresh(tmp_path).find_fingerprint("first") is not None
-    _fresh(tmp_path).record_fingerprint("second", "run-2", "train")
+    store.record_fingerprint("second", "run-2", "train")
     text = _journal(tmp_path).read_bytes()
     assert b"half a line" not in text and text.endswith(b"\n")
     reader = _fresh(tmp_path)

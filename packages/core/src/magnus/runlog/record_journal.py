@@ -64,6 +64,8 @@ class RecordJournal:
         self._current = False
         # folder -> file name -> entry: listing a folder does not walk the others' records.
         self._folders: dict[str, dict[str, Entry]] = {}
+        # (inode, size) the journal had when this process's last unread append ended it.
+        self._appended_end: tuple[int, int] | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -205,12 +207,16 @@ class RecordJournal:
         )
         with self._guard:
             try:
-                fd = self._open_locked()
+                fd, stat = self._open_locked()
                 try:
-                    size = self._cut_torn_tail(fd)
+                    size = stat.st_size
+                    # Ended by this process's last append, the journal has no torn line.
+                    if (stat.st_ino, size) != self._appended_end:
+                        size = self._cut_torn_tail(fd, size)
                     written = 0
                     while written < len(block):
                         written += os.write(fd, block[written:])
+                    self._appended_end = (stat.st_ino, size + written)
                     grown = size + written
                     if (
                         grown >= COMPACT_FROM
@@ -229,28 +235,28 @@ class RecordJournal:
             # What this process knew of the journal is read again when next asked for.
             self._current = False
 
-    def _open_locked(self) -> int:
-        """The journal opened for appending, its ``flock`` held; reopened if it was replaced
-        (compacted) while this process waited for the lock."""
+    def _open_locked(self) -> tuple[int, os.stat_result]:
+        """The journal opened for appending, its ``flock`` held, and its ``fstat``; reopened
+        if it was replaced (compacted) while this process waited for the lock."""
         while True:
             fd = os.open(self._path_text, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
+                stat = os.fstat(fd)
                 try:
-                    same = os.stat(self._path_text).st_ino == os.fstat(fd).st_ino
+                    same = os.stat(self._path_text).st_ino == stat.st_ino
                 except FileNotFoundError:
                     same = False
             except BaseException:
                 os.close(fd)
                 raise
             if same:
-                return fd
+                return fd, stat
             os.close(fd)
 
     @staticmethod
-    def _cut_torn_tail(fd: int) -> int:
+    def _cut_torn_tail(fd: int, size: int) -> int:
         """Cut off an incomplete last line (a writer killed mid-append); the new size."""
-        size = os.fstat(fd).st_size
         if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
             return size
         end = size
