@@ -294,3 +294,31 @@ def test_a_fan_out_writes_its_branch_records_in_one_append(
     # One append of 300 lines, not 300 appends (each a hold of the run's lock).
     assert appends == [300]
     assert len(store.get_step_log("fan", "run").branches) == 300
+
+
+def test_a_step_that_sets_a_parameter_is_recorded_in_one_append(
+    project: Path, user_module: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from magnus import Pipeline, PythonTask
+    from magnus.runlog.record_journal import RecordJournal
+
+    user_module("counting_steps", "def inc(x: int):\n    return {'x': x + 1}\n")
+    appends: list[list[str]] = []
+    real = RecordJournal.append
+
+    def append(journal: RecordJournal, changes: list[tuple[str, bytes | None]]) -> None:
+        appends.append([record for record, _ in changes])
+        real(journal, changes)
+
+    monkeypatch.setattr(RecordJournal, "append", append)
+    (project / "start.yaml").write_text("x: 0\n")
+    for size in (3, 6):
+        appends.clear()
+        steps = [PythonTask(name=f"s{n}", function="counting_steps.inc") for n in range(size)]
+        run_log = Pipeline(steps=steps).execute(parameters_file="start.yaml", run_id=f"inc{size}")
+        assert run_log is not None and run_log.parameters["x"] == size
+        names = {f"steps/StepLog-s{n}.json" for n in range(size)}
+        ends = [records for records in appends if names.intersection(records)]
+        # Each step's record is written once, in the same append as the parameter it set.
+        assert len(ends) == size, appends
+        assert all(any("Parameter-x" in r for r in records) for records in ends), ends

@@ -31,6 +31,11 @@ def read_parameters(store: BaseRunLogStore, run_id: str, resolved_name: str) -> 
     return parameters
 
 
+def on_the_run(resolved_name: str) -> bool:
+    """Whether what a step at ``resolved_name`` produces goes on the run (it is in no branch)."""
+    return not enclosing_branches(resolved_name)
+
+
 def write_parameters(
     store: BaseRunLogStore, run_id: str, resolved_name: str, produced: dict[str, Any]
 ) -> None:

@@ -152,6 +152,7 @@ def execute_leaf(
     context.observers.before_step(step_log=step_log, node=node, context=context)
     step_context = StepContext(context, node, step_log, parameters, map_variables)
     token = current_step.set(step_context)
+    run_parameters: dict[str, Any] = {}
     try:
         synced: list[DataCatalog] = []
         produced: dict[str, Any] = {}
@@ -201,7 +202,11 @@ def execute_leaf(
             with contextlib.suppress(ExperimentTrackerError):
                 _record_metrics(context, step_log, step_context)
         if last.status == SUCCESS:
-            scopes.write_parameters(store, run_id, step_log.internal_name, produced)
+            if scopes.on_the_run(step_log.internal_name):
+                # Recorded with the step's log, at once: never the one without the other.
+                run_parameters = produced
+            else:
+                scopes.write_parameters(store, run_id, step_log.internal_name, produced)
             step_log.status = SUCCESS
             step_log.message = ""
         else:
@@ -220,7 +225,7 @@ def execute_leaf(
             "it depends on is only known afterwards, so its result is never reused"
         )
     context.observers.after_step(step_log=step_log, node=node, context=context)
-    store_final_step_log(context, step_log)
+    store_final_step_log(context, step_log, run_parameters)
     reuse.record_success(context, step_log)
     logger.debug("%s: record stored, %s", step_log.internal_name, step_log.status)
     return step_log

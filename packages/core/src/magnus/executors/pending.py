@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from magnus.runlog.models import FAIL
 
@@ -164,8 +164,11 @@ def write_pending_now() -> None:
         pending.write()
 
 
-def store_final_step_log(context: RunContext, step_log: StepLog) -> None:
-    """Store a leaf step's final log; a PROCESSING record still pending is dropped first.
+def store_final_step_log(
+    context: RunContext, step_log: StepLog, run_parameters: dict[str, Any] | None = None
+) -> None:
+    """Store a leaf step's final log, with the ``run_parameters`` it produced for the run (both
+    at once); a PROCESSING record still pending is dropped first.
 
     If the store refuses the final record, the step is recorded FAIL saying so, where the store
     still takes that: a step that ran never goes missing from the run log.
@@ -173,8 +176,12 @@ def store_final_step_log(context: RunContext, step_log: StepLog) -> None:
     pending = _pending.get()
     if pending is not None:
         pending.settle()
+    store = context.run_log_store
     try:
-        context.run_log_store.add_step_log(step_log, context.run_id)
+        if run_parameters:
+            store.add_step_log_and_parameters(step_log, context.run_id, run_parameters)
+        else:
+            store.add_step_log(step_log, context.run_id)
     except Exception as exc:
         unrecorded = step_log.model_copy(
             update={"status": FAIL, "message": f"magnus could not record how the step ended: {exc}"}

@@ -243,6 +243,19 @@ class BaseRunLogStore(BaseService):
         for branch_log in branch_logs:
             self.add_branch_log(branch_log, run_id)
 
+    def add_step_log_and_parameters(
+        self, step_log: StepLog, run_id: str, parameters: dict[str, Any]
+    ) -> None:
+        """Set the run's ``parameters`` (as :meth:`set_parameters`), then insert or replace
+        ``step_log``: how a top-level step that produced parameters is recorded as it ends.
+
+        The default makes the two calls; a store that keeps each record apart writes them at
+        once, under one hold of the run's lock, so a kill never leaves one without the other.
+        """
+        if parameters:
+            self.set_parameters(run_id, parameters)
+        self.add_step_log(step_log, run_id)
+
     # ------------------------------------------------------------------ fingerprint index
 
     def index_storage(self) -> RecordStorage | None:

@@ -550,6 +550,31 @@ class ChunkedRunLogStore(BaseRunLogStore):
                 lambda: self._check_new_step(storage, run_id, name),
             )
 
+    def add_step_log_and_parameters(
+        self, step_log: StepLog, run_id: str, parameters: dict[str, Any]
+    ) -> None:
+        """The parameters' records and the step's, written at once under one hold of the lock."""
+        storage = self.storage()
+        limit = storage.name_limit
+        name = step_log.internal_name
+        with storage.lock(run_id):
+            records: list[tuple[str, Any]] = []
+            for key, value in parameters.items():
+                record = chunk_record(PARAMETER, key, limit)
+                existing = self._read_chunk(storage, run_id, record)
+                if existing is None:
+                    self._require_run(storage, run_id)
+                stamp = next_stamp() if existing is None else existing[0]
+                records.append((record, encode_chunk({key: value}, stamp)))
+            record = chunk_record(STEP, name, limit)
+            existing = self._read_chunk(storage, run_id, record)
+            if existing is None:
+                self._check_new_step(storage, run_id, name)
+            stamp = next_stamp() if existing is None else existing[0]
+            records.append((record, encode_chunk(step_log.model_dump(exclude={"branches"}), stamp)))
+            self._drop_snapshot(storage, run_id)
+            storage.write_many(run_id, records)
+
     def get_branch_log(
         self, internal_branch_name: str, run_id: str, full: bool = True
     ) -> BranchLog | RunLog:

@@ -491,6 +491,26 @@ class RunLogStoreContract:
         with pytest.raises(StepLogNotFoundError):
             run_log_store.add_branch_logs([_branch(run_log_store, "nope.1")], RUN_ID)
 
+    def test_a_step_log_added_with_parameters_is_as_if_they_were_set_first(
+        self, run_log_store: BaseRunLogStore
+    ) -> None:
+        run_log_store.create_run_log(RUN_ID)
+        run_log_store.set_parameters(RUN_ID, {"x": 1, "y": "kept"})
+        run_log_store.add_step_log(_step(run_log_store, "first"), RUN_ID)
+        step = _step(run_log_store, "second", SUCCESS)
+        run_log_store.add_step_log_and_parameters(step, RUN_ID, {"x": 2, "z": [3]})
+        assert run_log_store.get_parameters(RUN_ID) == {"x": 2, "y": "kept", "z": [3]}
+        whole = run_log_store.get_run_log_by_id(RUN_ID, full=True)
+        assert list(whole.steps) == ["first", "second"]
+        assert whole.steps["second"].status == SUCCESS
+        # Replacing it keeps its place; without parameters it is add_step_log.
+        run_log_store.add_step_log_and_parameters(_step(run_log_store, "first", FAIL), RUN_ID, {})
+        whole = run_log_store.get_run_log_by_id(RUN_ID, full=True)
+        assert list(whole.steps) == ["first", "second"]
+        assert whole.steps["first"].status == FAIL
+        with pytest.raises(RunLogNotFoundError):
+            run_log_store.add_step_log_and_parameters(_step(run_log_store, "a"), "nope", {"x": 1})
+
     def test_nested_branches_are_assembled(self, run_log_store: BaseRunLogStore) -> None:
         run_log_store.create_run_log(RUN_ID)
         _build_nested(run_log_store, RUN_ID)
