@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from abc import abstractmethod
 from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -188,15 +189,26 @@ class ChunkedRunLogStore(BaseRunLogStore):
 
         The caller holds the run's lock, so reading the old stamp and writing are one step.
         """
-        existing = self._read_chunk(storage, run_id, record)
-        if existing is None:
-            if check_new is not None:
-                check_new()
-            stamp = next_stamp()
-        else:
-            stamp = existing[0]
+        chunk = self._stamped(storage, run_id, record, data, check_new)
         self._drop_snapshot(storage, run_id)
-        storage.write(run_id, record, encode_chunk(data, stamp))
+        storage.write(run_id, record, chunk)
+
+    def _stamped(
+        self,
+        storage: RecordStorage,
+        run_id: str,
+        record: str,
+        data: dict[str, Any],
+        check_new: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        """The chunk of ``data`` as ``record``, with the stamp of the one it replaces or a new
+        one (``check_new`` vets a new one); the caller holds the run's lock."""
+        existing = self._read_chunk(storage, run_id, record)
+        if existing is not None:
+            return encode_chunk(data, existing[0])
+        if check_new is not None:
+            check_new()
+        return encode_chunk(data, next_stamp())
 
     @staticmethod
     def _drop_snapshot(storage: RecordStorage, run_id: str) -> None:
@@ -557,21 +569,23 @@ class ChunkedRunLogStore(BaseRunLogStore):
         storage = self.storage()
         limit = storage.name_limit
         name = step_log.internal_name
+
+        def require_run() -> None:
+            self._require_run(storage, run_id)
+
+        def check_new_step() -> None:
+            self._check_new_step(storage, run_id, name)
+
         with storage.lock(run_id):
             records: list[tuple[str, Any]] = []
             for key, value in parameters.items():
                 record = chunk_record(PARAMETER, key, limit)
-                existing = self._read_chunk(storage, run_id, record)
-                if existing is None:
-                    self._require_run(storage, run_id)
-                stamp = next_stamp() if existing is None else existing[0]
-                records.append((record, encode_chunk({key: value}, stamp)))
+                records.append(
+                    (record, self._stamped(storage, run_id, record, {key: value}, require_run))
+                )
             record = chunk_record(STEP, name, limit)
-            existing = self._read_chunk(storage, run_id, record)
-            if existing is None:
-                self._check_new_step(storage, run_id, name)
-            stamp = next_stamp() if existing is None else existing[0]
-            records.append((record, encode_chunk(step_log.model_dump(exclude={"branches"}), stamp)))
+            data = step_log.model_dump(exclude={"branches"})
+            records.append((record, self._stamped(storage, run_id, record, data, check_new_step)))
             self._drop_snapshot(storage, run_id)
             storage.write_many(run_id, records)
 
@@ -630,21 +644,19 @@ class ChunkedRunLogStore(BaseRunLogStore):
         with storage.lock(run_id):
             checked: set[str] = set()
             records: list[tuple[str, Any]] = []
+
+            def check_new(name: str) -> None:
+                # The branches of one fan-out share their step: it is looked up once.
+                if parent_step_name(name) not in checked:
+                    self._check_new_branch(storage, run_id, name)
+                    checked.add(parent_step_name(name))
+
             for branch_log in branch_logs:
                 name = branch_log.internal_name
                 record = chunk_record(BRANCH, name, limit)
-                existing = self._read_chunk(storage, run_id, record)
-                if existing is None:
-                    # The branches of one fan-out share their step: it is looked up once.
-                    if parent_step_name(name) not in checked:
-                        self._check_new_branch(storage, run_id, name)
-                        checked.add(parent_step_name(name))
-                    stamp = next_stamp()
-                else:
-                    stamp = existing[0]
-                records.append(
-                    (record, encode_chunk(branch_log.model_dump(exclude={"steps"}), stamp))
-                )
+                data = branch_log.model_dump(exclude={"steps"})
+                chunk = self._stamped(storage, run_id, record, data, partial(check_new, name))
+                records.append((record, chunk))
             self._drop_snapshot(storage, run_id)
             storage.write_many(run_id, records)
 
