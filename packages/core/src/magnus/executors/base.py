@@ -83,7 +83,8 @@ class BaseExecutor(BaseService):
         step_log = context.run_log_store.create_step_log(node.name, name)
         step_log.step_type = node.node_type
         step_log.status = PROCESSING
-        step_log.code_identities = [identity.model_copy() for identity in context.code_identities]
+        # The run's identities are not changed once recorded: each step's list holds the same.
+        step_log.code_identities = list(context.code_identities)
         return step_log
 
     def execute_from_graph(

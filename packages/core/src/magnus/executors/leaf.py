@@ -131,7 +131,9 @@ def execute_leaf(
     catalog = context.catalog
     run_id = context.run_id
     parameters = scopes.read_parameters(store, run_id, step_log.internal_name)
-    logger.debug("%s: parameters read: %s", step_log.internal_name, ", ".join(parameters) or "none")
+    if logger.isEnabledFor(logging.DEBUG):
+        names = ", ".join(parameters) or "none"
+        logger.debug("%s: parameters read: %s", step_log.internal_name, names)
     if not context.runs_in_one_process:
         # Other processes of the run may have served secrets that this step could print.
         mask_secrets_served_in_run(context)
@@ -382,7 +384,7 @@ def _run_attempt(
     if get_error is None and task is not None:
         log = ExecutionLog()
         # Everything a task prints goes through masking streams: to the log and to the console.
-        consoles = [RedactingStream(sys.stdout), RedactingStream(sys.stderr)]
+        consoles = _consoles()
         task_input.console_out, task_input.console_err = (cast(IO[str], c) for c in consoles)
         output = RedactingStream(cast(TextIO, log))
         task_input.output = cast(IO[str], output)
@@ -428,6 +430,23 @@ def _run_attempt(
     if log is not None:
         _store_execution_log(context, node, map_variables, number, log)
     return attempt, produced, error
+
+
+# The masking streams over the console last made, with the streams they mask.
+_kept_consoles: list[tuple[Any, Any, list[RedactingStream]]] = []
+
+
+def _consoles() -> list[RedactingStream]:
+    """Masking streams over ``sys.stdout`` and ``sys.stderr``, kept while those are the same:
+    each attempt releases what they hold back, so the next starts as a new pair would."""
+    out, err = sys.stdout, sys.stderr
+    if _kept_consoles:
+        kept_out, kept_err, streams = _kept_consoles[0]
+        if kept_out is out and kept_err is err and not any(s.closed for s in streams):
+            return streams
+    streams = [RedactingStream(out), RedactingStream(err)]
+    _kept_consoles[:] = [(out, err, streams)]
+    return streams
 
 
 def _count_parameters_read(task_input: TaskInput, step_context: StepContext) -> None:
