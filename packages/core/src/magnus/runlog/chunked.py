@@ -317,7 +317,8 @@ class ChunkedRunLogStore(BaseRunLogStore):
                 return None
             return chunk[0], name, chunk[1] if convert is None else convert(record, chunk[1])
 
-        found = storage.map(read, self._chunk_names(storage, run_id, kind, under))
+        with storage.reading(run_id):
+            found = storage.map(read, self._chunk_names(storage, run_id, kind, under))
         chunks = [chunk for chunk in found if chunk is not None]
         chunks.sort(key=lambda chunk: chunk[:2])
         return chunks

@@ -269,6 +269,10 @@ class FolderStorage(RecordStorage):
         # made (the folders themselves only hold records of the layout before journals).
         ensure_folder(self._folder(run_id))
 
+    def reading(self, run_id: str) -> AbstractContextManager[None]:
+        # The journal is replayed once, at the first record read: not a stat per record.
+        return _Steady(self._journal(run_id))
+
     def lock(self, run_id: str) -> AbstractContextManager[None]:
         # No folder, no run: the lock file can only be made inside it. Once it is held nobody
         # else appends to the run's journal: its replay need not look at the file again.
@@ -279,6 +283,21 @@ class FolderStorage(RecordStorage):
             ),
             self._journal(run_id),
         )
+
+
+class _Steady:
+    """A run's journal looked at once for a ``with`` block (see ``RecordStorage.reading``)."""
+
+    __slots__ = ("_journal",)
+
+    def __init__(self, journal: RecordJournal) -> None:
+        self._journal = journal
+
+    def __enter__(self) -> None:
+        self._journal.hold()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._journal.release()
 
 
 class _RunLock:

@@ -7,7 +7,7 @@ may be added, none renamed. ``schema_version`` lets readers tell our records fro
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -263,13 +263,32 @@ def share_field_sets(record: _Record) -> None:
         shared = _ALL_FIELDS.get(model)
         if shared is None:
             shared = _ALL_FIELDS[model] = set(model.model_fields)
+            _NESTED[model] = _record_fields(model)
         if item.__pydantic_fields_set__ <= shared:
             object.__setattr__(item, "__pydantic_fields_set__", shared)
-        for value in item.__dict__.values():
+        values = item.__dict__
+        for name in _NESTED[model]:
+            value = values.get(name)
             if isinstance(value, _Record):
                 pending.append(value)
-            elif isinstance(value, list) and value and isinstance(value[0], _Record):
+            elif isinstance(value, list):
                 pending.extend(value)  # attempts, code identities, catalog entries
-            elif isinstance(value, dict) and value:
-                inner = value.values()  # steps, branches; parameters and metrics are not walked
-                pending.extend(inner if isinstance(next(iter(inner)), _Record) else ())
+            elif isinstance(value, dict):
+                pending.extend(value.values())  # steps, branches
+
+
+# Per record model, the fields that can hold records: only those are walked.
+_NESTED: dict[type[BaseModel], tuple[str, ...]] = {}
+
+
+def _record_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of ``model`` whose type names a record model (alone, in a list or a dict)."""
+
+    def names_record(annotation: Any) -> bool:
+        if isinstance(annotation, type) and issubclass(annotation, _Record):
+            return True
+        return any(names_record(argument) for argument in get_args(annotation))
+
+    return tuple(
+        name for name, field in model.model_fields.items() if names_record(field.annotation)
+    )

@@ -59,7 +59,8 @@ class RecordJournal:
         self._inode: int | None = None
         self._offset = 0  # bytes of complete lines replayed
         # While this process holds the run's lock nobody else can append: once replayed up to
-        # the end, the replay stays current without looking at the file again.
+        # the end, the replay stays current without looking at the file again. A reader of many
+        # records holds it the same way (FolderStorage.reading): they are read as of one moment.
         self._holds = 0
         self._current = False
         # folder -> file name -> entry: listing a folder does not walk the others' records.
@@ -96,7 +97,8 @@ class RecordJournal:
         self._current = False
 
     def hold(self) -> None:
-        """The run's lock is now held by this process (see ``_holds``); :meth:`release` ends it."""
+        """The run's lock is now held by this process (see ``_holds``), or it reads many records
+        as of one moment; :meth:`release` ends it."""
         with self._guard:
             self._holds += 1
             self._current = False

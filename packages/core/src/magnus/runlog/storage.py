@@ -97,6 +97,12 @@ class RecordStorage(ABC):
         """Make room for a run's records (its folders); nothing to do for most storages."""
         return None
 
+    def reading(self, run_id: str) -> AbstractContextManager[None]:
+        """Many records of the run are about to be read (a whole run, a composite's branches):
+        a storage may look for changes once, as the block starts, rather than at every record,
+        so that the records read agree with each other. The default does nothing."""
+        return nullcontext()
+
     def lock(self, run_id: str) -> AbstractContextManager[None]:
         """Hold off other writers of the run for the ``with`` block (not re-entrant).
 
