@@ -231,3 +231,27 @@ def test_a_branch_status_is_set_alone(
     store.update_branch_log_status("", "map", SUCCESS)
     ended = store.get_run_log_by_id("map", full=False)
     assert (ended.status, bool(ended.end_time)) == (SUCCESS, True)
+
+
+@pytest.mark.parametrize("elements", [5, 50])
+def test_a_run_read_whole_looks_at_its_journal_a_constant_number_of_times(
+    elements: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _map_run(ChunkedFileSystemRunLogStore(log_folder=str(tmp_path)), elements)
+    stats: list[str] = []
+    real_stat = os.stat
+
+    def counted(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if str(path).endswith("records.journal"):
+            stats.append(str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", counted)
+    # A storage of its own, as another process reading the run would have.
+    reader = FolderStorage(tmp_path)
+    store = ChunkedFileSystemRunLogStore(log_folder=str(tmp_path))
+    monkeypatch.setattr(type(store), "storage", lambda self: reader)
+    run_log = store.get_run_log_by_id("map", full=True)
+    assert len(run_log.steps["fan"].branches) == elements
+    # Once per kind of record read (parameters, steps, branches), not once per record.
+    assert len(stats) <= 3, stats
