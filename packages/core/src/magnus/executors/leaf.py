@@ -432,21 +432,19 @@ def _run_attempt(
     return attempt, produced, error
 
 
-# The masking streams over the console last made, with the streams they mask.
-_kept_consoles: list[tuple[Any, Any, list[RedactingStream]]] = []
+# The masking streams over the console last made (each knows the stream it masks).
+_kept_consoles: list[RedactingStream] = []
 
 
 def _consoles() -> list[RedactingStream]:
     """Masking streams over ``sys.stdout`` and ``sys.stderr``, kept while those are the same:
     each attempt releases what they hold back, so the next starts as a new pair would."""
     out, err = sys.stdout, sys.stderr
-    if _kept_consoles:
-        kept_out, kept_err, streams = _kept_consoles[0]
-        if kept_out is out and kept_err is err and not any(s.closed for s in streams):
-            return streams
-    streams = [RedactingStream(out), RedactingStream(err)]
-    _kept_consoles[:] = [(out, err, streams)]
-    return streams
+    kept = _kept_consoles
+    other = not kept or kept[0].wrapped is not out or kept[1].wrapped is not err
+    if other or any(stream.closed for stream in kept):
+        kept[:] = [RedactingStream(out), RedactingStream(err)]
+    return kept
 
 
 def _count_parameters_read(task_input: TaskInput, step_context: StepContext) -> None:

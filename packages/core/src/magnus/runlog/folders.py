@@ -281,7 +281,7 @@ class FolderStorage(RecordStorage):
                 self._top_path(run_id, LOCK_FILE),
                 missing=lambda: RunLogNotFoundError(run_id, where=self.location(run_id)),
             ),
-            self._journal(run_id),
+            _Steady(self._journal(run_id)),
         )
 
 
@@ -301,21 +301,22 @@ class _Steady:
 
 
 class _RunLock:
-    """A run's lock held, and its journal told so, for a ``with`` block."""
+    """A run's lock held, and its journal steady meanwhile (nobody else can append), for a
+    ``with`` block."""
 
-    __slots__ = ("_journal", "_lock")
+    __slots__ = ("_lock", "_steady")
 
-    def __init__(self, lock: ExclusiveLock, journal: RecordJournal) -> None:
+    def __init__(self, lock: ExclusiveLock, steady: _Steady) -> None:
         self._lock = lock
-        self._journal = journal
+        self._steady = steady
 
     def __enter__(self) -> None:
         self._lock.__enter__()
-        self._journal.hold()
+        self._steady.__enter__()
 
     def __exit__(self, *exc_info: object) -> None:
         try:
-            self._journal.release()
+            self._steady.__exit__(*exc_info)
         finally:
             self._lock.__exit__(*exc_info)
 

@@ -50,7 +50,7 @@ class _Exports:
     """The variables this process exported for tasks and has not taken back."""
 
     def __init__(self) -> None:
-        self.runs = 0  # how many runs keep their exports (nested: the SDK inside a task)
+        self.runs = 0  # how many runs of this process are under way, keeping their exports
         self.texts: dict[str, str] = {}  # name -> the text exported
         self.held: dict[str, Any] = {}  # name -> what the environment held right after
         self.encoded: dict[str, bytes] = {}
